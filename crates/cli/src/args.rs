@@ -1,0 +1,82 @@
+//! The command line, parsed by clap's derive. Global options may stand before or after the
+//! command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// noisescope: a GPU-accelerated harness for studying the noise of stochastic gradient descent.
+#[derive(Debug, Parser)]
+#[command(name = "noisescope", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Compute backend: ndarray (CPU) or wgpu (GPU through Vulkan, Metal or DX12).
+    #[arg(long, global = true, value_enum, default_value_t = BackendKind::Ndarray, env = "NOISESCOPE_BACKEND")]
+    pub backend: BackendKind,
+    /// Which device of the backend, for a machine with several GPUs (see `noisescope devices`).
+    #[arg(long, global = true, value_name = "N")]
+    pub device: Option<usize>,
+    /// Folder holding datasets (`<DIR>/<name>/` or the files themselves); searched before
+    /// $NOISESCOPE_DATA, ./datasets and /usr/share/datasets.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print results as JSON on stdout (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The compute backends this build may know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// burn's ndarray backend on the CPU.
+    Ndarray,
+    /// burn's wgpu backend on a GPU.
+    Wgpu,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Datasets: list, fetch, verify and describe them.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// List the datasets noisescope knows and where each is found.
+    List,
+    /// Download datasets from their canonical mirrors, verifying every file.
+    Fetch {
+        /// Dataset names (mnist, fashion-mnist).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Base URL to download from instead of the registry's mirrors (repeatable).
+        #[arg(long, value_name = "URL")]
+        mirror: Vec<String>,
+    },
+    /// Check every file of the named datasets (default: all that are present) against the
+    /// registry's sha256 checksums, IDX structure and sample counts.
+    Verify {
+        /// Dataset names.
+        names: Vec<String>,
+        /// Accept a .gz that is not a known copy when its decompressed contents verify.
+        #[arg(long)]
+        any_gzip: bool,
+    },
+    /// Samples per class and pixel mean and standard deviation of a dataset.
+    Info {
+        /// Dataset name.
+        name: String,
+    },
+}

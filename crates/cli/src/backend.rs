@@ -1,0 +1,97 @@
+//! Turning `--backend` and `--device` into a burn `Device`, with an error (not a panic) for a
+//! backend this build lacks or a device that is not there.
+
+use anyhow::{Result, bail};
+use burn::prelude::Device;
+
+use crate::args::BackendKind;
+
+/// An opened device and how to name it in logs.
+pub struct Opened {
+    /// The burn device.
+    pub device: Device,
+    /// `ndarray (CPU)` or the adapter's name.
+    pub description: String,
+}
+
+/// Opens device `index` (default 0) of `kind`.
+pub fn open(kind: BackendKind, index: Option<usize>) -> Result<Opened> {
+    match kind {
+        BackendKind::Ndarray => open_ndarray(index),
+        BackendKind::Wgpu => open_wgpu(index),
+    }
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; it is still the faster f64 CPU path here.
+fn open_ndarray(index: Option<usize>) -> Result<Opened> {
+    if let Some(i) = index.filter(|&i| i != 0) {
+        bail!("the ndarray backend has one device (0), not {i}");
+    }
+    Ok(Opened {
+        device: Device::ndarray(),
+        description: "ndarray (CPU)".into(),
+    })
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn open_ndarray(_: Option<usize>) -> Result<Opened> {
+    bail!(
+        "this noisescope was built without the ndarray backend; rebuild with `--features ndarray`"
+    )
+}
+
+#[cfg(feature = "wgpu")]
+fn open_wgpu(index: Option<usize>) -> Result<Opened> {
+    use burn::tensor::DeviceType;
+    use cubecl_wgpu::{AutoGraphicsApi, Backend, GraphicsApi};
+    // burn settles on Vulkan, DX12 or Metal when one reaches an adapter and falls back to
+    // OpenGL otherwise. On OpenGL (Mesa's llvmpipe) burn 0.22's kernels were seen to return
+    // wrong sums, so noisescope refuses it rather than report wrong numbers.
+    if AutoGraphicsApi::backend() == Backend::Gl {
+        bail!(
+            "the wgpu backend found no Vulkan, Metal or DX12 adapter, only OpenGL, where burn 0.22's kernels \
+             give wrong results (mnist-small's pixel mean came out 0.0434 on llvmpipe's OpenGL, 0.1302 on the CPU). \
+             On Linux install the Vulkan loader and a driver (`apt-get install libvulkan1` and your GPU's driver, \
+             or `mesa-vulkan-drivers` for the CPU rasterizer lavapipe), or use `--backend ndarray`"
+        );
+    }
+    let devices: Vec<Device> = Device::enumerate(DeviceType::Wgpu).into_iter().collect();
+    if devices.is_empty() {
+        bail!(
+            "the wgpu backend found no GPU adapter. It needs Vulkan (Linux), Metal (macOS) or DX12 (Windows): \
+             on Linux install the Vulkan loader and a driver (`apt-get install libvulkan1` and your GPU's driver, \
+             or `mesa-vulkan-drivers` for the CPU rasterizer lavapipe), or use `--backend ndarray`"
+        );
+    }
+    let i = index.unwrap_or(0);
+    let names: Vec<String> = devices.iter().map(describe).collect();
+    let Some(device) = devices.get(i).cloned() else {
+        bail!(
+            "wgpu device {i} does not exist; found {}:\n{}",
+            devices.len(),
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("  {k}: {n}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    };
+    Ok(Opened {
+        device,
+        description: format!("wgpu {i}: {}", names[i]),
+    })
+}
+
+#[cfg(feature = "wgpu")]
+fn describe(d: &Device) -> String {
+    d.identity()
+        .map(|id| format!("{} [{}]", id.name, id.fingerprint))
+        .unwrap_or_else(|| format!("{d:?}"))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn open_wgpu(_: Option<usize>) -> Result<Opened> {
+    bail!("this noisescope was built without the wgpu backend; rebuild with `--features wgpu`")
+}
