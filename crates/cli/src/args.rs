@@ -50,6 +50,15 @@ pub enum Command {
     /// Datasets: list, fetch, verify and describe them.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Time a gradient against Hessian-vector and Gauss-Newton products on the chosen backend.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Smaller sizes (tanh 784-512-10, N = 200, 3 repetitions) for a quick look on a CPU.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Debug, Subcommand)]

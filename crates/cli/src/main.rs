@@ -3,6 +3,7 @@
 
 mod args;
 mod backend;
+mod bench_cmd;
 mod data_cmd;
 mod output;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match &cli.command {
         args::Command::Data(cmd) => data_cmd::run(&cli.global, cmd),
+        args::Command::Bench(a) => bench_cmd::run(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

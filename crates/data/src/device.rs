@@ -87,6 +87,16 @@ impl DeviceDataset {
         }
     }
 
+    /// The class labels as one regression target per sample, y = label ∈ {0, 1, …}, [n, 1]:
+    /// what a single-output net trained by (clipped) MSE on a binary task fits. Labels stay.
+    pub fn with_label_targets(mut self) -> Self {
+        if let Some(labels) = &self.labels {
+            let dtype = self.x.dtype();
+            self.y = Some(labels.clone().float().cast(dtype).reshape([self.n, 1]));
+        }
+        self
+    }
+
     /// The samples at `indices` (repeats allowed), gathered on the device.
     pub fn gather(&self, indices: &[usize]) -> Self {
         let device = self.x.device();

@@ -1,5 +1,37 @@
-//! noisescope's networks over a flat parameter vector θ: layers with forward, backward,
-//! R-forward and R-backward passes; losses; the model zoo; gradients, per-sample-gradient
-//! factors, Hessian- and Gauss-Newton-vector products (see `docs/architecture.md`).
-//! Empty until the Models issue lands.
+//! noisescope's networks over a flat parameter vector θ, with exact gradients, per-sample
+//! gradients, Hessian-vector and Gauss-Newton-vector products for blocks of directions, and
+//! exact sampling from N(0, G_F), all written once in burn tensor ops for every backend.
+//!
+//! Each layer carries its own forward, backward, R-forward and R-backward passes (one file per
+//! layer); [`Net`] chains them. burn has only first-order autodiff, so second order comes from
+//! Pearlmutter's R-operator rather than from differentiating twice.
 #![warn(missing_docs)]
+
+mod activation;
+mod conv;
+mod dense;
+mod fixed;
+mod init;
+mod layer;
+mod layout;
+mod loss;
+mod net;
+mod pool;
+mod zoo;
+
+#[cfg(test)]
+mod backends;
+#[cfg(test)]
+mod testing;
+
+pub use activation::{Activation, ActivationKind};
+pub use conv::Conv2d;
+pub use dense::Dense;
+pub use fixed::{Bias, FrozenLinear};
+pub use init::Init;
+pub use layer::{Backward, Layer, LayerIo, RBackward, RIo};
+pub use layout::{Block, Layout};
+pub use loss::Loss;
+pub use net::Net;
+pub use pool::MaxPool2;
+pub use zoo::{ModelError, ModelSpec};

@@ -1,0 +1,136 @@
+//! Element-wise activation a = φ(z), without parameters.
+//!
+//! - backward: δ_z = φ'(z) ⊙ δ_a
+//! - R-forward: R a = φ'(z) ⊙ R z
+//! - R-backward: R δ_z = φ'(z) ⊙ R δ_a + φ''(z) ⊙ R z ⊙ δ_a (Gauss-Newton: without the φ'' term)
+//!
+//! tanh: φ' = 1 − a², φ'' = −2a(1 − a²). ReLU: φ' = 1[z > 0], φ'' = 0 (almost everywhere).
+//! Identity: φ' = 1, φ'' = 0.
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, indicator, lift};
+
+/// Which φ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationKind {
+    /// tanh.
+    Tanh,
+    /// max(z, 0).
+    Relu,
+    /// z.
+    Identity,
+}
+
+/// An activation layer over `features` features.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    name: String,
+    kind: ActivationKind,
+    features: usize,
+}
+
+impl Activation {
+    /// φ over `features` features.
+    pub fn new(name: impl Into<String>, kind: ActivationKind, features: usize) -> Self {
+        Activation {
+            name: name.into(),
+            kind,
+            features,
+        }
+    }
+
+    /// φ'(z), [n, f]; `None` for the identity.
+    fn slope(&self, io: &LayerIo) -> Option<Tensor<2>> {
+        match self.kind {
+            ActivationKind::Tanh => Some(io.a_out.clone().powi_scalar(2).neg() + 1.0),
+            ActivationKind::Relu => Some(indicator(io.a_in.clone().greater_elem(0.0), io.a_in)),
+            ActivationKind::Identity => None,
+        }
+    }
+
+    /// φ''(z), [n, f]; `None` where it vanishes.
+    fn curvature(&self, io: &LayerIo) -> Option<Tensor<2>> {
+        match self.kind {
+            ActivationKind::Tanh => {
+                let a = io.a_out.clone();
+                Some((a.clone().powi_scalar(2).neg() + 1.0) * a * (-2.0))
+            }
+            ActivationKind::Relu | ActivationKind::Identity => None,
+        }
+    }
+}
+
+impl Layer for Activation {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn in_dim(&self) -> usize {
+        self.features
+    }
+
+    fn out_dim(&self) -> usize {
+        self.features
+    }
+
+    fn n_params(&self) -> usize {
+        0
+    }
+
+    fn forward(&self, _: Option<&Tensor<1>>, z: Tensor<2>) -> Tensor<2> {
+        match self.kind {
+            ActivationKind::Tanh => z.tanh(),
+            ActivationKind::Relu => relu(z),
+            ActivationKind::Identity => z,
+        }
+    }
+
+    fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        Backward {
+            grad: None,
+            delta_in: need_delta_in.then(|| match self.slope(&io) {
+                Some(s) => s * delta,
+                None => delta,
+            }),
+        }
+    }
+
+    fn per_sample_grads(&self, _: LayerIo, _: &Tensor<2>) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
+        let rz = r.ra_in?.clone();
+        Some(match self.slope(&io) {
+            Some(s) => lift(&s) * rz,
+            None => rz,
+        })
+    }
+
+    fn r_backward(
+        &self,
+        io: LayerIo,
+        r: RIo,
+        delta: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need_delta_in: bool,
+    ) -> RBackward {
+        let delta_in = need_delta_in.then(|| {
+            let mut rd = match self.slope(&io) {
+                Some(s) => lift(&s) * r_delta,
+                None => r_delta,
+            };
+            if let (Some(delta), Some(c), Some(rz)) = (delta, self.curvature(&io), r.ra_in) {
+                rd = rd + lift(&(c * delta.clone())) * rz.clone();
+            }
+            rd
+        });
+        RBackward {
+            grad: None,
+            delta_in,
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! 2-D convolution, valid padding, stride 1: z = W ⊛ a + b with W [c_o, c_i, kh, kw], b [c_o];
+//! θ_l = [vec(W); b]. Activations travel flat as [n, c·h·w] and are reshaped here.
+//!
+//! With the patches P = unfold(a), [n, c_i·kh·kw, L] (L = h'·w' output positions), a
+//! convolution is the dense map z_n = W P_n + b per position, so every pass is the dense
+//! layer's formula over (sample, position) pairs:
+//! - backward: g_W = Σ_{n,l} δ P_ᵀ, g_b = Σ_{n,l} δ, δ_in = fold(Wᵀ δ)
+//! - per sample: g_W,n = δ_n P_nᵀ (the per-sample gradients are small and materialized)
+//! - R-forward: R z = W ⊛ R a + V_W ⊛ a + V_b
+//! - R-backward: R g_W = Σ R δ Pᵀ + Σ δ (R P)ᵀ, R g_b = Σ R δ, R δ_in = fold(Wᵀ R δ + V_Wᵀ δ)
+//!   (Gauss-Newton: without the δ terms)
+
+use burn::prelude::*;
+use burn::tensor::module::{conv2d, fold4d, unfold4d};
+use burn::tensor::ops::{ConvOptions, UnfoldOptions};
+
+use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+
+/// A valid, stride-1 convolution on `[c_i, h, w]` inputs.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    name: String,
+    c_in: usize,
+    c_out: usize,
+    kernel: [usize; 2],
+    input: [usize; 2],
+}
+
+fn unfold_options() -> UnfoldOptions {
+    UnfoldOptions::new([1, 1], [0, 0], [1, 1])
+}
+
+impl Conv2d {
+    /// c_in → c_out channels with a kh × kw kernel, on h × w inputs.
+    pub fn new(
+        name: impl Into<String>,
+        c_in: usize,
+        c_out: usize,
+        kernel: [usize; 2],
+        input: [usize; 2],
+    ) -> Self {
+        assert!(
+            kernel[0] <= input[0] && kernel[1] <= input[1],
+            "kernel larger than input"
+        );
+        Conv2d {
+            name: name.into(),
+            c_in,
+            c_out,
+            kernel,
+            input,
+        }
+    }
+
+    /// Output height and width.
+    pub fn output(&self) -> [usize; 2] {
+        [
+            self.input[0] - self.kernel[0] + 1,
+            self.input[1] - self.kernel[1] + 1,
+        ]
+    }
+
+    /// c_i · kh · kw, the length of one patch.
+    fn patch(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+
+    fn positions(&self) -> usize {
+        let [h, w] = self.output();
+        h * w
+    }
+
+    fn image(&self, a: Tensor<2>) -> Tensor<4> {
+        let n = a.dims()[0];
+        a.reshape([n, self.c_in, self.input[0], self.input[1]])
+    }
+
+    /// W [c_o, c_i, kh, kw] and b [c_o].
+    fn weights(&self, theta: &Tensor<1>) -> (Tensor<4>, Tensor<1>) {
+        let p = self.c_out * self.patch();
+        let w = theta.clone().narrow(0, 0, p).reshape([
+            self.c_out,
+            self.c_in,
+            self.kernel[0],
+            self.kernel[1],
+        ]);
+        (w, theta.clone().narrow(0, p, self.c_out))
+    }
+
+    /// P = unfold(a), [n, c_i·kh·kw, L].
+    fn patches(&self, a: &Tensor<2>) -> Tensor<3> {
+        unfold4d(self.image(a.clone()), self.kernel, unfold_options())
+    }
+
+    /// fold of columns [m, c_i·kh·kw, L] back to images, flat [m, c_i·h·w].
+    fn fold(&self, cols: Tensor<3>) -> Tensor<2> {
+        let m = cols.dims()[0];
+        fold4d(cols, self.input, self.kernel, unfold_options())
+            .reshape([m, self.c_in * self.input[0] * self.input[1]])
+    }
+
+    /// [k, n, c_o·L] → [k, c_o, n·L]: channels first, (sample, position) pairs flattened.
+    fn by_channel(&self, t: Tensor<3>) -> Tensor<3> {
+        let [k, n, _] = t.dims();
+        t.reshape([k, n, self.c_out, self.positions()])
+            .swap_dims(1, 2)
+            .reshape([k, self.c_out, n * self.positions()])
+    }
+
+    /// Patches as [n·L, c_i·kh·kw].
+    fn patch_rows(&self, p: Tensor<3>) -> Tensor<2> {
+        let n = p.dims()[0];
+        p.swap_dims(1, 2)
+            .reshape([n * self.positions(), self.patch()])
+    }
+
+    /// Wᵀ-columns of cotangents t [m, c_o·L] with weights w [c_o, c_i·kh·kw]: fold(Wᵀ t).
+    fn transpose_conv(&self, w_flat: Tensor<2>, t: Tensor<2>) -> Tensor<2> {
+        let m = t.dims()[0];
+        let cols = w_flat
+            .transpose()
+            .matmul(
+                t.reshape([m, self.c_out, self.positions()])
+                    .swap_dims(0, 1)
+                    .reshape([self.c_out, m * self.positions()]),
+            )
+            .reshape([self.patch(), m, self.positions()])
+            .swap_dims(0, 1);
+        self.fold(cols)
+    }
+}
+
+impl Layer for Conv2d {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn in_dim(&self) -> usize {
+        self.c_in * self.input[0] * self.input[1]
+    }
+
+    fn out_dim(&self) -> usize {
+        self.c_out * self.positions()
+    }
+
+    fn n_params(&self) -> usize {
+        self.c_out * self.patch() + self.c_out
+    }
+
+    fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
+        let (w, b) = self.weights(theta.expect("a convolution has parameters"));
+        let n = a_in.dims()[0];
+        conv2d(
+            self.image(a_in),
+            w,
+            Some(b),
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        )
+        .reshape([n, self.out_dim()])
+    }
+
+    fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
+        let n = delta.dims()[0];
+        let d = self
+            .by_channel(delta.clone().unsqueeze_dim(0))
+            .reshape([self.c_out, n * self.positions()]);
+        let gw = d
+            .clone()
+            .matmul(self.patch_rows(self.patches(io.a_in)))
+            .reshape([self.c_out * self.patch()]);
+        let gb = d.sum_dim(1).reshape([self.c_out]);
+        Backward {
+            grad: Some(Tensor::cat(vec![gw, gb], 0)),
+            delta_in: need_delta_in
+                .then(|| self.transpose_conv(w.reshape([self.c_out, self.patch()]), delta)),
+        }
+    }
+
+    fn per_sample_grads(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>> {
+        let n = delta.dims()[0];
+        let d = delta.clone().reshape([n, self.c_out, self.positions()]);
+        // [n, c_o, L] @ [n, L, c_i·kh·kw] → [n, c_o, c_i·kh·kw].
+        let gw = d
+            .clone()
+            .matmul(self.patches(io.a_in).swap_dims(1, 2))
+            .reshape([n, self.c_out * self.patch()]);
+        let gb = d.sum_dim(2).reshape([n, self.c_out]);
+        Some(Tensor::cat(vec![gw, gb], 1))
+    }
+
+    fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
+        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
+        let n = io.a_in.dims()[0];
+        let opts = || ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let from_input = r.ra_in.map(|ra| {
+            let k = ra.dims()[0];
+            let x = ra.clone().reshape([k * n, self.in_dim()]);
+            conv2d(self.image(x), w.clone(), None, opts()).reshape([k, n, self.out_dim()])
+        });
+        let from_params = r.v.map(|v| {
+            let k = v.dims()[0];
+            let p = self.c_out * self.patch();
+            // The k weight directions as k·c_o output channels of one convolution.
+            let vw = v.clone().narrow(1, 0, p).reshape([
+                k * self.c_out,
+                self.c_in,
+                self.kernel[0],
+                self.kernel[1],
+            ]);
+            let vb = v.clone().narrow(1, p, self.c_out).reshape([k * self.c_out]);
+            conv2d(self.image(io.a_in.clone()), vw, Some(vb), opts())
+                .reshape([n, k, self.out_dim()])
+                .swap_dims(0, 1)
+        });
+        match (from_input, from_params) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn r_backward(
+        &self,
+        io: LayerIo,
+        r: RIo,
+        delta: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need_delta_in: bool,
+    ) -> RBackward {
+        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
+        let [k, n, _] = r_delta.dims();
+        let (pl, cp) = (n * self.positions(), self.patch());
+        let rd = self.by_channel(r_delta.clone()); // [k, c_o, n·L]
+        let mut rgw = rd
+            .clone()
+            .reshape([k * self.c_out, pl])
+            .matmul(self.patch_rows(self.patches(io.a_in)))
+            .reshape([k, self.c_out * cp]);
+        if let (Some(delta), Some(ra)) = (delta, r.ra_in) {
+            let d = self
+                .by_channel(delta.clone().unsqueeze_dim(0))
+                .reshape([self.c_out, pl]);
+            let rp = self.patches(&ra.clone().reshape([k * n, self.in_dim()])); // [k·n, cp, L]
+            let rp_rows = rp
+                .reshape([k, n, cp, self.positions()])
+                .permute([1, 3, 0, 2])
+                .reshape([pl, k * cp]);
+            let cross = d
+                .matmul(rp_rows)
+                .reshape([self.c_out, k, cp])
+                .swap_dims(0, 1)
+                .reshape([k, self.c_out * cp]);
+            rgw = rgw + cross;
+        }
+        let rgb = rd.sum_dim(2).reshape([k, self.c_out]);
+        let delta_in = need_delta_in.then(|| {
+            let w_flat = w.reshape([self.c_out, cp]);
+            let mut out = self
+                .transpose_conv(w_flat, r_delta.reshape([k * n, self.out_dim()]))
+                .reshape([k, n, self.in_dim()]);
+            if let (Some(delta), Some(v)) = (delta, r.v) {
+                // V_Wᵀ δ for all k: [k·cp, c_o] @ [c_o, n·L] → [k, n, cp, L] → fold.
+                let vw = v
+                    .clone()
+                    .narrow(1, 0, self.c_out * cp)
+                    .reshape([k, self.c_out, cp]);
+                let d = self
+                    .by_channel(delta.clone().unsqueeze_dim(0))
+                    .reshape([self.c_out, pl]);
+                let cols = vw
+                    .swap_dims(1, 2)
+                    .reshape([k * cp, self.c_out])
+                    .matmul(d)
+                    .reshape([k, cp, n, self.positions()])
+                    .swap_dims(1, 2)
+                    .reshape([k * n, cp, self.positions()]);
+                out = out + self.fold(cols).reshape([k, n, self.in_dim()]);
+            }
+            out
+        });
+        RBackward {
+            grad: Some(Tensor::cat(vec![rgw, rgb], 1)),
+            delta_in,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The one trait every layer implements: forward, backward, per-sample gradients, R-forward
+//! and R-backward, each written with burn tensor ops for any backend.
+//!
+//! Shape letters used in every layer file: n samples, k directions, i input features of the
+//! layer, o output features, D_l parameters of the layer. Activations travel between layers as
+//! `[n, features]` (a convolution reshapes to `[n, c, h, w]` inside); R-quantities (directional
+//! derivatives along k directions at once) as `[k, n, features]`. A `None` R-quantity is zero,
+//! so the first layer's input (data, independent of θ) costs nothing.
+//!
+//! The network chains the passes; a layer sees only its own slice of θ and of each direction.
+
+use burn::prelude::*;
+
+/// What a layer's passes read: its parameters and the activations the forward pass produced.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerIo<'a> {
+    /// θ_l, the layer's slice of θ, [D_l]; `None` for a layer without parameters.
+    pub theta: Option<&'a Tensor<1>>,
+    /// Input a_in, [n, i].
+    pub a_in: &'a Tensor<2>,
+    /// Output a_out, [n, o].
+    pub a_out: &'a Tensor<2>,
+}
+
+/// The directions of an R-pass as a layer sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct RIo<'a> {
+    /// R a_in = J_a_in · V, [k, n, i]; `None` when zero.
+    pub ra_in: Option<&'a Tensor<3>>,
+    /// V_l, the layer's slice of the k directions, [k, D_l]; `None` without parameters.
+    pub v: Option<&'a Tensor<2>>,
+}
+
+/// The result of a backward pass through one layer.
+#[derive(Debug, Clone)]
+pub struct Backward {
+    /// The parameter part Σ_n J_θᵀ δ, [D_l]; `None` without parameters.
+    pub grad: Option<Tensor<1>>,
+    /// δ_in = J_aᵀ δ_out, [n, i]; `None` when not asked for.
+    pub delta_in: Option<Tensor<2>>,
+}
+
+/// The result of an R-backward pass through one layer.
+#[derive(Debug, Clone)]
+pub struct RBackward {
+    /// R(Σ_n J_θᵀ δ), [k, D_l]; `None` without parameters.
+    pub grad: Option<Tensor<2>>,
+    /// R δ_in, [k, n, i]; `None` when not asked for.
+    pub delta_in: Option<Tensor<3>>,
+}
+
+/// A layer of a network over a flat θ.
+pub trait Layer: std::fmt::Debug + Send + Sync {
+    /// Short name for layouts and messages (`dense0`).
+    fn name(&self) -> &str;
+
+    /// Input features i per sample.
+    fn in_dim(&self) -> usize;
+
+    /// Output features o per sample.
+    fn out_dim(&self) -> usize;
+
+    /// Parameters D_l (0 for activations, pooling and frozen layers).
+    fn n_params(&self) -> usize;
+
+    /// Forward: a_out = f(a_in; θ_l).
+    ///
+    /// # Shapes
+    /// a_in [n, i] → [n, o].
+    fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2>;
+
+    /// Backward (vector-Jacobian product): Σ_n J_θᵀ δ_out ([D_l]) and, when `need_delta_in`,
+    /// δ_in = J_aᵀ δ_out ([n, i]).
+    fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward;
+
+    /// Per-sample gradients J_θ,nᵀ δ_n for every sample n, [n, D_l]; `None` without
+    /// parameters.
+    fn per_sample_grads(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>>;
+
+    /// R-forward (Jacobian-vector product): R a_out = J_a R a_in + J_θ V_l, [k, n, o]; `None`
+    /// when both terms are zero.
+    fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>>;
+
+    /// R-backward: the derivative of the backward pass along (R a_in, V_l).
+    ///
+    /// Returns R(Σ_n J_θᵀ δ) [k, D_l] and, when `need_delta_in`, R δ_in [k, n, i]. `delta` is
+    /// δ_out [n, o]; `None` drops the terms that hold δ itself (the layer's second
+    /// derivatives), which turns the Hessian-vector product into the Gauss-Newton product
+    /// JᵀΛJ V.
+    fn r_backward(
+        &self,
+        io: LayerIo,
+        r: RIo,
+        delta: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need_delta_in: bool,
+    ) -> RBackward;
+}
+
+/// 1 where `mask` holds, else 0, in the dtype of `like`.
+pub(crate) fn indicator<const D: usize>(mask: Tensor<D, Bool>, like: &Tensor<D>) -> Tensor<D> {
+    mask.float().cast(like.dtype())
+}
+
+/// `[n, f]` → `[1, n, f]`, to broadcast against `[k, n, f]`.
+pub(crate) fn lift(t: &Tensor<2>) -> Tensor<3> {
+    t.clone().unsqueeze_dim(0)
+}

@@ -1,0 +1,144 @@
+//! 2 × 2 max-pooling with stride 2 over `[c, h, w]` inputs (h, w even), without parameters.
+//!
+//! The pass routes by the forward pass's argmax indices m: z = a[m]. It is piecewise linear,
+//! so its R-passes are its passes: R z = (R a)[m]; δ_in = scatter of δ to m; R δ_in = scatter
+//! of R δ to m. The indices are recomputed from a_in by each pass (one cheap pooling) rather
+//! than cached, so layers keep one signature.
+
+use burn::prelude::*;
+use burn::tensor::module::{max_pool2d_with_indices, max_pool2d_with_indices_backward};
+use burn::tensor::ops::MaxPoolOptions;
+
+use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+
+/// 2 × 2 max-pooling.
+#[derive(Debug, Clone)]
+pub struct MaxPool2 {
+    name: String,
+    channels: usize,
+    input: [usize; 2],
+}
+
+impl MaxPool2 {
+    /// Pooling of `channels` planes of h × w (both even).
+    pub fn new(name: impl Into<String>, channels: usize, input: [usize; 2]) -> Self {
+        assert!(
+            input[0] % 2 == 0 && input[1] % 2 == 0,
+            "2×2 pooling needs even sizes"
+        );
+        MaxPool2 {
+            name: name.into(),
+            channels,
+            input,
+        }
+    }
+
+    /// Output height and width.
+    pub fn output(&self) -> [usize; 2] {
+        [self.input[0] / 2, self.input[1] / 2]
+    }
+
+    fn image(&self, a: Tensor<2>) -> Tensor<4> {
+        let n = a.dims()[0];
+        a.reshape([n, self.channels, self.input[0], self.input[1]])
+    }
+
+    /// Argmax indices [n, c, h/2, w/2], flat positions h·W + w in each input plane.
+    fn indices(&self, a_in: &Tensor<2>) -> Tensor<4, Int> {
+        max_pool2d_with_indices(self.image(a_in.clone()), MaxPoolOptions::new([2, 2])).1
+    }
+
+    /// Scatters cotangents t [m, c·h'·w'] to the argmax positions for m = r·n samples whose
+    /// indices repeat every n rows.
+    fn scatter(&self, t: Tensor<2>, idx: &Tensor<4, Int>) -> Tensor<2> {
+        let m = t.dims()[0];
+        let n = idx.dims()[0];
+        let [h2, w2] = self.output();
+        let idx = if m == n {
+            idx.clone()
+        } else {
+            idx.clone().repeat_dim(0, m / n)
+        };
+        let shape = Tensor::<4>::zeros(
+            [m, self.channels, self.input[0], self.input[1]],
+            (&t.device(), t.dtype()),
+        );
+        let grad = t.reshape([m, self.channels, h2, w2]);
+        max_pool2d_with_indices_backward(shape, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, idx)
+            .reshape([m, self.in_dim()])
+    }
+}
+
+impl Layer for MaxPool2 {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn in_dim(&self) -> usize {
+        self.channels * self.input[0] * self.input[1]
+    }
+
+    fn out_dim(&self) -> usize {
+        let [h, w] = self.output();
+        self.channels * h * w
+    }
+
+    fn n_params(&self) -> usize {
+        0
+    }
+
+    fn forward(&self, _: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
+        let n = a_in.dims()[0];
+        max_pool2d_with_indices(self.image(a_in), MaxPoolOptions::new([2, 2]))
+            .0
+            .reshape([n, self.out_dim()])
+    }
+
+    fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        Backward {
+            grad: None,
+            delta_in: need_delta_in.then(|| self.scatter(delta, &self.indices(io.a_in))),
+        }
+    }
+
+    fn per_sample_grads(&self, _: LayerIo, _: &Tensor<2>) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
+        let ra = r.ra_in?;
+        let [k, n, _] = ra.dims();
+        let [h2, w2] = self.output();
+        let plane = self.input[0] * self.input[1];
+        let idx = self
+            .indices(io.a_in)
+            .reshape([n, self.channels, h2 * w2])
+            .repeat_dim(0, k);
+        let gathered = ra
+            .clone()
+            .reshape([k * n, self.channels, plane])
+            .gather(2, idx);
+        Some(gathered.reshape([k, n, self.out_dim()]))
+    }
+
+    fn r_backward(
+        &self,
+        io: LayerIo,
+        _: RIo,
+        _: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need: bool,
+    ) -> RBackward {
+        let [k, n, _] = r_delta.dims();
+        RBackward {
+            grad: None,
+            delta_in: need.then(|| {
+                self.scatter(
+                    r_delta.reshape([k * n, self.out_dim()]),
+                    &self.indices(io.a_in),
+                )
+                .reshape([k, n, self.in_dim()])
+            }),
+        }
+    }
+}
