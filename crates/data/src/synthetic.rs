@@ -255,6 +255,9 @@ pub enum Teacher {
     },
 }
 
+/// The teacher's function x ↦ y, before noise.
+type Labeller = Box<dyn Fn(&[f64]) -> f64>;
+
 /// Teacher-student regression data: x ~ N(0, diag(λ)), y = teacher(x) + ε, ε ~ N(0, σ²).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,7 +285,7 @@ impl TeacherStudent {
         let lambda = self.spectrum.values(d)?;
         let sd: Vec<f64> = lambda.iter().map(|l| l.sqrt()).collect();
         let mut trng = ChaCha8Rng::seed_from_u64(teacher_seed);
-        let teacher: Box<dyn Fn(&[f64]) -> f64> = match self.teacher {
+        let teacher: Labeller = match self.teacher {
             Teacher::Linear => {
                 let w: Vec<f64> = (0..d)
                     .map(|_| normal(&mut trng) / (d as f64).sqrt())
@@ -341,8 +344,8 @@ mod tests {
         let d = f.dim;
         let mut m = vec![0.0; d];
         for i in 0..f.n {
-            for j in 0..d {
-                m[j] += f.row(i)[j] as f64 / f.n as f64;
+            for (mj, &x) in m.iter_mut().zip(f.row(i)) {
+                *mj += x as f64 / f.n as f64;
             }
         }
         let mut c = vec![0.0; d * d];
@@ -422,10 +425,10 @@ mod tests {
         let Targets::Classes { labels, classes: 2 } = &f.targets else {
             panic!()
         };
-        for i in 0..f.n {
+        for (i, &label) in labels.iter().enumerate() {
             let r = f.row(i);
             assert!(r.iter().all(|v| (-2.0..2.0).contains(v)));
-            assert_eq!(labels[i], (r[0] >= r[1]) as u32);
+            assert_eq!(label, (r[0] >= r[1]) as u32);
         }
         let ones = labels.iter().sum::<u32>() as f64 / f.n as f64;
         assert!((ones - 0.5).abs() < 0.03);

@@ -10,7 +10,7 @@
 
 use burn::prelude::*;
 
-use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
 #[derive(Debug, Clone)]
@@ -85,10 +85,16 @@ impl Layer for Dense {
     }
 
     fn per_sample_grads(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>> {
+        self.per_sample_factors(io, delta).map(|f| f.materialize())
+    }
+
+    fn per_sample_factors(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Factors> {
         let n = delta.dims()[0];
-        let (o, i) = (self.outputs, self.inputs);
-        let gw = delta.clone().unsqueeze_dim::<3>(2) * io.a_in.clone().unsqueeze_dim::<3>(1);
-        Some(Tensor::cat(vec![gw.reshape([n, o * i]), delta.clone()], 1))
+        let ones = Tensor::<2>::ones([n, 1], (&delta.device(), delta.dtype()));
+        Some(Factors::Outer {
+            inputs: Tensor::cat(vec![io.a_in.clone(), ones], 1),
+            cotangents: delta.clone(),
+        })
     }
 
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {

@@ -49,6 +49,56 @@ pub struct RBackward {
     pub delta_in: Option<Tensor<3>>,
 }
 
+/// A layer's per-sample gradients in factored form, for Gram matrices and the diagonal of Σ₁
+/// without forming the N×D matrix G.
+#[derive(Debug, Clone)]
+// Both variants hold only tensor handles; boxing one would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Factors {
+    /// g_n = vec(δ_n ã_nᵀ) with ã_n = [a_n; 1] (a dense layer, weights then bias):
+    /// Ã [n, i+1] and Δ [n, o]. The layer's Gram block is (Δ Δᵀ) ⊙ (Ã Ãᵀ).
+    Outer {
+        /// Ã, inputs with a trailing 1, [n, i+1].
+        inputs: Tensor<2>,
+        /// Δ, output cotangents, [n, o].
+        cotangents: Tensor<2>,
+    },
+    /// The per-sample gradients themselves, [n, D_l] (convolutions, biases: small).
+    Materialized(Tensor<2>),
+}
+
+impl Factors {
+    /// This layer's block of the Gram matrix K = G_l G_lᵀ, [n, n].
+    pub fn gram(&self) -> Tensor<2> {
+        match self {
+            Factors::Outer { inputs, cotangents } => {
+                cotangents.clone().matmul(cotangents.clone().transpose())
+                    * inputs.clone().matmul(inputs.clone().transpose())
+            }
+            Factors::Materialized(g) => g.clone().matmul(g.clone().transpose()),
+        }
+    }
+
+    /// The per-sample gradients G_l, [n, D_l] (materializes an outer product).
+    pub fn materialize(&self) -> Tensor<2> {
+        match self {
+            Factors::Outer { inputs, cotangents } => {
+                let [n, i1] = inputs.dims();
+                let o = cotangents.dims()[1];
+                let outer =
+                    cotangents.clone().unsqueeze_dim::<3>(2) * inputs.clone().unsqueeze_dim::<3>(1);
+                // [n, o, i+1]: weights are the first i columns (row-major W), the bias the last.
+                let w = outer
+                    .clone()
+                    .narrow(2, 0, i1 - 1)
+                    .reshape([n, o * (i1 - 1)]);
+                Tensor::cat(vec![w, cotangents.clone()], 1)
+            }
+            Factors::Materialized(g) => g.clone(),
+        }
+    }
+}
+
 /// A layer of a network over a flat θ.
 pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Short name for layouts and messages (`dense0`).
@@ -76,6 +126,11 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// Per-sample gradients J_θ,nᵀ δ_n for every sample n, [n, D_l]; `None` without
     /// parameters.
     fn per_sample_grads(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>>;
+
+    /// The same per-sample gradients in factored form; by default materialized.
+    fn per_sample_factors(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Factors> {
+        self.per_sample_grads(io, delta).map(Factors::Materialized)
+    }
 
     /// R-forward (Jacobian-vector product): R a_out = J_a R a_in + J_θ V_l, [k, n, o]; `None`
     /// when both terms are zero.

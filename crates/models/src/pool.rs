@@ -23,7 +23,7 @@ impl MaxPool2 {
     /// Pooling of `channels` planes of h × w (both even).
     pub fn new(name: impl Into<String>, channels: usize, input: [usize; 2]) -> Self {
         assert!(
-            input[0] % 2 == 0 && input[1] % 2 == 0,
+            input[0].is_multiple_of(2) && input[1].is_multiple_of(2),
             "2×2 pooling needs even sizes"
         );
         MaxPool2 {

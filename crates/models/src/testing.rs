@@ -64,6 +64,8 @@ pub struct Case {
     pub spec: Spec,
     pub data: Features,
     pub theta: Option<Vec<f64>>,
+    /// Too large for the dense D×D references.
+    pub heavy: bool,
 }
 
 pub fn zoo_cases() -> Vec<Case> {
@@ -77,6 +79,7 @@ pub fn zoo_cases() -> Vec<Case> {
             }),
             data: gaussian_features(7, 5, 3, 1),
             theta: None,
+            heavy: false,
         },
         Case {
             name: "mlp-relu-ce",
@@ -87,6 +90,7 @@ pub fn zoo_cases() -> Vec<Case> {
             }),
             data: gaussian_features(7, 5, 3, 2),
             theta: None,
+            heavy: false,
         },
         Case {
             name: "fixed-output-relu",
@@ -96,6 +100,7 @@ pub fn zoo_cases() -> Vec<Case> {
             }),
             data: uniform_square(9, 3),
             theta: None,
+            heavy: false,
         },
         Case {
             name: "linear",
@@ -108,6 +113,7 @@ pub fn zoo_cases() -> Vec<Case> {
             .sample(8, 4)
             .unwrap(),
             theta: None,
+            heavy: false,
         },
         Case {
             name: "softmax-regression",
@@ -117,18 +123,28 @@ pub fn zoo_cases() -> Vec<Case> {
             }),
             data: gaussian_features(6, 4, 3, 5),
             theta: None,
+            heavy: false,
         },
         Case {
             name: "toy2d",
             spec: Spec::Zoo(ModelSpec::Toy2d),
             data: toy2d(10, 6),
             theta: Some(vec![0.8, 1.1]),
+            heavy: false,
         },
         Case {
             name: "small-cnn",
             spec: Spec::SmallCnn,
             data: gaussian_features(5, 72, 3, 8),
             theta: None,
+            heavy: false,
+        },
+        Case {
+            name: "convyu",
+            spec: Spec::Zoo(ModelSpec::Convyu),
+            data: gaussian_features(3, 784, 10, 12),
+            theta: None,
+            heavy: true,
         },
     ]
 }
