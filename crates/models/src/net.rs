@@ -6,8 +6,9 @@
 //!
 //! - [`Net::gradient`]: ∇L, one forward and one backward pass.
 //! - [`Net::per_sample_gradients`]: G = [∇ℓ_1 … ∇ℓ_N]ᵀ, [n, D], chunk by chunk.
-//! - [`Net::hvp`]: H V for k directions, R-forward then R-backward (Pearlmutter), about two
-//!   gradients' cost for all k at once.
+//! - [`Net::hvp`]: H V for k directions at once: one forward pass, then an R-forward and an
+//!   R-backward pass (Pearlmutter) over all k directions, batched in each matmul. One HVP
+//!   costs about 1.5–2 gradients; each further direction adds the R-passes' work.
 //! - [`Net::ggn_vp`]: G_F V = (1/N) Σ_n J_nᵀ Λ_n J_n V, the same passes without the
 //!   second-derivative terms.
 //! - [`Net::ggn_sample`]: ξ = (1/√N) Σ_n J_nᵀ Λ_n^{1/2} z_n with z_n ~ N(0, I_o), so that
@@ -19,6 +20,7 @@ use noisescope_data::DeviceDataset;
 use crate::layer::{Factors, Layer, LayerIo, RIo};
 use crate::layout::Layout;
 use crate::loss::Loss;
+use crate::zoo::ModelError;
 
 /// A network over a flat θ.
 #[derive(Debug)]
@@ -77,6 +79,49 @@ impl Net {
             layout,
             offsets,
         }
+    }
+
+    /// Checks that θ and `data` fit this net: θ has D entries, inputs have the net's input
+    /// features, and targets exist with the net's output width when the loss needs them.
+    /// Shape errors inside the passes are bugs; this turns a user's mismatch into an error.
+    pub fn check(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Result<(), ModelError> {
+        let err = |detail: String| ModelError {
+            model: self.name.clone(),
+            detail,
+        };
+        if theta.dims()[0] != self.dim() {
+            return Err(err(format!(
+                "θ has {} entries, the net has D = {}",
+                theta.dims()[0],
+                self.dim()
+            )));
+        }
+        let [_, p] = data.x.dims();
+        if p != self.in_dim() {
+            return Err(err(format!(
+                "the data has {p} input features, the net takes {}",
+                self.in_dim()
+            )));
+        }
+        if self.loss.needs_targets() {
+            match &data.y {
+                None => {
+                    return Err(err(format!(
+                        "the {:?} loss needs targets; the data has none",
+                        self.loss
+                    )));
+                }
+                Some(y) if y.dims()[1] != self.out_dim() => {
+                    return Err(err(format!(
+                        "targets have width {}, the net has {} outputs",
+                        y.dims()[1],
+                        self.out_dim()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// `data` with targets shaped for this net: a single-output net on labelled data fits the
@@ -441,6 +486,42 @@ mod tests {
             });
             assert!(rel_err(&rows, &g) < 1e-15, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn mismatched_theta_and_data_are_errors() {
+        let cases = zoo_cases();
+        let (net, theta, data) = cases[0].build(&cpu(), Precision::F64);
+        assert!(net.check(&theta, &data).is_ok());
+        let e = net
+            .check(&theta.clone().narrow(0, 0, 3), &data)
+            .unwrap_err();
+        assert!(e.to_string().contains("θ has 3 entries"), "{e}");
+        let (_, _, other) = cases[4].build(&cpu(), Precision::F64); // 4 input features
+        let e = net.check(&theta, &other).unwrap_err();
+        assert!(e.to_string().contains("input features"), "{e}");
+        let unlabelled = DeviceDataset {
+            y: None,
+            labels: None,
+            ..data.clone()
+        };
+        assert!(
+            net.check(&theta, &unlabelled)
+                .unwrap_err()
+                .to_string()
+                .contains("needs targets")
+        );
+        let (_, _, wide) = cases[1].build(&cpu(), Precision::F64); // 5 inputs, 3 classes
+        let narrow_y = DeviceDataset {
+            y: Some(wide.y.clone().unwrap().narrow(1, 0, 2)),
+            ..wide
+        };
+        assert!(
+            net.check(&theta, &narrow_y)
+                .unwrap_err()
+                .to_string()
+                .contains("targets have width 2")
+        );
     }
 
     #[test]

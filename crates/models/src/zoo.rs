@@ -66,7 +66,7 @@ pub enum ModelSpec {
 #[error("model {model}: {detail}")]
 pub struct ModelError {
     /// The model's name.
-    pub model: &'static str,
+    pub model: String,
     /// What is wrong.
     pub detail: String,
 }
@@ -93,7 +93,7 @@ impl ModelSpec {
     /// Builds the net; frozen matrices are created on `device` in `precision`.
     pub fn build(&self, device: &Device, precision: Precision) -> Result<Net, ModelError> {
         let err = |detail: String| ModelError {
-            model: self.name(),
+            model: self.name().to_string(),
             detail,
         };
         let mut layout = Layout::default();
