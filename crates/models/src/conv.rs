@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::module::{conv2d, fold4d, unfold4d};
 use burn::tensor::ops::{ConvOptions, UnfoldOptions};
 
-use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A valid, stride-1 convolution on `[c_i, h, w]` inputs.
 #[derive(Debug, Clone)]
@@ -213,10 +213,7 @@ impl Layer for Conv2d {
                 .reshape([n, k, self.out_dim()])
                 .swap_dims(0, 1)
         });
-        match (from_input, from_params) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        }
+        add_terms(from_input, from_params)
     }
 
     fn r_backward(

@@ -10,7 +10,7 @@
 
 use burn::prelude::*;
 
-use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo};
+use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
 #[derive(Debug, Clone)]
@@ -120,10 +120,7 @@ impl Layer for Dense {
                 .swap_dims(0, 1);
             avw + vb.unsqueeze_dim::<3>(1)
         });
-        match (from_input, from_params) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        }
+        add_terms(from_input, from_params)
     }
 
     fn r_backward(

@@ -8,7 +8,7 @@
 
 use burn::prelude::*;
 
-use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// z = a Mᵀ with a fixed M [o, i].
 #[derive(Debug, Clone)]
@@ -152,10 +152,7 @@ impl Layer for Bias {
                 .unsqueeze_dim::<3>(1)
                 .expand([k, n, self.features])
         });
-        match (r.ra_in.cloned(), vb) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        }
+        add_terms(r.ra_in.cloned(), vb)
     }
 
     fn r_backward(

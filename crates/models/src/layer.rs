@@ -157,6 +157,14 @@ pub(crate) fn indicator<const D: usize>(mask: Tensor<D, Bool>, like: &Tensor<D>)
     mask.float().cast(like.dtype())
 }
 
+/// The sum of two R-terms where `None` is zero.
+pub(crate) fn add_terms(a: Option<Tensor<3>>, b: Option<Tensor<3>>) -> Option<Tensor<3>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
 /// `[n, f]` → `[1, n, f]`, to broadcast against `[k, n, f]`.
 pub(crate) fn lift(t: &Tensor<2>) -> Tensor<3> {
     t.clone().unsqueeze_dim(0)
