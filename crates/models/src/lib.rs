@@ -17,6 +17,7 @@ mod layout;
 mod loss;
 mod net;
 mod pool;
+mod sample_grads;
 mod zoo;
 
 #[cfg(test)]
@@ -34,4 +35,5 @@ pub use layout::{Block, Layout};
 pub use loss::Loss;
 pub use net::Net;
 pub use pool::MaxPool2;
+pub use sample_grads::SampleGradients;
 pub use zoo::{ModelError, ModelSpec};

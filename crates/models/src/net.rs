@@ -20,6 +20,7 @@ use noisescope_data::DeviceDataset;
 use crate::layer::{Factors, Layer, LayerIo, RIo};
 use crate::layout::Layout;
 use crate::loss::Loss;
+use crate::sample_grads::SampleGradients;
 use crate::zoo::ModelError;
 
 /// A network over a flat θ.
@@ -298,6 +299,11 @@ impl Net {
             .map(Factors::gram)
             .reduce(|a, b| a + b)
             .expect("a net has parameters")
+    }
+
+    /// G in factored form, for products with G and Gᵀ that never form N×D.
+    pub fn sample_gradients(&self, theta: &Tensor<1>, data: &DeviceDataset) -> SampleGradients {
+        SampleGradients::new(self.per_sample_factors(theta, data))
     }
 
     /// Per-sample gradients in chunks of at most `chunk` samples: `each(first_index, G_chunk)`

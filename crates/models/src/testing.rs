@@ -182,3 +182,15 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-300);
     a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
+
+/// A [rows, cols] f64 matrix of standard normal entries.
+pub fn random_matrix(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f64> = (0..rows * cols)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    Tensor::from_data(
+        TensorData::new(v, [rows, cols]),
+        (device, burn::tensor::DType::F64),
+    )
+}

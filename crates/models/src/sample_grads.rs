@@ -1,0 +1,225 @@
+//! The per-sample gradients G = [g_1 … g_N]ᵀ of a whole net, held as per-layer factors so that
+//! the products the noise needs never form the N×D matrix.
+//!
+//! For a dense layer g_n = vec(δ_n ã_nᵀ), so ⟨g_n, v⟩ = δ_nᵀ V ã_n and Σ_n w_n g_n = Δᵀ diag(w) Ã:
+//! each is a pair of matmuls on [n, o] and [n, i+1] factors.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use crate::layer::Factors;
+
+/// G, the per-sample gradients ∇ℓ_n (without the 1/N), [N, D], in factored form.
+#[derive(Debug, Clone)]
+pub struct SampleGradients {
+    factors: Vec<Factors>,
+    sizes: Vec<usize>,
+    n: usize,
+}
+
+impl SampleGradients {
+    /// From the factors of every layer with parameters, in θ order.
+    pub fn new(factors: Vec<Factors>) -> Self {
+        let sizes: Vec<usize> = factors.iter().map(Factors::dim).collect();
+        let n = factors.first().map_or(0, Factors::samples);
+        SampleGradients { factors, sizes, n }
+    }
+
+    /// Samples N.
+    pub fn samples(&self) -> usize {
+        self.n
+    }
+
+    /// Parameters D.
+    pub fn dim(&self) -> usize {
+        self.sizes.iter().sum()
+    }
+
+    /// The device the factors live on.
+    pub fn device(&self) -> Device {
+        match &self.factors[0] {
+            Factors::Outer { inputs, .. } => inputs.device(),
+            Factors::Materialized(g) => g.device(),
+        }
+    }
+
+    /// The element type of the factors.
+    pub fn dtype(&self) -> DType {
+        match &self.factors[0] {
+            Factors::Outer { inputs, .. } => inputs.dtype(),
+            Factors::Materialized(g) => g.dtype(),
+        }
+    }
+
+    /// The per-layer factors.
+    pub fn factors(&self) -> &[Factors] {
+        &self.factors
+    }
+
+    /// G Vᵀ: ⟨g_n, v_j⟩ for k directions V [k, D], as [k, N].
+    pub fn project(&self, v: &Tensor<2>) -> Tensor<2> {
+        let mut at = 0;
+        let mut total: Option<Tensor<2>> = None;
+        for (f, &d) in self.factors.iter().zip(&self.sizes) {
+            let part = f.project(&v.clone().narrow(1, at, d));
+            at += d;
+            total = Some(match total {
+                Some(t) => t + part,
+                None => part,
+            });
+        }
+        total.expect("a net has parameters")
+    }
+
+    /// W G: Σ_n w_{jn} g_n for k weight vectors W [k, N], as [k, D].
+    pub fn combine(&self, w: &Tensor<2>) -> Tensor<2> {
+        Tensor::cat(self.factors.iter().map(|f| f.combine(w)).collect(), 1)
+    }
+
+    /// Σ_n g_n ⊙ g_n, [D].
+    pub fn square_sum(&self) -> Tensor<1> {
+        Tensor::cat(self.factors.iter().map(Factors::square_sum).collect(), 0)
+    }
+
+    /// The Gram matrix K = G Gᵀ, [N, N].
+    pub fn gram(&self) -> Tensor<2> {
+        self.factors
+            .iter()
+            .map(Factors::gram)
+            .reduce(|a, b| a + b)
+            .expect("a net has parameters")
+    }
+
+    /// G itself, [N, D] (materializes every outer product: for small nets and tests).
+    pub fn materialize(&self) -> Tensor<2> {
+        Tensor::cat(self.factors.iter().map(Factors::materialize).collect(), 1)
+    }
+}
+
+impl Factors {
+    /// Samples n.
+    pub fn samples(&self) -> usize {
+        match self {
+            Factors::Outer { inputs, .. } => inputs.dims()[0],
+            Factors::Materialized(g) => g.dims()[0],
+        }
+    }
+
+    /// Parameters D_l of the layer.
+    pub fn dim(&self) -> usize {
+        match self {
+            Factors::Outer { inputs, cotangents } => inputs.dims()[1] * cotangents.dims()[1],
+            Factors::Materialized(g) => g.dims()[1],
+        }
+    }
+
+    /// G_l V_lᵀ for the layer's slice of k directions V_l [k, D_l], as [k, n].
+    pub fn project(&self, v: &Tensor<2>) -> Tensor<2> {
+        match self {
+            Factors::Outer { inputs, cotangents } => {
+                let [n, i1] = inputs.dims();
+                let o = cotangents.dims()[1];
+                let k = v.dims()[0];
+                // V_l = [vec W | b] → [k, o, i+1] with the bias as the last input column.
+                let w = v.clone().narrow(1, 0, o * (i1 - 1)).reshape([k, o, i1 - 1]);
+                let b = v.clone().narrow(1, o * (i1 - 1), o).reshape([k, o, 1]);
+                let vt = Tensor::cat(vec![w, b], 2).reshape([k * o, i1]);
+                // (Ã V_jᵀ)[n, o] ⊙ Δ summed over o: δ_nᵀ V_j ã_n.
+                let av = inputs.clone().matmul(vt.transpose()).reshape([n, k, o]);
+                (av * cotangents.clone().unsqueeze_dim::<3>(1))
+                    .sum_dim(2)
+                    .reshape([n, k])
+                    .transpose()
+            }
+            Factors::Materialized(g) => v.clone().matmul(g.clone().transpose()),
+        }
+    }
+
+    /// W G_l = Σ_n w_{jn} g_n for W [k, n], as [k, D_l].
+    pub fn combine(&self, w: &Tensor<2>) -> Tensor<2> {
+        match self {
+            Factors::Outer { inputs, cotangents } => {
+                let [n, i1] = inputs.dims();
+                let o = cotangents.dims()[1];
+                let k = w.dims()[0];
+                // Δᵀ diag(w_j) Ã for every j in one matmul: [k·o, n] × [n, i+1].
+                let wd = (w.clone().unsqueeze_dim::<3>(2) * cotangents.clone().unsqueeze_dim(0))
+                    .swap_dims(1, 2)
+                    .reshape([k * o, n]);
+                Self::flatten(wd.matmul(inputs.clone()).reshape([k, o, i1]))
+            }
+            Factors::Materialized(g) => w.clone().matmul(g.clone()),
+        }
+    }
+
+    /// Σ_n g_n ⊙ g_n, [D_l].
+    pub fn square_sum(&self) -> Tensor<1> {
+        match self {
+            Factors::Outer { inputs, cotangents } => {
+                let i1 = inputs.dims()[1];
+                let o = cotangents.dims()[1];
+                let sq = cotangents
+                    .clone()
+                    .square()
+                    .transpose()
+                    .matmul(inputs.clone().square());
+                let d = o * i1;
+                Self::flatten(sq.reshape([1, o, i1])).reshape([d])
+            }
+            Factors::Materialized(g) => g.clone().square().sum_dim(0).reshape([g.dims()[1]]),
+        }
+    }
+
+    /// [k, o, i+1] (weights then the bias column) → θ order [k, o·i + o].
+    fn flatten(t: Tensor<3>) -> Tensor<2> {
+        let [k, o, i1] = t.dims();
+        let w = t.clone().narrow(2, 0, i1 - 1).reshape([k, o * (i1 - 1)]);
+        let b = t.narrow(2, i1 - 1, 1).reshape([k, o]);
+        Tensor::cat(vec![w, b], 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use noisescope_data::Precision;
+
+    use crate::testing::{cpu, host, host2, random_matrix, rel_err, zoo_cases};
+
+    /// Every factored product equals the same product with the materialized G, for every
+    /// model of the zoo (dense factors and materialized convolutions alike).
+    #[test]
+    fn factored_products_match_the_materialized_matrix() {
+        let device = cpu();
+        for case in zoo_cases().into_iter().filter(|c| !c.heavy) {
+            let (net, theta, data) = case.build(&device, Precision::F64);
+            let sg = net.sample_gradients(&theta, &data);
+            let g = sg.materialize();
+            let [n, d] = g.dims();
+            assert_eq!((n, d), (sg.samples(), sg.dim()), "{}", case.name);
+            let v = random_matrix(3, d, 11, &device);
+            let w = random_matrix(3, n, 12, &device);
+            let cases = [
+                (
+                    "project",
+                    host2(sg.project(&v)),
+                    host2(v.clone().matmul(g.clone().transpose())),
+                ),
+                ("combine", host2(sg.combine(&w)), host2(w.matmul(g.clone()))),
+                (
+                    "square_sum",
+                    host(sg.square_sum()),
+                    host(g.clone().square().sum_dim(0).reshape([d])),
+                ),
+                (
+                    "gram",
+                    host2(sg.gram()),
+                    host2(g.clone().matmul(g.transpose())),
+                ),
+            ];
+            for (what, got, want) in cases {
+                let e = rel_err(&got, &want);
+                assert!(e < 1e-12, "{} {what}: relative error {e:e}", case.name);
+            }
+        }
+    }
+}

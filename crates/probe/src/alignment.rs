@@ -1,0 +1,121 @@
+//! Alignment of the gradient noise with the curvature (Wang and Wu): the average alignment
+//! μ(θ) = Tr(Σ₁ G_F) / (2 L(θ) ‖G_F‖_F²) and the directional alignment
+//! g(θ; v) = vᵀ Σ₁ v / (2 L(θ) vᵀ G_F v).
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use noisescope_data::DeviceDataset;
+use noisescope_models::Net;
+
+use crate::covariance::GradientNoise;
+use crate::escape::{TraceMethod, trace_with_covariance};
+use crate::linalg::{ProbeKind, random_directions, to_host};
+use crate::operator::{Blocked, GaussNewton, Operator};
+
+/// The average alignment and its pieces.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AverageAlignment {
+    /// μ(θ).
+    pub mu: f64,
+    /// Tr(Σ₁ G_F), exact.
+    pub trace_sigma_gf: f64,
+    /// ‖G_F‖_F² = Tr(G_F²).
+    pub gf_frobenius_sq: f64,
+    /// Its standard error (0 when exact).
+    pub gf_frobenius_sq_se: f64,
+    /// L(θ).
+    pub loss: f64,
+}
+
+/// ‖A‖_F² = Σ_j ‖A e_j‖² exactly (D products), or E‖A z‖² over Rademacher z.
+pub fn frobenius_sq(op: &impl Operator, method: TraceMethod, seed: u64) -> (f64, f64) {
+    let d = op.dim();
+    let sq = |v: &Tensor<2>| {
+        let k = v.dims()[0];
+        to_host(op.apply_blocked(v).square().sum_dim(1).reshape([k]))
+    };
+    match method {
+        TraceMethod::Exact => {
+            let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());
+            (sq(&eye).iter().sum(), 0.0)
+        }
+        TraceMethod::Hutchinson { probes } | TraceMethod::HutchPlusPlus { matvecs: probes } => {
+            let z = random_directions(
+                probes.max(2),
+                d,
+                ProbeKind::Rademacher,
+                seed,
+                &op.device(),
+                op.dtype(),
+            );
+            let v = sq(&z);
+            let m = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / m;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0);
+            (mean, (var / m).sqrt())
+        }
+    }
+}
+
+/// μ(θ) with Tr(Σ₁ G_F) exact (N Gauss-Newton products in blocks of `chunk`) and ‖G_F‖_F² by
+/// `frobenius` (exact: D products).
+pub fn average_alignment(
+    net: &Net,
+    theta: &Tensor<1>,
+    data: &DeviceDataset,
+    noise: &GradientNoise,
+    frobenius: TraceMethod,
+    chunk: usize,
+    seed: u64,
+) -> AverageAlignment {
+    let gf = Blocked {
+        inner: GaussNewton { net, theta, data },
+        block: chunk.max(1),
+    };
+    let loss = net.loss(theta, data);
+    let trace_sigma_gf = trace_with_covariance(&gf, net, theta, data, noise.mean(), chunk);
+    let (fro, fro_se) = frobenius_sq(&gf, frobenius, seed);
+    AverageAlignment {
+        mu: trace_sigma_gf / (2.0 * loss * fro),
+        trace_sigma_gf,
+        gf_frobenius_sq: fro,
+        gf_frobenius_sq_se: fro_se,
+        loss,
+    }
+}
+
+/// g(θ; v_j) = v_jᵀ Σ₁ v_j / (2 L v_jᵀ G_F v_j) for each row of V [k, D] (any norm: the ratio
+/// is scale-free).
+pub fn directional_alignment(
+    gf: &impl Operator,
+    noise: &GradientNoise,
+    loss: f64,
+    v: &Tensor<2>,
+) -> Vec<f64> {
+    let k = v.dims()[0];
+    let sigma = to_host(
+        (noise.operator().apply(v) * v.clone())
+            .sum_dim(1)
+            .reshape([k]),
+    );
+    let curv = to_host((gf.apply_blocked(v) * v.clone()).sum_dim(1).reshape([k]));
+    sigma
+        .iter()
+        .zip(&curv)
+        .map(|(s, c)| s / (2.0 * loss * c))
+        .collect()
+}
+
+/// k random unit directions [k, D] (Gaussian, normalized), for the directional alignment's
+/// baseline.
+pub fn random_unit_directions(
+    k: usize,
+    d: usize,
+    seed: u64,
+    device: &Device,
+    dtype: DType,
+) -> Tensor<2> {
+    let v = random_directions(k, d, ProbeKind::Gaussian, seed, device, dtype);
+    let norms = v.clone().square().sum_dim(1).sqrt();
+    v / norms
+}

@@ -1,0 +1,235 @@
+//! Symmetric linear operators on the parameter space, applied to blocks of directions.
+//!
+//! Every spectral algorithm in this crate is written against [`Operator`]: a map
+//! V [k, D] → A V [k, D] (directions as rows) for a symmetric D×D matrix A that is never formed.
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use noisescope_data::DeviceDataset;
+use noisescope_models::{Net, SampleGradients};
+
+/// A symmetric linear operator A on R^D, applied to k directions at once.
+pub trait Operator {
+    /// The dimension D.
+    fn dim(&self) -> usize;
+
+    /// The device its products run on.
+    fn device(&self) -> Device;
+
+    /// The element type of its products.
+    fn dtype(&self) -> DType;
+
+    /// A Vᵀ for directions V [k, D], returned as rows [k, D].
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2>;
+
+    /// The largest block `apply` takes at once; `apply_blocked` splits larger blocks.
+    fn max_block(&self) -> usize {
+        64
+    }
+
+    /// `apply` over any number of directions, in blocks of at most [`Operator::max_block`].
+    fn apply_blocked(&self, v: &Tensor<2>) -> Tensor<2> {
+        let [k, _] = v.dims();
+        let b = self.max_block().max(1);
+        if k <= b {
+            return self.apply(v);
+        }
+        let parts = (0..k)
+            .step_by(b)
+            .map(|s| self.apply(&v.clone().narrow(0, s, b.min(k - s))))
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+}
+
+/// The Hessian H = ∇²L(θ) + γ I of the training loss with weight decay γ (which may be
+/// negative), by Pearlmutter's R-operator: one forward and one R-pass pair per block.
+#[derive(Debug, Clone, Copy)]
+pub struct Hessian<'a> {
+    /// The network.
+    pub net: &'a Net,
+    /// θ, [D].
+    pub theta: &'a Tensor<1>,
+    /// The data L averages over.
+    pub data: &'a DeviceDataset,
+    /// γ of the (γ/2)‖θ‖² term.
+    pub weight_decay: f64,
+}
+
+impl Operator for Hessian<'_> {
+    fn dim(&self) -> usize {
+        self.net.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.theta.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.theta.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        let hv = self.net.hvp(self.theta, self.data, v);
+        if self.weight_decay == 0.0 {
+            hv
+        } else {
+            hv + v.clone() * self.weight_decay
+        }
+    }
+}
+
+/// The Gauss-Newton (Fisher) matrix G_F = (1/N) Σ_n J_nᵀ Λ_n J_n.
+#[derive(Debug, Clone, Copy)]
+pub struct GaussNewton<'a> {
+    /// The network.
+    pub net: &'a Net,
+    /// θ, [D].
+    pub theta: &'a Tensor<1>,
+    /// The data G_F averages over.
+    pub data: &'a DeviceDataset,
+}
+
+impl Operator for GaussNewton<'_> {
+    fn dim(&self) -> usize {
+        self.net.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.theta.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.theta.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        self.net.ggn_vp(self.theta, self.data, v)
+    }
+}
+
+/// The empirical Fisher F = (1/N) Gᵀ G, from the factored per-sample gradients.
+#[derive(Debug, Clone)]
+pub struct EmpiricalFisher<'a> {
+    /// G in factored form.
+    pub grads: &'a SampleGradients,
+}
+
+impl Operator for EmpiricalFisher<'_> {
+    fn dim(&self) -> usize {
+        self.grads.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.grads.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.grads.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        let n = self.grads.samples() as f64;
+        self.grads.combine(&self.grads.project(v)) / n
+    }
+}
+
+/// The one-sample gradient covariance Σ₁ = (1/N) Gᵀ G − ḡ ḡᵀ.
+#[derive(Debug, Clone)]
+pub struct GradientCovariance<'a> {
+    /// G in factored form.
+    pub grads: &'a SampleGradients,
+    /// ḡ = (1/N) Σ_n g_n, [D].
+    pub mean: &'a Tensor<1>,
+}
+
+impl Operator for GradientCovariance<'_> {
+    fn dim(&self) -> usize {
+        self.grads.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.mean.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.mean.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        let n = self.grads.samples() as f64;
+        let d = self.dim();
+        let m = self.mean.clone().reshape([1, d]);
+        let mv = v.clone().matmul(m.clone().transpose()); // [k, 1]
+        self.grads.combine(&self.grads.project(v)) / n - mv.matmul(m)
+    }
+}
+
+/// An explicit symmetric matrix A [D, D] (tests, Gram matrices, small problems).
+#[derive(Debug, Clone)]
+pub struct DenseOperator {
+    /// A, [D, D], symmetric.
+    pub matrix: Tensor<2>,
+}
+
+impl Operator for DenseOperator {
+    fn dim(&self) -> usize {
+        self.matrix.dims()[0]
+    }
+
+    fn device(&self) -> Device {
+        self.matrix.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.matrix.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        v.clone().matmul(self.matrix.clone())
+    }
+
+    fn max_block(&self) -> usize {
+        usize::MAX
+    }
+}
+
+/// A with every block applied at most `block` directions at a time (bounds memory for big
+/// nets: an HVP holds k copies of every activation).
+#[derive(Debug, Clone, Copy)]
+pub struct Blocked<A> {
+    /// The operator.
+    pub inner: A,
+    /// Directions per pass.
+    pub block: usize,
+}
+
+impl<A: Operator> Operator for Blocked<A> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.inner.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.inner.dtype()
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        self.inner.apply(v)
+    }
+
+    fn max_block(&self) -> usize {
+        self.block
+    }
+}
+
+/// The dense matrix of an operator, [D, D], by applying it to the identity in blocks
+/// (D products: for small D and reference checks).
+pub fn materialize(op: &impl Operator) -> Tensor<2> {
+    let d = op.dim();
+    let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());
+    op.apply_blocked(&eye)
+}
