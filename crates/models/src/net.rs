@@ -274,10 +274,49 @@ impl Net {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
         let f = fw.acts.last().expect("a net has layers");
-        let mut delta = self.loss.grad(f, data.y.as_ref());
+        let delta = self.loss.grad(f, data.y.as_ref());
+        self.factors_for(&thetas, &fw, delta)
+    }
+
+    /// Tr G_F = (1/N) Σ_n ‖Λ_n^{1/2}ᵀ J_n‖_F², exactly, as a [1] tensor: for each output j the
+    /// per-sample "gradients" J_nᵀ Λ_n^{1/2} e_j (one backward pass each, o in all), squared
+    /// and summed. Used to scale exact samples of N(0, G_F) to a given trace.
+    pub fn ggn_trace(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<1> {
+        let thetas = self.thetas(theta);
+        let fw = self.run_forward(&thetas, &data.x);
+        let f = fw.acts.last().expect("a net has layers");
+        let [n, o] = f.dims();
+        let mut total: Option<Tensor<1>> = None;
+        for j in 0..o {
+            let e = Tensor::<2>::zeros([n, o], (&f.device(), f.dtype())).slice_assign(
+                [0..n, j..j + 1],
+                Tensor::ones([n, 1], (&f.device(), f.dtype())),
+            );
+            let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), e);
+            let part = self
+                .factors_for(&thetas, &fw, delta)
+                .iter()
+                .map(fac_square_total)
+                .reduce(|a, b| a + b)
+                .expect("a net has parameters");
+            total = Some(match total {
+                Some(t) => t + part,
+                None => part,
+            });
+        }
+        total.expect("a net has outputs") / n as f64
+    }
+
+    /// Per-sample factors of J_nᵀ δ_n for output cotangents `delta` [n, o].
+    fn factors_for(
+        &self,
+        thetas: &[Option<Tensor<1>>],
+        fw: &Forward,
+        mut delta: Tensor<2>,
+    ) -> Vec<Factors> {
         let mut parts = Vec::new();
         for l in (0..self.layers.len()).rev() {
-            let io = self.io(&thetas, &fw, l);
+            let io = self.io(thetas, fw, l);
             parts.extend(self.layers[l].per_sample_factors(io, &delta));
             if l == 0 || self.offsets[l] == 0 {
                 break;
@@ -401,6 +440,17 @@ impl Net {
         let n = f.dims()[0] as f64;
         let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), z) / n.sqrt();
         self.backward(&thetas, &fw, delta)
+    }
+}
+
+/// Σ_n ‖g_n‖² of one layer's factors, [1].
+fn fac_square_total(f: &Factors) -> Tensor<1> {
+    match f {
+        // ‖δ_n ã_nᵀ‖² = ‖δ_n‖² ‖ã_n‖².
+        Factors::Outer { inputs, cotangents } => {
+            (cotangents.clone().square().sum_dim(1) * inputs.clone().square().sum_dim(1)).sum()
+        }
+        Factors::Materialized(g) => g.clone().square().sum(),
     }
 }
 
@@ -695,6 +745,22 @@ mod tests {
                 &dense(&net, &theta, &data, true)
             ) < 1e-14
         );
+    }
+
+    #[test]
+    fn ggn_trace_is_the_trace_of_the_dense_ggn() {
+        for case in zoo_cases().into_iter().filter(|c| !c.heavy) {
+            let (net, theta, data) = case.build(&cpu(), Precision::F64);
+            let d = net.dim();
+            let want = dense_ggn(&net, &theta, &data);
+            let tr: f64 = (0..d).map(|i| want[i * d + i]).sum();
+            let got = net.ggn_trace(&theta, &data).into_scalar::<f64>();
+            assert!(
+                (got - tr).abs() <= 1e-12 * tr.abs().max(1e-300),
+                "{}: Tr G_F {got} vs {tr}",
+                case.name
+            );
+        }
     }
 
     #[test]

@@ -1,3 +1,31 @@
-//! noisescope's noise-injecting optimizer: GD, SGD and the surrogate dynamics of SPEC §2
-//! (see `docs/architecture.md`). Empty until the Noise issue lands.
+//! noisescope's noise-injecting optimizer (SPEC §2): GD, SGD and the generalized Langevin
+//! dynamics θ ← θ − η (∇L(θ) + ξ), ξ ~ N(0, C), whose C has SGD's total strength Tr Σ_m and
+//! a chosen shape (isotropic, diagonal, low-rank, Hessian, Gauss-Newton, top Hessian
+//! eigenvector); momentum, weight decay, schedules, Adam; reproducible random streams.
+//!
+//! - [`dynamic`]: the dynamics and their settings (including Zhu et al.'s code's options).
+//! - [`gld`]: ξ at θ_t for each dynamic.
+//! - [`surrogate`]: C in factored form and its sampling.
+//! - [`optimizer`]: the update rule.
+//! - [`stream`]: the seeded, restorable normal stream.
+//! - [`trainer`]: one run's state and step.
 #![warn(missing_docs)]
+
+pub mod dynamic;
+pub mod gld;
+pub mod optimizer;
+pub mod stream;
+pub mod surrogate;
+pub mod trainer;
+
+#[cfg(test)]
+mod tests;
+
+pub use dynamic::{
+    Apply, CovarianceEstimate, Dynamic, EigenSolver, Injection, NoiseConfig, TraceTarget,
+};
+pub use gld::{Covariance, Draw, NoiseError, Prepared, Surrogate};
+pub use optimizer::{Algorithm, Optimizer, OptimizerConfig, OptimizerState, Schedule};
+pub use stream::{NoiseStream, StreamState};
+pub use surrogate::NoiseShape;
+pub use trainer::{StepError, StepReport, Trainer, TrainerState};
