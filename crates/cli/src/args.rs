@@ -52,6 +52,72 @@ pub enum Command {
     Data(DataCommand),
     /// Time a gradient against Hessian-vector and Gauss-Newton products on the chosen backend.
     Bench(BenchArgs),
+    /// Train any zoo model with any dynamic, into a run directory.
+    Train(TrainArgs),
+    /// Zhu et al.'s escape protocol: GD to θ*, then every chosen dynamic from θ*.
+    Escape(EscapeArgs),
+    /// Measure a run's checkpoint: spectrum, Tr(HΣ), sharpness, alignment, density.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run's config (TOML; see configs/).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Run directory to create (default: runs/<config>-<dynamic>-s<seed>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a config key, e.g. `--set optimizer.lr=0.05` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run in DIR from its latest checkpoint.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many steps (with a checkpoint); `--resume` continues.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct EscapeArgs {
+    /// The experiment's config (TOML; see configs/zhu2019/).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Output directory (default: runs/<config>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a config key, e.g. `--set run.optimizer.lr=0.05` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Phase-2 steps (a short smoke run).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Phase-1 steps.
+    #[arg(long)]
+    pub phase1_steps: Option<u64>,
+    /// Only these dynamics (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub dynamics: Option<Vec<String>>,
+    /// Repetitions.
+    #[arg(long)]
+    pub repeats: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// The checkpoint's step (default: the latest).
+    #[arg(long)]
+    pub step: Option<u64>,
+    /// Probes, comma-separated: spectrum, escape, sharpness, noise, alignment, density.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub probes: Vec<String>,
+    /// Override a probe setting of the run's config, e.g. `--set probes.top_k=20`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,16 @@
 mod args;
 mod backend;
 mod bench_cmd;
+mod config;
 mod data_cmd;
+mod escape_cmd;
+mod experiment;
 mod output;
+mod plot;
+mod probe_cmd;
+mod probes;
+mod rundir;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -16,6 +24,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         args::Command::Data(cmd) => data_cmd::run(&cli.global, cmd),
         args::Command::Bench(a) => bench_cmd::run(&cli.global, a),
+        args::Command::Train(a) => train_cmd::run(&cli.global, a),
+        args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
+        args::Command::Probe(a) => probe_cmd::run(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,282 @@
+//! Run configs: one TOML file holds every setting that changes a number. Unknown keys are
+//! errors that name the key; `--set key=value` overrides any key (dotted paths) before the
+//! file is checked.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use noisescope_data::{Normalization, Precision};
+use noisescope_models::{Init, ModelSpec};
+use noisescope_noise::{NoiseConfig, OptimizerConfig};
+use noisescope_probe::escape::TraceMethod;
+use noisescope_probe::sharpness::SharpnessConfig;
+use serde::{Deserialize, Serialize};
+
+/// A training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seeds the initialization, the data tweaks, the batches and the noise.
+    #[serde(default)]
+    pub seed: u64,
+    /// Optimization steps.
+    pub steps: u64,
+    /// Steps between metric lines (also the first and the last step are logged).
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+    /// Steps between checkpoints (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Element type on the device.
+    #[serde(default)]
+    pub precision: Precision,
+    /// The backend that ran it (written into the run's resolved config; informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Initial θ.
+    #[serde(default)]
+    pub init: InitConfig,
+    /// Training and test data.
+    pub data: DataConfig,
+    /// The network.
+    pub model: ModelSpec,
+    /// The update rule.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// The dynamic and its noise.
+    #[serde(default)]
+    pub noise: NoiseConfig,
+    /// Measurements during training.
+    #[serde(default)]
+    pub probes: ProbeConfig,
+}
+
+fn default_log_every() -> u64 {
+    100
+}
+
+/// Where θ₀ comes from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    /// The initialization scheme.
+    #[serde(default)]
+    pub scheme: Init,
+    /// θ₀ given explicitly (small models: Zhu et al.'s toy starts at (1, 1)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
+    /// A run directory or checkpoint folder whose θ to start from instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
+}
+
+/// The data of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// An IDX image dataset of the registry (mnist, fashion-mnist, their -small versions).
+    Images {
+        /// Registry name.
+        name: String,
+        /// Training images with their true labels: the first `train` (all when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train: Option<usize>,
+        /// Further training images, following the first `train`, with uniformly random
+        /// labels (Zhu et al.: 1000 + 200).
+        #[serde(default)]
+        random_labels: usize,
+        /// The first `test` test images (all when absent, none for 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<usize>,
+        /// Pixel scaling.
+        #[serde(default = "centered")]
+        normalization: Normalization,
+    },
+    /// Zhu et al.'s 2-D toy data (no targets).
+    Toy2d {
+        /// Points.
+        n: usize,
+    },
+    /// x ~ U[−2, 2]², label 1[x₀ ≥ x₁] (Zhu et al. Fig. 4).
+    UniformSquare {
+        /// Training points.
+        n: usize,
+        /// Test points.
+        #[serde(default)]
+        test: usize,
+    },
+}
+
+fn centered() -> Normalization {
+    Normalization::Centered
+}
+
+/// Which measurements run during training, how often, and their settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Steps between probes (0: never).
+    pub every: u64,
+    /// The probes.
+    pub list: Vec<Probe>,
+    /// Hessian eigenpairs for `spectrum` and `alignment`'s directional part.
+    pub top_k: usize,
+    /// Lanczos steps.
+    pub lanczos_steps: usize,
+    /// How Tr H is obtained for `escape` (Tr(HΣ̄)).
+    pub trace_h: TraceMethod,
+    /// How ‖G_F‖_F² is obtained for `alignment`.
+    pub frobenius: TraceMethod,
+    /// Per-sample gradients per block of Hessian products.
+    pub chunk: usize,
+    /// Expected sharpness.
+    pub sharpness: SharpnessConfig,
+    /// Samples the probes use: the first `samples` training samples (all when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            every: 0,
+            list: Vec::new(),
+            top_k: 5,
+            lanczos_steps: 100,
+            trace_h: TraceMethod::Hutchinson { probes: 100 },
+            frobenius: TraceMethod::Hutchinson { probes: 100 },
+            chunk: 50,
+            sharpness: SharpnessConfig::default(),
+            samples: None,
+        }
+    }
+}
+
+/// One measurement of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// λ_max and the top-k Hessian eigenvalues (Lanczos).
+    Spectrum,
+    /// Tr(HΣ), Tr H, Tr Σ₁, Tr(HΣ̄) and their ratio.
+    Escape,
+    /// Expected sharpness, both definitions.
+    Sharpness,
+    /// Tr Σ₁ and the top-k eigenvalues of Σ₁.
+    Noise,
+    /// Average alignment μ(θ) and the directional alignment along the top-k Hessian
+    /// eigenvectors and k random directions.
+    Alignment,
+    /// The spectral density (SLQ) of H.
+    Density,
+}
+
+impl std::str::FromStr for Probe {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Probe::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+            .map_err(|_| anyhow::anyhow!("unknown probe `{s}`: expected spectrum, escape, sharpness, noise, alignment or density"))
+    }
+}
+
+/// Sets `key` (a dotted path) to `value` in `table`. The value is read as a TOML value
+/// (`0.1`, `true`, `[1, 2]`, `"text"`), and as a string when it is not one.
+pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    let parsed: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("just parsed"),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set {key}={value}: empty key segment");
+    }
+    let mut t = table;
+    for p in &parts[..parts.len() - 1] {
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("--set {key}: `{p}` is not a table"))?;
+    }
+    t.insert(parts[parts.len() - 1].to_string(), parsed);
+    Ok(())
+}
+
+/// Parses `text` (from `origin`) with the `key=value` overrides applied.
+pub fn parse_with_overrides<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+    sets: &[String],
+) -> Result<T> {
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{}: not valid TOML", origin.display()))?;
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected key=value"))?;
+        set_key(&mut table, k.trim(), v.trim())?;
+    }
+    // Through the text again, so that an error carries the key and the line.
+    let text = toml::to_string(&table).expect("a table serializes");
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}{}: {e}",
+            origin.display(),
+            if sets.is_empty() { "" } else { " (with --set)" }
+        )
+    })
+}
+
+/// Reads a config file with overrides.
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path, sets: &[String]) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_with_overrides(&text, path, sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+steps = 10
+[data]
+kind = "toy2d"
+n = 5
+[model]
+model = "toy2d"
+"#;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let p = Path::new("x.toml");
+        let e =
+            parse_with_overrides::<RunConfig>(&format!("{MINIMAL}\n[optimizer]\nlrr = 1"), p, &[])
+                .unwrap_err();
+        assert!(e.to_string().contains("lrr"), "{e}");
+        let e = parse_with_overrides::<RunConfig>(MINIMAL, p, &["noise.dynamc=\"sgd\"".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("dynamc"), "{e}");
+        let e = parse_with_overrides::<RunConfig>(MINIMAL, p, &["noise.dynamic=lowrank-x".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("lowrank-x"), "{e}");
+    }
+
+    #[test]
+    fn overrides_reach_nested_keys() {
+        let sets = vec![
+            "optimizer.lr=0.5".to_string(),
+            "noise.dynamic=hessian-3".into(),
+            "seed=7".into(),
+        ];
+        let c: RunConfig = parse_with_overrides(MINIMAL, Path::new("x.toml"), &sets).unwrap();
+        assert_eq!(c.optimizer.lr, 0.5);
+        assert_eq!(c.noise.dynamic, noisescope_noise::Dynamic::Hessian(3));
+        assert_eq!(c.seed, 7);
+        // The resolved config reads back to the same value.
+        let again: RunConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+}

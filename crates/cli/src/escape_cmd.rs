@@ -1,0 +1,282 @@
+//! `noisescope escape`: Zhu et al.'s protocol. Phase 1 runs GD to θ* (or loads it); phase 2
+//! runs each dynamic from the same θ* with the same seeds, one subdirectory per dynamic, and a
+//! combined `summary.json` of the form `{"dynamics": {"<name>": {…}}}`. With `repeats` > 1
+//! (the 2-D toy), every repetition draws fresh data and the summary gives success rates.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use noisescope_data::SearchPath;
+use noisescope_noise::{Dynamic, NoiseConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::args::{EscapeArgs, Global};
+use crate::backend;
+use crate::config::{self, RunConfig};
+use crate::experiment;
+use crate::plot;
+use crate::rundir::{RunDir, write_atomic};
+use crate::train_cmd::{RunContext, initial_theta, progress, train_loop};
+
+/// An escape experiment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscapeConfig {
+    /// The dynamics of phase 2.
+    pub dynamics: Vec<Dynamic>,
+    /// Repetitions (each with seed + r, and fresh data when `fresh_data`).
+    #[serde(default = "one")]
+    pub repeats: usize,
+    /// Draw new data for every repetition (the toy).
+    #[serde(default)]
+    pub fresh_data: bool,
+    /// What counts as an escape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success: Option<Success>,
+    /// Phase 1.
+    #[serde(default)]
+    pub phase1: Phase1,
+    /// Phase 2's run (data, model, optimizer, noise settings; `noise.dynamic` is set per
+    /// dynamic).
+    pub run: RunConfig,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Phase 1: GD from the run's θ₀.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase1 {
+    /// GD steps (0: θ* = θ₀, e.g. the toy's start at the sharp minimum).
+    #[serde(default)]
+    pub steps: u64,
+    /// GD's learning rate.
+    #[serde(default)]
+    pub lr: f64,
+    /// Steps between metric lines.
+    #[serde(default = "hundred")]
+    pub log_every: u64,
+}
+
+fn hundred() -> u64 {
+    100
+}
+
+/// An escape succeeds when every coordinate of the final θ is below `all_below`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Success {
+    /// The threshold (Zhu's toy: −0.5).
+    pub all_below: f64,
+}
+
+pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
+    let mut cfg: EscapeConfig = config::load(&a.config, &a.set)?;
+    if let Some(s) = a.steps {
+        cfg.run.steps = s;
+    }
+    if let Some(s) = a.phase1_steps {
+        cfg.phase1.steps = s;
+    }
+    if let Some(r) = a.repeats {
+        cfg.repeats = r;
+    }
+    if let Some(list) = &a.dynamics {
+        cfg.dynamics = list.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+    }
+    cfg.run.backend = Some(format!("{:?}", g.backend).to_lowercase());
+    let opened = backend::open(g.backend, g.device)?;
+    let search = SearchPath::from_env(g.data_dir.clone());
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = a
+            .config
+            .file_stem()
+            .map_or("escape".into(), |s| s.to_string_lossy().to_string());
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from("runs").join(format!("{stem}-{secs}"))
+    });
+    if out.join("summary.json").exists() {
+        anyhow::bail!(
+            "{} already holds an escape experiment; choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out.join("figures"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&out.join("escape.toml"), toml::to_string(&cfg)?.as_bytes())?;
+    let start = Instant::now();
+    let mut results: Map<String, Value> = Map::new();
+    let mut successes = vec![0usize; cfg.dynamics.len()];
+    let mut finals: Vec<Vec<Value>> = vec![Vec::new(); cfg.dynamics.len()];
+    let mut phase1_summary = Value::Null;
+    let bar = progress(g.quiet || cfg.repeats == 1, cfg.repeats as u64, 0);
+    for r in 0..cfg.repeats {
+        let seed = cfg.run.seed.wrapping_add(r as u64);
+        let mut base = cfg.run.clone();
+        base.seed = seed;
+        let data_cfg = if cfg.fresh_data || r == 0 {
+            base.clone()
+        } else {
+            RunConfig {
+                seed: cfg.run.seed,
+                ..base.clone()
+            }
+        };
+        let exp = experiment::build(&data_cfg, &opened.device, &search)?;
+        let first = r == 0;
+        // Phase 1: GD to θ*.
+        let theta0 = initial_theta(&base, &exp.net, &opened.device)?;
+        let theta_star = if cfg.phase1.steps > 0 {
+            let mut p1 = base.clone();
+            p1.steps = cfg.phase1.steps;
+            p1.log_every = cfg.phase1.log_every;
+            p1.noise = NoiseConfig::default();
+            p1.optimizer.lr = cfg.phase1.lr;
+            p1.probes.every = 0;
+            let dir = if first {
+                Some(RunDir::create(&out.join("phase1"))?)
+            } else {
+                None
+            };
+            if let Some(d) = &dir {
+                d.write("config.toml", toml::to_string(&p1)?.as_bytes())?;
+            }
+            let ctx = RunContext {
+                cfg: &p1,
+                exp: &exp,
+                quiet: g.quiet || !first,
+                until: None,
+                device_name: &opened.description,
+            };
+            if !g.quiet && first {
+                eprintln!("phase 1: GD, lr {}, {} steps", p1.optimizer.lr, p1.steps);
+            }
+            let o = train_loop(&ctx, theta0, dir.as_ref(), false).context("phase 1")?;
+            if first {
+                phase1_summary = o.summary["final"].clone();
+            }
+            o.theta
+        } else {
+            theta0
+        };
+        // Phase 2: every dynamic from θ*, the same seed for all.
+        for (i, d) in cfg.dynamics.iter().enumerate() {
+            let mut run = base.clone();
+            run.noise.dynamic = *d;
+            if !first {
+                run.log_every = run.steps;
+                run.probes.every = 0;
+            }
+            let dir = if first {
+                Some(RunDir::create(&out.join(d.to_string()))?)
+            } else {
+                None
+            };
+            if let Some(dd) = &dir {
+                dd.write("config.toml", toml::to_string(&run)?.as_bytes())?;
+            }
+            if !g.quiet && cfg.repeats == 1 {
+                eprintln!("phase 2: {d}, lr {}, {} steps", run.optimizer.lr, run.steps);
+            }
+            let ctx = RunContext {
+                cfg: &run,
+                exp: &exp,
+                quiet: g.quiet || cfg.repeats > 1,
+                until: None,
+                device_name: &opened.description,
+            };
+            let o = train_loop(&ctx, theta_star.clone(), dir.as_ref(), false)
+                .with_context(|| format!("phase 2, {d}, repetition {r}"))?;
+            if let Some(rule) = cfg.success {
+                let th = o
+                    .theta
+                    .clone()
+                    .into_data()
+                    .convert::<f64>()
+                    .try_into_vec::<f64>()
+                    .expect("float");
+                if th.iter().all(|&v| v < rule.all_below) {
+                    successes[i] += 1;
+                }
+            }
+            finals[i].push(o.summary["final"].clone());
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for (i, d) in cfg.dynamics.iter().enumerate() {
+        let mut entry = Map::new();
+        entry.insert("final".into(), finals[i][0].clone());
+        if cfg.success.is_some() {
+            entry.insert("successes".into(), json!(successes[i]));
+            entry.insert("repeats".into(), json!(cfg.repeats));
+            entry.insert(
+                "success_rate".into(),
+                json!(successes[i] as f64 / cfg.repeats as f64),
+            );
+        }
+        for key in ["train_loss", "test_acc", "test_loss"] {
+            let v: Vec<f64> = finals[i].iter().filter_map(|f| f[key].as_f64()).collect();
+            if v.len() > 1 {
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                let sd =
+                    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+                entry.insert(format!("{key}_mean"), json!(m));
+                entry.insert(format!("{key}_sd"), json!(sd));
+            }
+        }
+        results.insert(d.to_string(), Value::Object(entry));
+    }
+    let summary = json!({
+        "dynamics": results,
+        "phase1": phase1_summary,
+        "repeats": cfg.repeats,
+        "device": opened.description,
+        "time_s": start.elapsed().as_secs_f64(),
+    });
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let figures = plot::escape_figures(&out, &cfg)?;
+    if g.json {
+        crate::output::print_json(&summary);
+    } else {
+        print_table(&cfg, &summary);
+        for f in figures {
+            println!("figure: {}", f.display());
+        }
+        println!("results: {}", out.display());
+    }
+    Ok(())
+}
+
+fn print_table(cfg: &EscapeConfig, s: &Value) {
+    println!(
+        "{:<16} {:>12} {:>12} {:>10}",
+        "dynamic", "train loss", "test acc", "success"
+    );
+    for d in &cfg.dynamics {
+        let e = &s["dynamics"][d.to_string()];
+        let f = &e["final"];
+        let acc = f["test_acc"]
+            .as_f64()
+            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+        let rate = e["success_rate"]
+            .as_f64()
+            .map_or("-".into(), |r| format!("{:.0}%", 100.0 * r));
+        println!(
+            "{:<16} {:>12.4e} {:>12} {:>10}",
+            d.to_string(),
+            f["train_loss"].as_f64().unwrap_or(f64::NAN),
+            acc,
+            rate
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! From a run config to the objects a run needs: the net, θ₀, the training and test data on the
+//! device.
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use noisescope_data::synthetic::{toy2d, uniform_square};
+use noisescope_data::{DeviceDataset, Features, ImageDataset, SearchPath, Split};
+use noisescope_models::Net;
+
+use crate::config::{DataConfig, RunConfig};
+
+/// A run's net and data.
+pub struct Experiment {
+    /// The network.
+    pub net: Net,
+    /// Training data on the device.
+    pub train: DeviceDataset,
+    /// Test data on the device, when the config has some.
+    pub test: Option<DeviceDataset>,
+    /// One line naming the data (for logs).
+    pub describe: String,
+}
+
+/// Training and test features for `data`; `seed` drives random labels and synthetic draws.
+pub fn features(
+    data: &DataConfig,
+    seed: u64,
+    search: &SearchPath,
+) -> Result<(Features, Option<Features>, String)> {
+    Ok(match data {
+        DataConfig::Images {
+            name,
+            train,
+            random_labels,
+            test,
+            normalization,
+        } => {
+            let tr = ImageDataset::open(name, search, Split::Train)
+                .with_context(|| format!("training split of {name}"))?;
+            let clean = train.unwrap_or(tr.len() - random_labels.min(&tr.len()));
+            let tr = if *random_labels > 0 {
+                tr.clean_plus_random_labels(clean, *random_labels, seed)?
+            } else {
+                tr.first(clean)?
+            };
+            let te = match test {
+                Some(0) => None,
+                t => {
+                    let te = ImageDataset::open(name, search, Split::Test)
+                        .with_context(|| format!("test split of {name}"))?;
+                    Some(match t {
+                        Some(n) => te.first(*n)?,
+                        None => te,
+                    })
+                }
+            };
+            let describe = format!(
+                "{name}: {} training images ({clean} true labels + {random_labels} random), {} test",
+                tr.len(),
+                te.as_ref().map_or(0, ImageDataset::len)
+            );
+            (
+                tr.to_features(*normalization),
+                te.map(|t| t.to_features(*normalization)),
+                describe,
+            )
+        }
+        DataConfig::Toy2d { n } => (toy2d(*n, seed), None, format!("toy2d: {n} points")),
+        DataConfig::UniformSquare { n, test } => (
+            uniform_square(*n, seed),
+            (*test > 0).then(|| uniform_square(*test, seed ^ 0xFFFF_FFFF)),
+            format!("uniform square: {n} training points, {test} test"),
+        ),
+    })
+}
+
+/// Builds the net and uploads the data of `cfg` to `device`.
+pub fn build(cfg: &RunConfig, device: &Device, search: &SearchPath) -> Result<Experiment> {
+    let net = cfg.model.build(device, cfg.precision)?;
+    let (tr, te, describe) = features(&cfg.data, cfg.seed, search)?;
+    let train = net.adapt(DeviceDataset::upload(&tr, device, cfg.precision));
+    let test = te.map(|t| net.adapt(DeviceDataset::upload(&t, device, cfg.precision)));
+    let probe_theta = Tensor::<1>::zeros([net.dim()], (device, cfg.precision.dtype()));
+    net.check(&probe_theta, &train)?;
+    Ok(Experiment {
+        net,
+        train,
+        test,
+        describe,
+    })
+}
+
+/// Loss and accuracy of θ on `data`, evaluated `chunk` samples at a time (a convolution's
+/// unfolded patches for 10 000 images would not fit at once).
+pub fn evaluate(
+    net: &Net,
+    theta: &Tensor<1>,
+    data: &DeviceDataset,
+    chunk: usize,
+) -> (f64, Option<f64>) {
+    let mut loss = 0.0;
+    let mut hits = 0.0;
+    let mut has_acc = true;
+    for start in (0..data.n).step_by(chunk.max(1)) {
+        let idx: Vec<usize> = (start..(start + chunk).min(data.n)).collect();
+        let part = if idx.len() == data.n {
+            data.clone()
+        } else {
+            data.gather(&idx)
+        };
+        let w = idx.len() as f64;
+        loss += net.loss(theta, &part) * w;
+        match net.accuracy(theta, &part) {
+            Some(a) => hits += a * w,
+            None => has_acc = false,
+        }
+    }
+    let n = data.n as f64;
+    (loss / n, has_acc.then_some(hits / n))
+}

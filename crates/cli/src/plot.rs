@@ -1,0 +1,337 @@
+//! Figures as SVG (plotters' SVG backend needs no system fonts): curves per dynamic, bar
+//! charts, and the 2-D toy's trajectories over its loss landscape.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::escape_cmd::EscapeConfig;
+use crate::rundir::RunDir;
+
+/// One curve.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+fn color(i: usize) -> RGBColor {
+    const C: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    C[i % C.len()]
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing a figure: {e:?}")
+}
+
+fn bounds(series: &[Series], log_y: bool) -> Option<((f64, f64), (f64, f64))> {
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0));
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        return None;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + y0.abs().max(1e-12);
+    }
+    if !log_y {
+        let pad = 0.05 * (y1 - y0);
+        y0 -= pad;
+        y1 += pad;
+    }
+    Some(((x0, x1), (y0, y1)))
+}
+
+/// Several panels side by side, one line per series in each: `(title, y label, log y, series)`.
+pub fn line_panels(
+    path: &Path,
+    x_label: &str,
+    panels: &[(&str, &str, bool, Vec<Series>)],
+) -> Result<()> {
+    let w = 560 * panels.len() as u32;
+    let root = SVGBackend::new(path, (w, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, (title, y_label, log_y, series)) in areas.iter().zip(panels) {
+        let Some(((x0, x1), (y0, y1))) = bounds(series, *log_y) else {
+            continue;
+        };
+        let mut b = ChartBuilder::on(area);
+        b.caption(*title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(70);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(*y_label)
+                    .draw()
+                    .map_err(err)?;
+                for (i, s) in series.iter().enumerate() {
+                    let c = color(i);
+                    let pts: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!*log_y || *y > 0.0))
+                        .collect();
+                    chart
+                        .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                        .map_err(err)?
+                        .label(s.name.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(err)?;
+            }};
+        }
+        if *log_y {
+            draw!(
+                b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                    .map_err(err)?
+            );
+        } else {
+            draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A bar chart of one value per label.
+pub fn bars(path: &Path, title: &str, y_label: &str, items: &[(String, f64)]) -> Result<()> {
+    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let top = items
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(0f64, f64::max)
+        .max(1e-12)
+        * 1.1;
+    let n = items.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .map_err(err)?;
+    let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+    chart
+        .configure_mesh()
+        .y_desc(y_label)
+        .x_labels(n)
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+            let mut r = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *v),
+                ],
+                color(i).filled(),
+            );
+            r.set_margin(0, 0, 12, 12);
+            r
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Zhu et al.'s toy potential at data point x = 0 (the landscape the trajectories cross).
+fn toy_loss(w0: f64, w1: f64) -> f64 {
+    let (k1, k2) = (
+        std::f64::consts::FRAC_PI_4.cos(),
+        std::f64::consts::FRAC_PI_4.sin(),
+    );
+    let (a, b, c, d) = (w0 - 1.0, w1 - 1.0, w0 + 1.0, w1 + 1.0);
+    (10.0 * (k1 * a - k2 * b).powi(2) + 100.0 * (k1 * a + k2 * b).powi(2)).min(c * c + d * d)
+}
+
+/// One trajectory per dynamic over the toy's loss landscape (shaded by log(1 + ℓ)).
+pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
+    let root = SVGBackend::new(path, (620, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (lo, hi) = (-2.0, 2.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("2-D toy: one trajectory per dynamic", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(46)
+        .build_cartesian_2d(lo..hi, lo..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("w0")
+        .y_desc("w1")
+        .disable_mesh()
+        .draw()
+        .map_err(err)?;
+    let cells = 120;
+    let step = (hi - lo) / cells as f64;
+    let top = (1.0 + toy_loss(hi, lo)).ln();
+    chart
+        .draw_series(
+            (0..cells)
+                .flat_map(|i| (0..cells).map(move |j| (i, j)))
+                .map(|(i, j)| {
+                    let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
+                    let v = ((1.0 + toy_loss(x + step / 2.0, y + step / 2.0)).ln() / top).min(1.0);
+                    let g = (255.0 * (1.0 - 0.75 * v)) as u8;
+                    Rectangle::new([(x, y), (x + step, y + step)], RGBColor(g, g, 255).filled())
+                }),
+        )
+        .map_err(err)?;
+    for (i, s) in trajectories.iter().enumerate() {
+        let c = color(i + 1);
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// (step, value) of `key` (a top-level metric, or `probes.<name>`) from a run's metrics.
+pub fn metric_series(dir: &Path, key: &str) -> Result<Vec<(f64, f64)>> {
+    let rd = RunDir {
+        path: dir.to_path_buf(),
+    };
+    Ok(rd
+        .metrics()?
+        .iter()
+        .filter_map(|m| {
+            let v = match key.strip_prefix("probes.") {
+                Some(p) => &m["probes"][p],
+                None => &m[key],
+            };
+            Some((m["step"].as_f64()?, v.as_f64()?))
+        })
+        .collect())
+}
+
+/// The figures of an escape experiment: for the toy, trajectories and success rates; else
+/// test accuracy and sharpness against step, one curve per dynamic.
+pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    let names: Vec<String> = cfg.dynamics.iter().map(|d| d.to_string()).collect();
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
+    if cfg.success.is_some() {
+        let trajectories: Vec<Series> = names
+            .iter()
+            .map(|n| {
+                let rd = RunDir { path: out.join(n) };
+                let pts = rd
+                    .metrics()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|m| {
+                        let t = m["theta"].as_array()?;
+                        Some((t.first()?.as_f64()?, t.get(1)?.as_f64()?))
+                    })
+                    .collect();
+                Series {
+                    name: n.clone(),
+                    points: pts,
+                }
+            })
+            .collect();
+        if trajectories.iter().any(|t| !t.points.is_empty()) {
+            let p = out.join("figures/trajectories.svg");
+            toy_trajectories(&p, &trajectories)?;
+            made.push(p);
+        }
+        let rates: Vec<(String, f64)> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    summary["dynamics"][n]["success_rate"]
+                        .as_f64()
+                        .unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let p = out.join("figures/success.svg");
+        bars(
+            &p,
+            &format!("escape success over {} runs", cfg.repeats),
+            "success rate",
+            &rates,
+        )?;
+        made.push(p);
+        return Ok(made);
+    }
+    let collect = |key: &str| -> Vec<Series> {
+        names
+            .iter()
+            .map(|n| Series {
+                name: n.clone(),
+                points: metric_series(&out.join(n), key).unwrap_or_default(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let mut panels = vec![("test accuracy", "test accuracy", false, collect("test_acc"))];
+    let sharp = collect("probes.sharpness");
+    if !sharp.is_empty() {
+        panels.push(("expected sharpness", "E[L(θ+ν)] − L(θ)", true, sharp));
+    }
+    let p = out.join("figures/escape.svg");
+    line_panels(&p, "step", &panels)?;
+    made.push(p);
+    Ok(made)
+}

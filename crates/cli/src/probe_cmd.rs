@@ -1,0 +1,106 @@
+//! `noisescope probe`: the probes of SPEC §3 on a run's checkpoint, written as
+//! `probes-step-NNNNNNN.json` beside the run's metrics, with figures of the Hessian spectrum
+//! and its density.
+
+use anyhow::{Context, Result};
+use noisescope_data::SearchPath;
+use noisescope_probe::density::SpectralDensity;
+use serde_json::{Value, json};
+
+use crate::args::{Global, ProbeArgs};
+use crate::backend;
+use crate::config::{self, Probe, RunConfig};
+use crate::experiment;
+use crate::plot::{self, Series};
+use crate::probes;
+use crate::rundir::{self, RunDir};
+
+pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
+    let rd = RunDir::open(&a.run)?;
+    let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
+    let list: Vec<Probe> = a.probes.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+    let opened = backend::open(g.backend, g.device)?;
+    let search = SearchPath::from_env(g.data_dir.clone());
+    let exp = experiment::build(&cfg, &opened.device, &search)?;
+    let ck = match a.step {
+        Some(s) => rd.path.join(format!("checkpoints/step-{s:07}")),
+        None => rd.latest_checkpoint()?,
+    };
+    let theta = rundir::load_theta(&ck, &opened.device, cfg.precision)
+        .with_context(|| format!("checkpoint {}", ck.display()))?;
+    let data = match cfg.probes.samples {
+        Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
+        _ => exp.train.clone(),
+    };
+    let step = ck
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("step-"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let start = std::time::Instant::now();
+    let r = probes::run(
+        &cfg.probes,
+        &list,
+        &exp.net,
+        &theta,
+        &data,
+        cfg.optimizer.weight_decay,
+        cfg.seed ^ step,
+    );
+    let elapsed = start.elapsed().as_secs_f64();
+    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": r.values});
+    let name = format!("probes-step-{step:07}.json");
+    rd.write(&name, serde_json::to_string_pretty(&out)?.as_bytes())?;
+    let mut figures = Vec::new();
+    if let Some(top) = r.values.get("hessian_top").and_then(Value::as_array) {
+        let items: Vec<(String, f64)> = top
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("λ{}", i + 1), v.as_f64().unwrap_or(0.0)))
+            .collect();
+        let p = rd.path.join(format!("figures/spectrum-step-{step:07}.svg"));
+        plot::bars(
+            &p,
+            &format!("top Hessian eigenvalues at step {step}"),
+            "eigenvalue",
+            &items,
+        )?;
+        figures.push(p);
+    }
+    if let Some(d) = r.values.get("density") {
+        let density: SpectralDensity = serde_json::from_value(d.clone())?;
+        let (lo, hi) = density.range();
+        let grid = density.on_grid(400, ((hi - lo) / 100.0).max(1e-12));
+        let p = rd.path.join(format!("figures/density-step-{step:07}.svg"));
+        plot::line_panels(
+            &p,
+            "eigenvalue",
+            &[(
+                "Hessian spectral density (SLQ)",
+                "density",
+                true,
+                vec![Series {
+                    name: "SLQ".into(),
+                    points: grid,
+                }],
+            )],
+        )?;
+        figures.push(p);
+    }
+    if g.json {
+        crate::output::print_json(&out);
+    } else {
+        for (k, v) in &r.values {
+            if k != "density" {
+                println!("{k:>20}: {v}");
+            }
+        }
+        println!("{:>20}: {elapsed:.2} s on {} samples", "time", data.n);
+        println!("written: {}", rd.path.join(&name).display());
+        for f in figures {
+            println!("figure: {}", f.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The probes of SPEC §3 at one θ, as JSON for metrics lines and probe files. Shared by online
+//! probing during training and by `noisescope probe` on checkpoints.
+
+use burn::prelude::*;
+use noisescope_data::DeviceDataset;
+use noisescope_models::Net;
+use noisescope_probe::alignment::{
+    average_alignment, directional_alignment, random_unit_directions,
+};
+use noisescope_probe::density::{SlqConfig, slq};
+use noisescope_probe::escape::{EscapeConfig, escape_indicator};
+use noisescope_probe::sharpness::expected_sharpness;
+use noisescope_probe::{Blocked, GaussNewton, GradientNoise, Hessian, LanczosConfig, lanczos};
+use serde_json::{Map, Value, json};
+
+use crate::config::{Probe, ProbeConfig};
+
+/// What the probes found at one θ.
+pub struct ProbeResult {
+    /// Values by name.
+    pub values: Map<String, Value>,
+}
+
+/// Runs `list` at θ on `data` (the training set or the probe subset).
+pub fn run(
+    cfg: &ProbeConfig,
+    list: &[Probe],
+    net: &Net,
+    theta: &Tensor<1>,
+    data: &DeviceDataset,
+    weight_decay: f64,
+    seed: u64,
+) -> ProbeResult {
+    let mut values = Map::new();
+    let h = Blocked {
+        inner: Hessian {
+            net,
+            theta,
+            data,
+            weight_decay,
+        },
+        block: cfg.chunk.max(1),
+    };
+    let needs_spectrum = list
+        .iter()
+        .any(|p| matches!(p, Probe::Spectrum | Probe::Alignment));
+    let mut hessian_vectors = None;
+    if needs_spectrum {
+        let eig = lanczos(
+            &h,
+            LanczosConfig {
+                k: cfg.top_k,
+                steps: cfg.lanczos_steps.max(2 * cfg.top_k),
+                seed,
+            },
+        );
+        values.insert("lambda_max".into(), json!(eig.values.first()));
+        values.insert("hessian_top".into(), json!(eig.values));
+        hessian_vectors = Some(eig.vectors);
+    }
+    let noise = list
+        .iter()
+        .any(|p| matches!(p, Probe::Noise | Probe::Alignment))
+        .then(|| GradientNoise::of(net, theta, data));
+    for p in list {
+        match p {
+            Probe::Spectrum => {}
+            Probe::Escape => {
+                let e = escape_indicator(
+                    net,
+                    theta,
+                    data,
+                    weight_decay,
+                    EscapeConfig {
+                        trace_h: cfg.trace_h,
+                        chunk: cfg.chunk,
+                        seed,
+                    },
+                );
+                values.insert("trace_h_sigma".into(), json!(e.trace_h_sigma));
+                values.insert("trace_h_sigma_iso".into(), json!(e.isotropic));
+                values.insert("escape_ratio".into(), json!(e.ratio));
+                values.insert("trace_h".into(), json!(e.trace_h.value));
+                values.insert("trace_h_se".into(), json!(e.trace_h.std_error));
+                values.insert("trace_sigma".into(), json!(e.trace_sigma));
+            }
+            Probe::Sharpness => {
+                let s = expected_sharpness(net, theta, data, cfg.sharpness);
+                values.insert("sharpness".into(), json!(s.expected));
+                values.insert("sharpness_se".into(), json!(s.expected_se));
+                values.insert("sharpness_abs".into(), json!(s.absolute));
+                values.insert("sharpness_abs_se".into(), json!(s.absolute_se));
+            }
+            Probe::Noise => {
+                let n = noise.as_ref().expect("computed above");
+                values.insert("trace_sigma".into(), json!(n.trace()));
+                values.insert("sigma_top".into(), json!(n.top_k(cfg.top_k, true).values));
+            }
+            Probe::Alignment => {
+                let n = noise.as_ref().expect("computed above");
+                let gf = Blocked {
+                    inner: GaussNewton { net, theta, data },
+                    block: cfg.chunk.max(1),
+                };
+                let a = average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed);
+                values.insert("alignment_mu".into(), json!(a.mu));
+                values.insert("trace_sigma_gf".into(), json!(a.trace_sigma_gf));
+                values.insert("gf_frobenius_sq".into(), json!(a.gf_frobenius_sq));
+                let top = hessian_vectors.as_ref().expect("computed above");
+                values.insert(
+                    "alignment_top".into(),
+                    json!(directional_alignment(&gf, n, a.loss, top)),
+                );
+                let r = random_unit_directions(
+                    cfg.top_k,
+                    net.dim(),
+                    seed ^ 0xA11,
+                    &theta.device(),
+                    theta.dtype(),
+                );
+                values.insert(
+                    "alignment_random".into(),
+                    json!(directional_alignment(&gf, n, a.loss, &r)),
+                );
+            }
+            Probe::Density => {
+                let d = slq(
+                    &h,
+                    SlqConfig {
+                        vectors: 5,
+                        steps: cfg.lanczos_steps.min(net.dim()),
+                        seed,
+                    },
+                );
+                values.insert(
+                    "density".into(),
+                    json!({"nodes": d.nodes, "weights": d.weights}),
+                );
+            }
+        }
+    }
+    ProbeResult { values }
+}

@@ -1,0 +1,462 @@
+//! `noisescope train`: one run of any zoo model with any dynamic on any dataset, into a run
+//! directory, with progress, online probes, checkpoints, resume and divergence handling.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use noisescope_data::{DeviceDataset, SearchPath};
+use noisescope_models::{ModelSpec, Net};
+use noisescope_noise::{OptimizerConfig, StepError, Trainer};
+use serde_json::{Map, Value, json};
+
+use crate::args::{Global, TrainArgs};
+use crate::backend;
+use crate::config::{self, RunConfig};
+use crate::experiment::{self, Experiment};
+use crate::probes;
+use crate::rundir::{self, RunDir};
+
+/// Test and training evaluation runs in chunks of this many samples.
+const EVAL_CHUNK: usize = 2000;
+
+pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
+    let opened = backend::open(g.backend, g.device)?;
+    let search = SearchPath::from_env(g.data_dir.clone());
+    let (cfg, dir, resume) = match &a.resume {
+        Some(dir) => {
+            let rd = RunDir::open(dir)?;
+            let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
+            (cfg, rd, true)
+        }
+        None => {
+            let path = a
+                .config
+                .as_ref()
+                .context("give --config FILE (or --resume DIR)")?;
+            let mut cfg: RunConfig = config::load(path, &a.set)?;
+            cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
+            let out = a.out.clone().unwrap_or_else(|| default_out(path, &cfg));
+            let rd = RunDir::create(&out)?;
+            rd.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
+            (cfg, rd, false)
+        }
+    };
+    let exp = experiment::build(&cfg, &opened.device, &search)?;
+    if !g.quiet {
+        eprintln!(
+            "{} · {} (D = {}) · {} · {} → {}",
+            opened.description,
+            exp.net.name,
+            exp.net.dim(),
+            cfg.noise.dynamic,
+            exp.describe,
+            dir.path.display()
+        );
+    }
+    let theta0 = initial_theta(&cfg, &exp.net, &opened.device)?;
+    let ctx = RunContext {
+        cfg: &cfg,
+        exp: &exp,
+        quiet: g.quiet,
+        until: a.until,
+        device_name: &opened.description,
+    };
+    let outcome = train_loop(&ctx, theta0, Some(&dir), resume)?;
+    if g.json {
+        crate::output::print_json(&outcome.summary);
+    } else {
+        println!("{}", summary_line(&outcome.summary));
+    }
+    Ok(())
+}
+
+fn default_out(config: &Path, cfg: &RunConfig) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().to_string());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("{stem}-{}-s{}-{secs}", cfg.noise.dynamic, cfg.seed))
+}
+
+/// θ₀: explicit values, a checkpoint's θ, or the init scheme with the run's seed.
+pub fn initial_theta(cfg: &RunConfig, net: &Net, device: &Device) -> Result<Tensor<1>> {
+    let d = net.dim();
+    if let Some(v) = &cfg.init.values {
+        if v.len() != d {
+            bail!(
+                "init.values has {} entries, the {} net has D = {d}",
+                v.len(),
+                net.name
+            );
+        }
+        return Ok(Tensor::from_data(
+            TensorData::new(v.clone(), [d]),
+            (device, cfg.precision.dtype()),
+        ));
+    }
+    if let Some(from) = &cfg.init.from {
+        let t = rundir::load_theta(from, device, cfg.precision)?;
+        if t.dims()[0] != d {
+            bail!(
+                "init.from {}: θ has {} entries, the {} net has D = {d}",
+                from.display(),
+                t.dims()[0],
+                net.name
+            );
+        }
+        return Ok(t);
+    }
+    Ok(cfg
+        .init
+        .scheme
+        .tensor(&net.layout, cfg.seed, device, cfg.precision))
+}
+
+/// The model's hidden width d, for the 1/width learning-rate scaling.
+fn hidden_width(spec: &ModelSpec) -> Option<usize> {
+    match spec {
+        ModelSpec::Mlp { widths, .. } if widths.len() > 2 => Some(widths[1]),
+        ModelSpec::FixedOutputRelu { width, .. } => Some(*width),
+        _ => None,
+    }
+}
+
+/// The optimizer settings with the 1/width scaling applied to η.
+pub fn effective_optimizer(cfg: &RunConfig) -> Result<OptimizerConfig> {
+    let mut o = cfg.optimizer.clone();
+    if let Some(c) = o.width_scale.take() {
+        let w = hidden_width(&cfg.model).with_context(|| {
+            format!(
+                "optimizer.width_scale: the {} model has no hidden width",
+                cfg.model.name()
+            )
+        })?;
+        o.lr *= c / w as f64;
+    }
+    Ok(o)
+}
+
+/// What a run needs besides θ₀.
+pub struct RunContext<'a> {
+    pub cfg: &'a RunConfig,
+    pub exp: &'a Experiment,
+    pub quiet: bool,
+    /// Stop (with a checkpoint) after this many steps, to be resumed later.
+    pub until: Option<u64>,
+    pub device_name: &'a str,
+}
+
+/// The end of a run.
+pub struct Outcome {
+    pub summary: Value,
+    pub theta: Tensor<1>,
+}
+
+/// Runs the steps of `ctx.cfg` from θ₀ (or from the run directory's latest checkpoint when
+/// `resume`), logging into `dir` when given.
+pub fn train_loop(
+    ctx: &RunContext,
+    theta0: Tensor<1>,
+    dir: Option<&RunDir>,
+    resume: bool,
+) -> Result<Outcome> {
+    let cfg = ctx.cfg;
+    let exp = ctx.exp;
+    let net = &exp.net;
+    let opt = effective_optimizer(cfg)?;
+    let lr = opt.lr;
+    let mut trainer = Trainer::new(
+        net,
+        &exp.train,
+        cfg.noise.clone(),
+        opt,
+        theta0,
+        cfg.steps,
+        cfg.seed,
+    )?;
+    if resume {
+        let dir = dir.expect("resume needs a run directory");
+        let ck = dir.latest_checkpoint()?;
+        let state = rundir::load_checkpoint(&ck, &exp.train.x.device(), cfg.precision)?;
+        dir.truncate_metrics(state.step)?;
+        trainer.restore(state)?;
+    }
+    let probe_data = match cfg.probes.samples {
+        Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
+        _ => exp.train.clone(),
+    };
+    let stop = ctx.until.unwrap_or(cfg.steps).min(cfg.steps);
+    let bar = progress(ctx.quiet, cfg.steps, trainer.steps_done());
+    let start = Instant::now();
+    let (mut probe_time, mut eval_time) = (0.0, 0.0);
+    let mut last: Option<noisescope_noise::StepReport> = None;
+    let mut last_line = Value::Null;
+    let log_every = cfg.log_every.max(1);
+    // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of the
+    // step before, which the checkpoint does not) and logs from the next step on.
+    let mut skip_log = resume;
+    loop {
+        let t = trainer.steps_done();
+        let probe_now = cfg.probes.every > 0
+            && t.is_multiple_of(cfg.probes.every)
+            && !cfg.probes.list.is_empty();
+        if (t.is_multiple_of(log_every) || t == cfg.steps || probe_now)
+            && !std::mem::take(&mut skip_log)
+        {
+            let e0 = Instant::now();
+            let mut line = evaluate_line(
+                net,
+                trainer.theta(),
+                &exp.train,
+                exp.test.as_ref(),
+                t,
+                trainer.lr(),
+            );
+            eval_time += e0.elapsed().as_secs_f64();
+            if let Some(r) = &last {
+                line.insert("trace_c".into(), json!(r.trace_c));
+                if let Some(s) = r.trace_sigma_m {
+                    line.insert("trace_sigma_m".into(), json!(s));
+                }
+            }
+            if probe_now {
+                let p0 = Instant::now();
+                let r = probes::run(
+                    &cfg.probes,
+                    &cfg.probes.list,
+                    net,
+                    trainer.theta(),
+                    &probe_data,
+                    cfg.optimizer.weight_decay,
+                    cfg.seed ^ t,
+                );
+                let dt = p0.elapsed().as_secs_f64();
+                probe_time += dt;
+                line.insert("probes".into(), Value::Object(r.values));
+                line.insert("probe_time_s".into(), json!(dt));
+            }
+            line.insert("time_s".into(), json!(start.elapsed().as_secs_f64()));
+            let line = Value::Object(line);
+            if let Some(d) = dir {
+                d.append_metrics(&line)?;
+            }
+            last_line = line;
+        }
+        if t >= stop {
+            break;
+        }
+        // θ_t is saved only once its loss has come out finite in the step below.
+        let pending = (dir.is_some()
+            && cfg.checkpoint_every > 0
+            && t > 0
+            && t.is_multiple_of(cfg.checkpoint_every))
+        .then(|| trainer.state());
+        match trainer.step() {
+            Ok(r) => {
+                if let (Some(d), Some(state)) = (dir, pending) {
+                    d.save_checkpoint(&state, &net.layout)?;
+                }
+                bar.set_message(format!("loss {:.4e}", r.loss));
+                bar.inc(1);
+                last = Some(r);
+            }
+            Err(StepError::Diverged { step, loss }) => {
+                bar.abandon();
+                write_summary(
+                    dir,
+                    cfg,
+                    exp,
+                    ctx.device_name,
+                    "diverged",
+                    step,
+                    &last_line,
+                    (start, probe_time, eval_time),
+                    lr,
+                )?;
+                let kept = dir
+                    .and_then(|d| d.latest_checkpoint().ok())
+                    .map_or("no checkpoint was written before".to_string(), |p| {
+                        format!("the last good checkpoint is {}", p.display())
+                    });
+                bail!(
+                    "step {step}: the training loss is {loss} (diverged); the run stops, its metrics are kept and {kept}"
+                );
+            }
+            Err(e) => {
+                bar.abandon();
+                return Err(e).with_context(|| format!("step {}", trainer.steps_done()));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let done = trainer.steps_done();
+    let final_loss = last_line["train_loss"].as_f64().unwrap_or(f64::NAN);
+    if !final_loss.is_finite() {
+        write_summary(
+            dir,
+            cfg,
+            exp,
+            ctx.device_name,
+            "diverged",
+            done,
+            &last_line,
+            (start, probe_time, eval_time),
+            lr,
+        )?;
+        bail!(
+            "step {done}: the training loss is {final_loss} (diverged); the run stops, its metrics are kept"
+        );
+    }
+    let status = if done >= cfg.steps {
+        "completed"
+    } else {
+        "stopped"
+    };
+    if let Some(d) = dir {
+        d.save_checkpoint(&trainer.state(), &net.layout)?;
+    }
+    let summary = write_summary(
+        dir,
+        cfg,
+        exp,
+        ctx.device_name,
+        status,
+        done,
+        &last_line,
+        (start, probe_time, eval_time),
+        lr,
+    )?;
+    Ok(Outcome {
+        summary,
+        theta: trainer.theta().clone(),
+    })
+}
+
+/// Loss and accuracy on the training and test sets at θ_t; θ itself for nets with D ≤ 16.
+fn evaluate_line(
+    net: &Net,
+    theta: &Tensor<1>,
+    train: &DeviceDataset,
+    test: Option<&DeviceDataset>,
+    t: u64,
+    lr: f64,
+) -> Map<String, Value> {
+    let mut line = Map::new();
+    line.insert("step".into(), json!(t));
+    line.insert("lr".into(), json!(lr));
+    let (loss, acc) = experiment::evaluate(net, theta, train, EVAL_CHUNK);
+    line.insert("train_loss".into(), json!(loss));
+    if let Some(a) = acc {
+        line.insert("train_acc".into(), json!(a));
+    }
+    if let Some(te) = test {
+        let (loss, acc) = experiment::evaluate(net, theta, te, EVAL_CHUNK);
+        line.insert("test_loss".into(), json!(loss));
+        if let Some(a) = acc {
+            line.insert("test_acc".into(), json!(a));
+        }
+    }
+    if net.dim() <= 16 {
+        let v = theta
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("float");
+        line.insert("theta".into(), json!(v));
+    }
+    line
+}
+
+/// Builds the run's summary and writes it as `summary.json` when there is a run directory.
+#[allow(clippy::too_many_arguments)]
+fn write_summary(
+    dir: Option<&RunDir>,
+    cfg: &RunConfig,
+    exp: &Experiment,
+    device: &str,
+    status: &str,
+    steps_done: u64,
+    last: &Value,
+    clock: (Instant, f64, f64),
+    lr: f64,
+) -> Result<Value> {
+    let (start, probe_time, eval_time) = clock;
+    let s = summary(
+        cfg, exp, device, status, steps_done, last, start, probe_time, eval_time, lr,
+    );
+    if let Some(d) = dir {
+        d.write("summary.json", serde_json::to_string_pretty(&s)?.as_bytes())?;
+    }
+    Ok(s)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    cfg: &RunConfig,
+    exp: &Experiment,
+    device: &str,
+    status: &str,
+    steps_done: u64,
+    last: &Value,
+    start: Instant,
+    probe_time: f64,
+    eval_time: f64,
+    lr: f64,
+) -> Value {
+    let total = start.elapsed().as_secs_f64();
+    json!({
+        "status": status,
+        "steps_done": steps_done,
+        "steps": cfg.steps,
+        "dynamic": cfg.noise.dynamic.to_string(),
+        "model": exp.net.name,
+        "dim": exp.net.dim(),
+        "data": exp.describe,
+        "device": device,
+        "seed": cfg.seed,
+        "effective_lr": lr,
+        "final": last,
+        "time": {
+            "total_s": total,
+            "train_s": total - probe_time - eval_time,
+            "probe_s": probe_time,
+            "eval_s": eval_time,
+        },
+    })
+}
+
+fn summary_line(s: &Value) -> String {
+    let f = &s["final"];
+    let mut out = format!(
+        "{} after {} steps: train loss {:.4e}",
+        s["status"].as_str().unwrap_or("?"),
+        s["steps_done"],
+        f["train_loss"].as_f64().unwrap_or(f64::NAN)
+    );
+    if let Some(a) = f["test_acc"].as_f64() {
+        out += &format!(", test accuracy {:.2}%", 100.0 * a);
+    }
+    out += &format!(" ({:.1} s)", s["time"]["total_s"].as_f64().unwrap_or(0.0));
+    out
+}
+
+/// A step-count progress bar showing loss and steps per second; hidden under `--quiet`.
+pub fn progress(quiet: bool, total: u64, done: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{msg:20} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(done);
+    bar
+}

@@ -1,0 +1,280 @@
+//! `noisescope train`, `escape` and `probe` as a user runs them: run directories, bit-identical
+//! resume, divergence, config errors, the toy escape experiment and probes on checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn noisescope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_noisescope"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("NOISESCOPE_DATA")
+        .env_remove("NOISESCOPE_BACKEND")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Exit 1 with an error message, never a panic.
+fn failure(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn metrics(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Metric lines without their wall-clock fields.
+fn numbers(dir: &Path) -> Vec<Value> {
+    metrics(dir)
+        .into_iter()
+        .map(|mut m| {
+            let o = m.as_object_mut().unwrap();
+            o.remove("time_s");
+            o.remove("probe_time_s");
+            m
+        })
+        .collect()
+}
+
+/// The quickstart config made small: a 784–16–10 MLP on 200 images, 100 steps.
+fn small(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "model.widths=[784, 16, 10]",
+        "data.train=200",
+        "data.test=100",
+        "steps=100",
+        "log_every=10",
+        "checkpoint_every=0",
+        "probes.every=0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn train(out: &Path, sets: &[String], more: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "--quiet",
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--out",
+        out,
+    ];
+    for s in sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    args.extend(more);
+    noisescope(&args)
+}
+
+#[test]
+fn a_run_stopped_at_50_and_resumed_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, extra) in [
+        ("sgd", vec!["noise.dynamic=\"sgd\""]),
+        // The low-rank covariance is refreshed every 7 steps: step 50 falls between refreshes,
+        // so the cached eigenpairs must come back from the checkpoint; momentum's buffer too.
+        (
+            "lowrank",
+            vec![
+                "noise.dynamic=\"lowrank-5\"",
+                "noise.refresh=7",
+                "optimizer.momentum=0.9",
+                "optimizer.lr=0.02",
+            ],
+        ),
+    ] {
+        let sets = small(&extra);
+        let whole = tmp.path().join(format!("{name}-whole"));
+        ok(&train(&whole, &sets, &[]));
+        let split = tmp.path().join(format!("{name}-split"));
+        ok(&train(&split, &sets, &["--until", "50"]));
+        let summary: Value =
+            serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["status"], "stopped");
+        assert_eq!(summary["steps_done"], 50);
+        ok(&noisescope(&[
+            "--quiet",
+            "train",
+            "--resume",
+            split.to_str().unwrap(),
+        ]));
+        let (a, b) = (numbers(&whole), numbers(&split));
+        assert_eq!(a.len(), 11, "steps 0, 10, …, 100");
+        assert_eq!(a, b, "{name}: resumed metrics differ");
+        let th =
+            |d: &Path| std::fs::read(d.join("checkpoints/step-0000100/model.safetensors")).unwrap();
+        assert_eq!(th(&whole), th(&split), "{name}: final θ differs");
+    }
+}
+
+#[test]
+fn divergence_names_the_step_and_keeps_what_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nan");
+    let sets = small(&[
+        "optimizer.lr=50",
+        "model.loss={kind=\"mse\"}",
+        "noise.dynamic=\"gd\"",
+        "log_every=1",
+        "checkpoint_every=1",
+    ]);
+    let err = failure(&train(&out, &sets, &[]));
+    assert!(err.contains("diverged") && err.contains("step "), "{err}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "diverged");
+    let step = summary["steps_done"].as_u64().unwrap();
+    assert!(err.contains(&format!("step {step}")), "{err}");
+    // Every metric line written before the failure is still there, and the latest checkpoint
+    // is the step before, whose loss was finite.
+    let lines = metrics(&out);
+    assert_eq!(lines.len() as u64, step + 1);
+    assert!(
+        lines[step as usize - 1]["train_loss"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
+    let latest = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
+    assert_eq!(latest.trim(), format!("step-{:07}", step - 1));
+}
+
+#[test]
+fn config_errors_name_the_key_and_runs_are_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let err = failure(&train(&out, &small(&["optimizer.lrr=0.1"]), &[]));
+    assert!(err.contains("lrr"), "{err}");
+    let err = failure(&train(&out, &small(&["noise.dynamic=\"lowrank-x\""]), &[]));
+    assert!(err.contains("lowrank-x"), "{err}");
+    let err = failure(&train(&out, &small(&["data.name=\"no-such-set\""]), &[]));
+    assert!(err.contains("no-such-set"), "{err}");
+    let run = tmp.path().join("run");
+    ok(&train(&run, &small(&["steps=5"]), &[]));
+    let err = failure(&train(&run, &small(&["steps=5"]), &[]));
+    assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn toy_escape_reports_success_rates_and_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("toy");
+    let o = noisescope(&[
+        "--quiet",
+        "escape",
+        "--config",
+        "configs/zhu2019/toy2d.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--repeats",
+        "3",
+        "--steps",
+        "60",
+        "--dynamics",
+        "gd,hessian-top1",
+    ]);
+    ok(&o);
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    for d in ["gd", "hessian-top1"] {
+        let rate = s["dynamics"][d]["success_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rate), "{d}: {rate}");
+        assert_eq!(s["dynamics"][d]["repeats"], 3);
+    }
+    // GD without noise stays in the sharp minimum.
+    assert_eq!(s["dynamics"]["gd"]["success_rate"], 0.0);
+    assert_eq!(
+        metrics(&out.join("gd")).len(),
+        61,
+        "the first repetition logs every step"
+    );
+    for f in ["figures/trajectories.svg", "figures/success.svg"] {
+        let svg = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("hessian-top1"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn probes_on_a_checkpoint_match_the_online_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let sets = small(&[
+        "steps=20",
+        "probes.every=20",
+        "probes.list=[\"spectrum\", \"escape\", \"sharpness\"]",
+        "probes.trace_h={method=\"exact\"}",
+        "probes.sharpness.samples=20",
+        "model.widths=[784, 4, 10]",
+    ]);
+    ok(&train(&run, &sets, &[]));
+    let o = noisescope(&[
+        "--quiet",
+        "probe",
+        "--run",
+        run.to_str().unwrap(),
+        "--probes",
+        "spectrum,escape,sharpness,noise,alignment,density",
+        "--set",
+        "probes.frobenius={method=\"exact\"}",
+    ]);
+    ok(&o);
+    let p: Value =
+        serde_json::from_slice(&std::fs::read(run.join("probes-step-0000020.json")).unwrap())
+            .unwrap();
+    let lines = metrics(&run);
+    let online = &lines.last().unwrap()["probes"];
+    for key in [
+        "lambda_max",
+        "trace_h_sigma",
+        "trace_h",
+        "trace_sigma",
+        "sharpness",
+    ] {
+        let (a, b) = (
+            p["probes"][key].as_f64().unwrap(),
+            online[key].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-9 * b.abs(), "{key}: {a} vs {b}");
+    }
+    for key in [
+        "alignment_mu",
+        "alignment_top",
+        "alignment_random",
+        "sigma_top",
+        "density",
+    ] {
+        assert!(!p["probes"][key].is_null(), "{key}");
+    }
+    assert!(run.join("figures/spectrum-step-0000020.svg").exists());
+    assert!(run.join("figures/density-step-0000020.svg").exists());
+}
