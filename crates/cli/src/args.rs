@@ -58,6 +58,21 @@ pub enum Command {
     Escape(EscapeArgs),
     /// Measure a run's checkpoint: spectrum, Tr(HΣ), sharpness, alignment, density.
     Probe(ProbeArgs),
+    /// One run per value of a config key (widths, learning rates, seeds), with one figure.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep's config (TOML: key, values, plot, and the base [run]).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Output directory (default: runs/<config>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a key, e.g. `--set run.steps=20` or `--set values=[32]` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod plot;
 mod probe_cmd;
 mod probes;
 mod rundir;
+mod sweep_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         args::Command::Train(a) => train_cmd::run(&cli.global, a),
         args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),
+        args::Command::Sweep(a) => sweep_cmd::run(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,10 +20,13 @@ pub enum Schedule {
         /// Multiplier per decay.
         factor: f64,
     },
-    /// f falls linearly from 1 at t = 0 to `end` at the last step.
+    /// f falls linearly from 1 at t = `from` (1 before) to `end` at the last step.
     Linear {
         /// f at the last step.
         end: f64,
+        /// The step where the decay starts (0 unless given).
+        #[serde(default)]
+        from: u64,
     },
 }
 
@@ -82,9 +85,10 @@ impl OptimizerConfig {
         let f = match self.schedule {
             Schedule::Constant => 1.0,
             Schedule::Step { every, factor } => factor.powi((t / every.max(1)) as i32),
-            Schedule::Linear { end } => {
-                let last = total.saturating_sub(1).max(1) as f64;
-                1.0 + (end - 1.0) * (t as f64 / last).min(1.0)
+            Schedule::Linear { end, from } => {
+                let span = total.saturating_sub(1).saturating_sub(from).max(1) as f64;
+                let x = (t.saturating_sub(from) as f64 / span).min(1.0);
+                1.0 + (end - 1.0) * x
             }
         };
         self.lr * f
@@ -236,9 +240,12 @@ mod tests {
         };
         assert_eq!(c.lr_at(9, 100), 1.0);
         assert_eq!(c.lr_at(25, 100), 0.25);
-        c.schedule = Schedule::Linear { end: 0.0 };
+        c.schedule = Schedule::Linear { end: 0.0, from: 0 };
         assert_eq!(c.lr_at(0, 11), 1.0);
         assert!((c.lr_at(5, 11) - 0.5).abs() < 1e-15);
         assert_eq!(c.lr_at(10, 11), 0.0);
+        c.schedule = Schedule::Linear { end: 0.0, from: 5 };
+        assert_eq!(c.lr_at(4, 11), 1.0);
+        assert!((c.lr_at(8, 11) - 0.4).abs() < 1e-15);
     }
 }
