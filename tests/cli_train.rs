@@ -278,3 +278,59 @@ fn probes_on_a_checkpoint_match_the_online_probes() {
     assert!(run.join("figures/spectrum-step-0000020.svg").exists());
     assert!(run.join("figures/density-step-0000020.svg").exists());
 }
+
+/// SPEC §5.2's config runs end to end with every dynamic on a few bundled images (the full run
+/// is `noisescope escape --config configs/zhu2019/fashionmnist-escape.toml`).
+#[test]
+fn fashion_mnist_escape_smoke() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fm");
+    let sets = [
+        "run.data.name=\"fashion-mnist-small\"",
+        "run.data.train=60",
+        "run.data.random_labels=20",
+        "run.data.test=100",
+        "run.log_every=2",
+        "run.probes.every=0",
+        "run.noise.refresh=2",
+        "run.noise.eigensolver={method=\"lanczos\", steps=30}",
+    ];
+    let mut args = vec![
+        "--quiet",
+        "escape",
+        "--config",
+        "configs/zhu2019/fashionmnist-escape.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--phase1-steps",
+        "2",
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    ok(&noisescope(&args));
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let names = [
+        "gd",
+        "sgd",
+        "iso-const",
+        "iso-dynamic",
+        "diag",
+        "lowrank-20",
+        "hessian-20",
+        "hessian-top1",
+        "ggn",
+    ];
+    for d in names {
+        let acc = s["dynamics"][d]["final"]["test_acc"].as_f64();
+        assert!(
+            acc.is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{d}: {acc:?}"
+        );
+        assert!(out.join(d).join("checkpoints/latest").exists(), "{d}");
+    }
+    assert!(out.join("figures/escape.svg").exists());
+}

@@ -60,6 +60,14 @@ pub enum Command {
     Probe(ProbeArgs),
     /// One run per value of a config key (widths, learning rates, seeds), with one figure.
     Sweep(SweepArgs),
+    /// Redraw the figures of a run, an escape experiment or a sweep from its files.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run, escape or sweep directory.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),
         args::Command::Sweep(a) => sweep_cmd::run(&cli.global, a),
+        args::Command::Plot(a) => plot::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

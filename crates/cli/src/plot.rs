@@ -211,7 +211,7 @@ pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
         .disable_mesh()
         .draw()
         .map_err(err)?;
-    let cells = 120;
+    let cells = 48;
     let step = (hi - lo) / cells as f64;
     let top = (1.0 + toy_loss(hi, lo)).ln();
     chart
@@ -334,4 +334,86 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
     line_panels(&p, "step", &panels)?;
     made.push(p);
     Ok(made)
+}
+
+/// The figure of a sweep: the chosen metrics against step, one curve per value and metric.
+pub fn sweep_figure(
+    out: &Path,
+    sweep: &crate::sweep_cmd::SweepConfig,
+    names: &[String],
+) -> Result<Option<PathBuf>> {
+    if sweep.plot.is_empty() {
+        return Ok(None);
+    }
+    let series: Vec<Series> = names
+        .iter()
+        .flat_map(|n| {
+            sweep.plot.iter().map(move |m| Series {
+                name: format!("{n} {}", m.trim_start_matches("probes.")),
+                points: metric_series(&out.join(n), m).unwrap_or_default(),
+            })
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let p = out.join("figures/sweep.svg");
+    line_panels(&p, "step", &[(&sweep.key, "value", sweep.log_y, series)])?;
+    Ok(Some(p))
+}
+
+/// `noisescope plot DIR`: redraws the figures of an escape experiment, a sweep or a run from
+/// the files they wrote.
+pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
+    let dir = &a.dir;
+    let made: Vec<PathBuf> = if dir.join("escape.toml").is_file() {
+        let cfg: EscapeConfig = crate::config::load(&dir.join("escape.toml"), &[])?;
+        escape_figures(dir, &cfg)?
+    } else if dir.join("sweep.toml").is_file() {
+        let sweep: crate::sweep_cmd::SweepConfig =
+            crate::config::load(&dir.join("sweep.toml"), &[])?;
+        let names: Vec<String> = sweep
+            .values
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}={}",
+                    sweep.key,
+                    match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }
+                )
+            })
+            .collect();
+        sweep_figure(dir, &sweep, &names)?.into_iter().collect()
+    } else if dir.join("metrics.jsonl").is_file() {
+        let keys = ["train_loss", "test_loss", "test_acc", "train_acc"];
+        let panels: Vec<(&str, &str, bool, Vec<Series>)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    *k,
+                    k.ends_with("loss"),
+                    vec![Series {
+                        name: k.to_string(),
+                        points: metric_series(dir, k).unwrap_or_default(),
+                    }],
+                )
+            })
+            .filter(|(_, _, _, s)| !s[0].points.is_empty())
+            .collect();
+        let p = dir.join("figures/curves.svg");
+        std::fs::create_dir_all(dir.join("figures"))?;
+        line_panels(&p, "step", &panels)?;
+        vec![p]
+    } else {
+        anyhow::bail!(
+            "{}: neither a run, an escape experiment nor a sweep (no metrics.jsonl, escape.toml or sweep.toml)",
+            dir.display()
+        );
+    };
+    for p in made {
+        println!("figure: {}", p.display());
+    }
+    Ok(())
 }

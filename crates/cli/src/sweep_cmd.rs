@@ -13,7 +13,7 @@ use crate::args::{Global, SweepArgs};
 use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
-use crate::plot::{self, Series};
+use crate::plot;
 use crate::rundir::{RunDir, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, train_loop};
 
@@ -100,23 +100,10 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    if !sweep.plot.is_empty() {
-        let out_ref = &out;
-        let series: Vec<Series> = names
-            .iter()
-            .flat_map(|n| {
-                sweep.plot.iter().map(move |m| Series {
-                    name: format!("{n} {}", m.trim_start_matches("probes.")),
-                    points: plot::metric_series(&out_ref.join(n), m).unwrap_or_default(),
-                })
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
-        let p = out.join("figures/sweep.svg");
-        plot::line_panels(&p, "step", &[(&sweep.key, "value", sweep.log_y, series)])?;
-        if !g.quiet {
-            eprintln!("figure: {}", p.display());
-        }
+    if let Some(p) = plot::sweep_figure(&out, &sweep, &names)?
+        && !g.quiet
+    {
+        eprintln!("figure: {}", p.display());
     }
     if g.json {
         crate::output::print_json(&summary);

@@ -28,23 +28,24 @@ pub struct Tridiagonal {
 /// Runs up to `steps` Lanczos steps from `start` [1, D] (normalized here). Stops early when the
 /// Krylov space becomes invariant (β below 1e-10 of the largest |α| seen).
 pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -> Tridiagonal {
-    let d = op.dim();
-    let m = steps.clamp(1, d);
+    let m = steps.clamp(1, op.dim());
     let norm = to_host(start.clone().square().sum())[0].sqrt();
     let mut q = start / norm;
-    let mut basis: Tensor<2> = Tensor::zeros([m, d], (&op.device(), op.dtype()));
+    // The basis grows by one row per step; a block is re-assembled once per step for the
+    // reorthogonalization product (O(jD), the same order as the product itself).
+    let mut rows: Vec<Tensor<2>> = Vec::with_capacity(m);
     let mut alpha = Vec::with_capacity(m);
     let mut beta = Vec::with_capacity(m);
     let mut scale = 0f64;
     let mut last_beta = 0.0;
     for j in 0..m {
-        basis = basis.slice_assign([j..j + 1, 0..d], q.clone());
+        rows.push(q.clone());
         let mut w = op.apply(&q);
         alpha.push(to_host(w.clone().mul(q.clone()).sum())[0]);
         scale = scale.max(alpha[j].abs());
         // Full reorthogonalization against q_0 … q_j, twice; it also removes α_j q_j and
         // β_{j−1} q_{j−1}, the three-term recurrence's own subtractions.
-        let qs = basis.clone().narrow(0, 0, j + 1);
+        let qs = Tensor::cat(rows.clone(), 0);
         for _ in 0..2 {
             let c = w.clone().matmul(qs.clone().transpose()); // [1, j+1]
             w = w - c.matmul(qs.clone());
@@ -52,12 +53,12 @@ pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -
         let b = to_host(w.clone().square().sum())[0].sqrt();
         if j + 1 == m || b <= 1e-10 * scale.max(f64::MIN_POSITIVE) {
             last_beta = b;
-            basis = basis.narrow(0, 0, j + 1);
             break;
         }
         beta.push(b);
         q = w / b;
     }
+    let basis = Tensor::cat(rows, 0);
     Tridiagonal {
         alpha,
         beta,
