@@ -443,6 +443,19 @@ fn summary_line(s: &Value) -> String {
         out += &format!(", test accuracy {:.2}%", 100.0 * a);
     }
     out += &format!(" ({:.1} s)", s["time"]["total_s"].as_f64().unwrap_or(0.0));
+    let p = &f["probes"];
+    if let Some(l) = p["lambda_max"].as_f64() {
+        out += &format!("\n  λ_max {l:.4e}");
+    }
+    if let (Some(a), Some(b)) = (p["trace_h_sigma"].as_f64(), p["trace_h_sigma_iso"].as_f64()) {
+        out += &format!("\n  Tr(HΣ) {a:.4e} vs Tr(HΣ̄) {b:.4e}: ratio {:.1}", a / b);
+    }
+    if let Some(x) = p["sharpness"].as_f64() {
+        out += &format!(
+            "\n  expected sharpness {x:.4e} ± {:.1e}",
+            p["sharpness_se"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
     out
 }
 
