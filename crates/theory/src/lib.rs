@@ -1,3 +1,15 @@
-//! Closed-form predictions of Ziyin et al. for SGD on linear regression, in f64 dense linear
-//! algebra (see `docs/architecture.md`). Empty until the Theory issue lands.
+//! Closed forms of SPEC §4 (Ziyin et al., "Strength of minibatch noise in SGD"), in f64 dense
+//! linear algebra: the fluctuation equation (Thm. 1) solved as a linear system, the label-noise
+//! covariance (Lemma 1), the stationary Σ and C of Thms. 2 and 3, the 1-d tail index and the
+//! two Hessian-approximation baselines. No tensors: the `theory` command simulates on the
+//! device and compares with these.
 #![warn(missing_docs)]
+
+pub mod fluctuation;
+pub mod matrix;
+
+pub use fluctuation::{
+    NoiseModel, TheoryError, continuous_time_sigma, hessian_approximation_sigma, label_noise_c,
+    solve_fluctuation, tail_index, thm2_sigma, thm3_c,
+};
+pub use matrix::Matrix;
