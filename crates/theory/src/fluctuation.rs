@@ -247,13 +247,7 @@ mod tests {
     fn one_dimensional_closed_form() {
         // μ = 0, D = 1: Σ = λσ²/(S(2 − λa − 2λa/S)).
         for (a, lr, s) in [(1.5, 1.0, 1.0), (1.0, 0.5, 1.0), (1.0, 0.3, 10.0)] {
-            let got = thm2_sigma(
-                &Matrix::new(1, 1, vec![a]),
-                &Matrix::new(1, 1, vec![lr]),
-                0.0,
-                1.0,
-                s,
-            );
+            let got = thm2_sigma(&Matrix::scalar(a), &Matrix::scalar(lr), 0.0, 1.0, s);
             let denom = 2.0 - lr * a - 2.0 * lr * a / s;
             match got {
                 Ok(m) => assert!((m.at(0, 0) - lr / (s * denom)).abs() < 1e-12),
@@ -261,16 +255,7 @@ mod tests {
             }
         }
         // a = 1.5, λ = 1, S = 1 (SPEC §5.6) diverges: 2 − 1.5 − 3 < 0.
-        assert!(
-            thm2_sigma(
-                &Matrix::new(1, 1, vec![1.5]),
-                &Matrix::new(1, 1, vec![1.0]),
-                0.0,
-                1.0,
-                1.0
-            )
-            .is_err()
-        );
+        assert!(thm2_sigma(&Matrix::scalar(1.5), &Matrix::scalar(1.0), 0.0, 1.0, 1.0).is_err());
     }
 
     /// Direct simulation: 1-d SGD with fresh Gaussian samples (the noise is then exactly
@@ -279,8 +264,8 @@ mod tests {
     fn thm2_matches_simulation_in_one_dimension() {
         let (a, lr, s, sigma2, u) = (1.0, 0.5, 2usize, 1.0, 0.3);
         let want = thm2_sigma(
-            &Matrix::new(1, 1, vec![a]),
-            &Matrix::new(1, 1, vec![lr]),
+            &Matrix::scalar(a),
+            &Matrix::scalar(lr),
             0.0,
             sigma2,
             s as f64,
@@ -320,8 +305,8 @@ mod tests {
         );
         // The Hessian approximations are off here: they ignore the Σ-dependent part of C.
         let hess = hessian_approximation_sigma(
-            &Matrix::new(1, 1, vec![a]),
-            &Matrix::new(1, 1, vec![lr]),
+            &Matrix::scalar(a),
+            &Matrix::scalar(lr),
             0.0,
             sigma2,
             s as f64,

@@ -22,6 +22,11 @@ impl Matrix {
         Matrix { rows, cols, data }
     }
 
+    /// The 1×1 matrix [v] (1-d problems).
+    pub fn scalar(v: f64) -> Self {
+        Matrix::new(1, 1, vec![v])
+    }
+
     /// The n×n identity.
     pub fn identity(n: usize) -> Self {
         Self::diagonal(&vec![1.0; n])
