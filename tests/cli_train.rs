@@ -334,3 +334,74 @@ fn fashion_mnist_escape_smoke() {
     }
     assert!(out.join("figures/escape.svg").exists());
 }
+
+/// The same run on wgpu (lavapipe in CI) and on ndarray: host-drawn random streams make the
+/// runs the same up to f32 rounding, probes included. Without a Vulkan/Metal/DX12 adapter the
+/// test says so and passes, unless NOISESCOPE_REQUIRE_WGPU is set.
+#[test]
+fn wgpu_and_ndarray_runs_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = small(&[
+        "steps=6",
+        "log_every=6",
+        "probes.every=6",
+        "probes.list=[\"spectrum\", \"escape\"]",
+        "probes.samples=30",
+        "probes.trace_h={method=\"hutchinson\", probes=4}",
+        "probes.lanczos_steps=10",
+        "noise.dynamic=\"lowrank-3\"",
+        "noise.refresh=3",
+    ]);
+    let mut finals = Vec::new();
+    for backend in ["ndarray", "wgpu"] {
+        let out = tmp.path().join(backend);
+        let o = {
+            let mut args = vec![
+                "--quiet",
+                "--backend",
+                backend,
+                "train",
+                "--config",
+                "configs/quickstart.toml",
+            ];
+            let out = out.to_str().unwrap().to_string();
+            let mut owned: Vec<String> = vec!["--out".into(), out];
+            for s in &sets {
+                owned.extend(["--set".into(), s.clone()]);
+            }
+            args.extend(owned.iter().map(String::as_str));
+            noisescope(&args)
+        };
+        if backend == "wgpu" && !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                std::env::var_os("NOISESCOPE_REQUIRE_WGPU").is_none(),
+                "wgpu run failed: {err}"
+            );
+            eprintln!("NOT RUN: the wgpu run needs a GPU adapter: {err}");
+            return;
+        }
+        ok(&o);
+        finals.push(metrics(&out).last().unwrap().clone());
+    }
+    for key in ["train_loss", "test_loss"] {
+        let (a, b) = (
+            finals[0][key].as_f64().unwrap(),
+            finals[1][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs(),
+            "{key}: ndarray {a}, wgpu {b}"
+        );
+    }
+    for key in ["lambda_max", "trace_h_sigma", "trace_sigma"] {
+        let (a, b) = (
+            finals[0]["probes"][key].as_f64().unwrap(),
+            finals[1]["probes"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-2 * a.abs(),
+            "{key}: ndarray {a}, wgpu {b}"
+        );
+    }
+}
