@@ -7,9 +7,11 @@
 
 pub mod fluctuation;
 pub mod matrix;
+pub mod regularized;
 
 pub use fluctuation::{
     NoiseModel, TheoryError, continuous_time_sigma, hessian_approximation_sigma, label_noise_c,
     solve_fluctuation, tail_index, thm2_sigma, thm3_c,
 };
 pub use matrix::Matrix;
+pub use regularized::{thm4_test_loss, thm6_trace};
