@@ -274,10 +274,7 @@ mod tests {
         .at(0, 0);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut w = u;
-        let (burn, steps, blocks) = (1000, 400_000, 40);
-        let mut block_means = Vec::new();
-        let mut acc = 0.0;
-        for t in 0..burn + steps {
+        let (m, se) = crate::testing::stationary_mean(1000, 400_000, 40, || {
             let mut g = 0.0;
             for _ in 0..s {
                 let x: f64 = StandardNormal.sample(&mut rng);
@@ -287,18 +284,8 @@ mod tests {
                 g += x * (w * x - y) / s as f64;
             }
             w -= lr * g;
-            if t >= burn {
-                acc += (w - u).powi(2);
-                if (t - burn + 1) % (steps / blocks) == 0 {
-                    block_means.push(acc / (steps / blocks) as f64);
-                    acc = 0.0;
-                }
-            }
-        }
-        let m = block_means.iter().sum::<f64>() / blocks as f64;
-        let se = (block_means.iter().map(|b| (b - m).powi(2)).sum::<f64>()
-            / ((blocks - 1) * blocks) as f64)
-            .sqrt();
+            (w - u).powi(2)
+        });
         assert!(
             (m - want).abs() < 4.0 * se,
             "simulated {m} ± {se}, Thm. 2 {want}"

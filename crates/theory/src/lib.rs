@@ -9,6 +9,9 @@ pub mod fluctuation;
 pub mod matrix;
 pub mod regularized;
 
+#[cfg(test)]
+mod testing;
+
 pub use fluctuation::{
     NoiseModel, TheoryError, continuous_time_sigma, hessian_approximation_sigma, label_noise_c,
     solve_fluctuation, tail_index, thm2_sigma, thm3_c,

@@ -106,10 +106,7 @@ mod tests {
             .unwrap();
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             let mut w = u;
-            let (burn, steps, blocks) = (2000, 400_000, 40);
-            let mut means = Vec::new();
-            let mut acc = 0.0;
-            for t in 0..burn + steps {
+            let (m, se) = crate::testing::stationary_mean(2000, 400_000, 40, || {
                 let mut g = gamma * w;
                 for _ in 0..s {
                     let x: f64 = StandardNormal.sample(&mut rng);
@@ -117,18 +114,8 @@ mod tests {
                     g += x * (w * x - u * x) / s as f64;
                 }
                 w -= lr * g;
-                if t >= burn {
-                    acc += 0.5 * a * (w - u).powi(2);
-                    if (t - burn + 1) % (steps / blocks) == 0 {
-                        means.push(acc / (steps / blocks) as f64);
-                        acc = 0.0;
-                    }
-                }
-            }
-            let m = means.iter().sum::<f64>() / blocks as f64;
-            let se = (means.iter().map(|b| (b - m).powi(2)).sum::<f64>()
-                / ((blocks - 1) * blocks) as f64)
-                .sqrt();
+                0.5 * a * (w - u).powi(2)
+            });
             assert!(
                 (m - want).abs() < 4.0 * se,
                 "γ {gamma}: simulated {m} ± {se}, Thm. 4 {want}"
