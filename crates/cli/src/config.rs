@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use noisescope_data::synthetic::{Spectrum, Teacher};
 use noisescope_data::{Normalization, Precision};
 use noisescope_models::{Init, ModelSpec};
 use noisescope_noise::{NoiseConfig, OptimizerConfig};
@@ -96,6 +97,24 @@ pub enum DataConfig {
     Toy2d {
         /// Points.
         n: usize,
+    },
+    /// Teacher-student regression: x ~ N(0, diag(spectrum)), y = teacher(x) + ε (Wang and
+    /// Wu's over-parameterized linear models; Ziyin et al.'s linear regression).
+    TeacherStudent {
+        /// Training samples.
+        n: usize,
+        /// Test samples (same teacher).
+        #[serde(default)]
+        test: usize,
+        /// Input dimension.
+        dim: usize,
+        /// Eigenvalues of the input covariance.
+        spectrum: Spectrum,
+        /// The labelling function.
+        teacher: Teacher,
+        /// Label-noise standard deviation σ.
+        #[serde(default)]
+        noise_std: f64,
     },
     /// x ~ U[−2, 2]², label 1[x₀ ≥ x₁] (Zhu et al. Fig. 4).
     UniformSquare {

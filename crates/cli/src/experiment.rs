@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use noisescope_data::synthetic::{toy2d, uniform_square};
+use noisescope_data::synthetic::{TeacherStudent, effective_rank, toy2d, uniform_square};
 use noisescope_data::{DeviceDataset, Features, ImageDataset, SearchPath, Split};
 use noisescope_models::Net;
 
@@ -66,6 +66,34 @@ pub fn features(
             )
         }
         DataConfig::Toy2d { n } => (toy2d(*n, seed), None, format!("toy2d: {n} points")),
+        DataConfig::TeacherStudent {
+            n,
+            test,
+            dim,
+            spectrum,
+            teacher,
+            noise_std,
+        } => {
+            let problem = TeacherStudent {
+                dim: *dim,
+                spectrum: spectrum.clone(),
+                teacher: teacher.clone(),
+                noise_std: *noise_std,
+            };
+            let rank = effective_rank(&spectrum.values(*dim)?);
+            // One teacher (from the seed) for both sets; different sample streams.
+            let train = problem.sample_with(*n, seed, seed.wrapping_add(1))?;
+            let test_set = (*test > 0)
+                .then(|| problem.sample_with(*test, seed, seed.wrapping_add(2)))
+                .transpose()?;
+            (
+                train,
+                test_set,
+                format!(
+                    "teacher-student: {n} training samples, {test} test, D = {dim}, effective rank {rank:.1}"
+                ),
+            )
+        }
         DataConfig::UniformSquare { n, test } => (
             uniform_square(*n, seed),
             (*test > 0).then(|| uniform_square(*test, seed ^ 0xFFFF_FFFF)),
