@@ -38,6 +38,16 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         .and_then(|n| n.strip_prefix("step-"))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if g.quiet {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    spinner.set_message(format!(
+        "probing {} at step {step} on {} samples",
+        a.probes.join(", "),
+        data.n
+    ));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let start = std::time::Instant::now();
     let r = probes::run(
         &cfg.probes,
@@ -49,6 +59,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         cfg.seed ^ step,
     );
     let elapsed = start.elapsed().as_secs_f64();
+    spinner.finish_and_clear();
     let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": r.values});
     let name = format!("probes-step-{step:07}.json");
     rd.write(&name, serde_json::to_string_pretty(&out)?.as_bytes())?;
