@@ -14,6 +14,22 @@ use crate::rundir::RunDir;
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Colour index (default: the series' position).
+    pub color: Option<usize>,
+    /// Dashed instead of solid.
+    pub dashed: bool,
+}
+
+impl Series {
+    /// A solid curve in the colour of its position.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            color: None,
+            dashed: false,
+        }
+    }
 }
 
 fn color(i: usize) -> RGBColor {
@@ -99,19 +115,25 @@ pub fn line_panels(
                     .draw()
                     .map_err(err)?;
                 for (i, s) in series.iter().enumerate() {
-                    let c = color(i);
+                    let c = color(s.color.unwrap_or(i));
                     let pts: Vec<(f64, f64)> = s
                         .points
                         .iter()
                         .copied()
                         .filter(|(x, y)| x.is_finite() && y.is_finite() && (!*log_y || *y > 0.0))
                         .collect();
-                    chart
-                        .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    let drawn = if s.dashed {
+                        chart.draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))
+                    } else {
+                        chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    };
+                    let dashed = s.dashed;
+                    drawn
                         .map_err(err)?
                         .label(s.name.clone())
                         .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                            let end = if dashed { x + 8 } else { x + 18 };
+                            PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
                         });
                 }
                 chart
@@ -283,10 +305,7 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
                         Some((t.first()?.as_f64()?, t.get(1)?.as_f64()?))
                     })
                     .collect();
-                Series {
-                    name: n.clone(),
-                    points: pts,
-                }
+                Series::new(n.clone(), pts)
             })
             .collect();
         if trajectories.iter().any(|t| !t.points.is_empty()) {
@@ -318,9 +337,11 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
     let collect = |key: &str| -> Vec<Series> {
         names
             .iter()
-            .map(|n| Series {
-                name: n.clone(),
-                points: metric_series(&out.join(n), key).unwrap_or_default(),
+            .map(|n| {
+                Series::new(
+                    n.clone(),
+                    metric_series(&out.join(n), key).unwrap_or_default(),
+                )
             })
             .filter(|s| !s.points.is_empty())
             .collect()
@@ -345,12 +366,16 @@ pub fn sweep_figure(
     if sweep.plot.is_empty() {
         return Ok(None);
     }
+    // One colour per value of the key; the first metric solid, the others dashed.
     let series: Vec<Series> = names
         .iter()
-        .flat_map(|n| {
-            sweep.plot.iter().map(move |m| Series {
+        .enumerate()
+        .flat_map(|(i, n)| {
+            sweep.plot.iter().enumerate().map(move |(j, m)| Series {
                 name: format!("{n} {}", m.trim_start_matches("probes.")),
                 points: metric_series(&out.join(n), m).unwrap_or_default(),
+                color: Some(i),
+                dashed: j > 0,
             })
         })
         .filter(|s| !s.points.is_empty())
@@ -394,10 +419,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
                     *k,
                     *k,
                     k.ends_with("loss"),
-                    vec![Series {
-                        name: k.to_string(),
-                        points: metric_series(dir, k).unwrap_or_default(),
-                    }],
+                    vec![Series::new(*k, metric_series(dir, k).unwrap_or_default())],
                 )
             })
             .filter(|(_, _, _, s)| !s[0].points.is_empty())

@@ -91,10 +91,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
                 "Hessian spectral density (SLQ)",
                 "density",
                 true,
-                vec![Series {
-                    name: "SLQ".into(),
-                    points: grid,
-                }],
+                vec![Series::new("SLQ", grid)],
             )],
         )?;
         figures.push(p);
