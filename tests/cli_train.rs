@@ -221,7 +221,14 @@ fn toy_escape_reports_success_rates_and_figures() {
             svg.starts_with("<svg") && svg.contains("hessian-top1"),
             "{f}"
         );
+        std::fs::remove_file(out.join(f)).unwrap();
     }
+    // `plot` redraws them from the files the experiment wrote.
+    ok(&noisescope(&["plot", out.to_str().unwrap()]));
+    assert!(out.join("figures/trajectories.svg").exists());
+    assert!(out.join("figures/success.svg").exists());
+    let err = failure(&noisescope(&["plot", tmp.path().to_str().unwrap()]));
+    assert!(err.contains("neither a run"), "{err}");
 }
 
 #[test]
