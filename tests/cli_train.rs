@@ -401,6 +401,14 @@ fn wgpu_and_ndarray_runs_agree() {
             "{key}: ndarray {a}, wgpu {b}"
         );
     }
+    // f64 on wgpu gave wrong numbers in burn 0.22: refused with a message, never run.
+    let out = tmp.path().join("wgpu-f64");
+    let err = failure(&train(
+        &out,
+        &small(&["precision=\"f64\"", "steps=2"]),
+        &["--backend", "wgpu"],
+    ));
+    assert!(err.contains("f64") && err.contains("wgpu"), "{err}");
     for key in ["lambda_max", "trace_h_sigma", "trace_sigma"] {
         let (a, b) = (
             finals[0]["probes"][key].as_f64().unwrap(),

@@ -12,6 +12,22 @@ pub struct Opened {
     pub device: Device,
     /// `ndarray (CPU)` or the adapter's name.
     pub description: String,
+    /// The backend.
+    pub kind: BackendKind,
+}
+
+impl Opened {
+    /// Refuses f64 on wgpu: burn 0.22's wgpu kernels gave wrong f64 results (a 784–64–10 MLP's
+    /// loss after two SGD steps: 4.598 on lavapipe against 2.111 on ndarray in f32 and f64).
+    pub fn check_precision(&self, precision: noisescope_data::Precision) -> Result<()> {
+        if self.kind == BackendKind::Wgpu && precision == noisescope_data::Precision::F64 {
+            bail!(
+                "precision = \"f64\" on the wgpu backend: burn 0.22's wgpu kernels were seen to give wrong f64 results; \
+                 use precision = \"f32\" on wgpu (the default), or f64 on --backend ndarray for reference runs"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Opens device `index` (default 0) of `kind`.
@@ -31,6 +47,7 @@ fn open_ndarray(index: Option<usize>) -> Result<Opened> {
     Ok(Opened {
         device: Device::ndarray(),
         description: "ndarray (CPU)".into(),
+        kind: BackendKind::Ndarray,
     })
 }
 
@@ -81,6 +98,7 @@ fn open_wgpu(index: Option<usize>) -> Result<Opened> {
     Ok(Opened {
         device,
         description: format!("wgpu {i}: {}", names[i]),
+        kind: BackendKind::Wgpu,
     })
 }
 

@@ -128,7 +128,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 ..base.clone()
             }
         };
-        let exp = experiment::build(&data_cfg, &opened.device, &search)?;
+        let exp = experiment::build(&data_cfg, &opened, &search)?;
         let first = r == 0;
         // Phase 1: GD to θ*.
         let theta0 = initial_theta(&base, &exp.net, &opened.device)?;

@@ -7,6 +7,7 @@ use noisescope_data::synthetic::{TeacherStudent, effective_rank, toy2d, uniform_
 use noisescope_data::{DeviceDataset, Features, ImageDataset, SearchPath, Split};
 use noisescope_models::Net;
 
+use crate::backend::Opened;
 use crate::config::{DataConfig, RunConfig};
 
 /// A run's net and data.
@@ -102,8 +103,10 @@ pub fn features(
     })
 }
 
-/// Builds the net and uploads the data of `cfg` to `device`.
-pub fn build(cfg: &RunConfig, device: &Device, search: &SearchPath) -> Result<Experiment> {
+/// Builds the net and uploads the data of `cfg` to the opened device.
+pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Experiment> {
+    opened.check_precision(cfg.precision)?;
+    let device = &opened.device;
     let net = cfg.model.build(device, cfg.precision)?;
     let (tr, te, describe) = features(&cfg.data, cfg.seed, search)?;
     let train = net.adapt(DeviceDataset::upload(&tr, device, cfg.precision));

@@ -21,7 +21,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     let list: Vec<Probe> = a.probes.iter().map(|s| s.parse()).collect::<Result<_>>()?;
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
-    let exp = experiment::build(&cfg, &opened.device, &search)?;
+    let exp = experiment::build(&cfg, &opened, &search)?;
     let ck = match a.step {
         Some(s) => rd.path.join(format!("checkpoints/step-{s:07}")),
         None => rd.latest_checkpoint()?,

@@ -72,7 +72,7 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
         let mut cfg: RunConfig =
             config::parse_with_overrides(&toml::to_string(&table)?, &a.config, &[])?;
         cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
-        let exp = experiment::build(&cfg, &opened.device, &search).with_context(|| name.clone())?;
+        let exp = experiment::build(&cfg, &opened, &search).with_context(|| name.clone())?;
         if !g.quiet {
             eprintln!(
                 "{name}: {} (D = {}), {} steps",

@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
             (cfg, rd, false)
         }
     };
-    let exp = experiment::build(&cfg, &opened.device, &search)?;
+    let exp = experiment::build(&cfg, &opened, &search)?;
     if !g.quiet {
         eprintln!(
             "{} · {} (D = {}) · {} · {} → {}",
