@@ -17,12 +17,14 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// Refuses f64 on wgpu: burn 0.22's wgpu kernels gave wrong f64 results (a 784–64–10 MLP's
-    /// loss after two SGD steps: 4.598 on lavapipe against 2.111 on ndarray in f32 and f64).
+    /// Refuses f64 on wgpu: f64 `exp`, `log` and `tanh` come out wrong there (on lavapipe: exp
+    /// off by up to 2.7, log-softmax by 91, while f64 matmul and sums agree with ndarray to
+    /// 1e-15; Vulkan's GLSL.std.450 defines these functions for 16- and 32-bit floats only), so
+    /// a 784–64–10 MLP's loss after two SGD steps was 4.598 against 2.111 on ndarray.
     pub fn check_precision(&self, precision: noisescope_data::Precision) -> Result<()> {
         if self.kind == BackendKind::Wgpu && precision == noisescope_data::Precision::F64 {
             bail!(
-                "precision = \"f64\" on the wgpu backend: burn 0.22's wgpu kernels were seen to give wrong f64 results; \
+                "precision = \"f64\" on the wgpu backend: f64 exp, log and tanh come out wrong there (Vulkan defines them for 32-bit floats only); \
                  use precision = \"f32\" on wgpu (the default), or f64 on --backend ndarray for reference runs"
             );
         }
