@@ -3,7 +3,6 @@
 //! combined `summary.json` of the form `{"dynamics": {"<name>": {…}}}`. With `repeats` > 1
 //! (the 2-D toy), every repetition draws fresh data and the summary gives success rates.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -17,7 +16,7 @@ use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::plot;
-use crate::rundir::{RunDir, write_atomic};
+use crate::rundir::{RunDir, create_experiment_dir, default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, progress, train_loop};
 
 /// An escape experiment.
@@ -91,44 +90,37 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     cfg.run.backend = Some(format!("{:?}", g.backend).to_lowercase());
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
-    let out = a.out.clone().unwrap_or_else(|| {
-        let stem = a
-            .config
-            .file_stem()
-            .map_or("escape".into(), |s| s.to_string_lossy().to_string());
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from("runs").join(format!("{stem}-{secs}"))
-    });
-    if out.join("summary.json").exists() {
-        anyhow::bail!(
-            "{} already holds an escape experiment; choose another --out",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out.join("figures"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("escape.toml"), toml::to_string(&cfg)?.as_bytes())?;
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
+    create_experiment_dir(
+        &out,
+        "an escape experiment",
+        "escape.toml",
+        &toml::to_string(&cfg)?,
+    )?;
     let start = Instant::now();
     let mut results: Map<String, Value> = Map::new();
     let mut successes = vec![0usize; cfg.dynamics.len()];
     let mut finals: Vec<Vec<Value>> = vec![Vec::new(); cfg.dynamics.len()];
     let mut phase1_summary = Value::Null;
     let bar = progress(g.quiet || cfg.repeats == 1, cfg.repeats as u64, 0);
+    // Without fresh data every repetition shares the data of the run's own seed: built once.
+    let shared = if cfg.fresh_data {
+        None
+    } else {
+        Some(experiment::build(&cfg.run, &opened, &search)?)
+    };
     for r in 0..cfg.repeats {
         let seed = cfg.run.seed.wrapping_add(r as u64);
         let mut base = cfg.run.clone();
         base.seed = seed;
-        let data_cfg = if cfg.fresh_data || r == 0 {
-            base.clone()
-        } else {
-            RunConfig {
-                seed: cfg.run.seed,
-                ..base.clone()
+        let fresh;
+        let exp = match &shared {
+            Some(e) => e,
+            None => {
+                fresh = experiment::build(&base, &opened, &search)?;
+                &fresh
             }
         };
-        let exp = experiment::build(&data_cfg, &opened, &search)?;
         let first = r == 0;
         // Phase 1: GD to θ*.
         let theta0 = initial_theta(&base, &exp.net, &opened.device)?;
@@ -149,7 +141,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             }
             let ctx = RunContext {
                 cfg: &p1,
-                exp: &exp,
+                exp,
                 quiet: g.quiet || !first,
                 until: None,
                 device_name: &opened.description,
@@ -186,7 +178,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             }
             let ctx = RunContext {
                 cfg: &run,
-                exp: &exp,
+                exp,
                 quiet: g.quiet || cfg.repeats > 1,
                 until: None,
                 device_name: &opened.description,

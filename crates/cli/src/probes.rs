@@ -60,7 +60,7 @@ pub fn run(
     }
     let noise = list
         .iter()
-        .any(|p| matches!(p, Probe::Noise | Probe::Alignment))
+        .any(|p| matches!(p, Probe::Noise | Probe::Alignment | Probe::Escape))
         .then(|| GradientNoise::of(net, theta, data));
     for p in list {
         match p {
@@ -70,6 +70,7 @@ pub fn run(
                     net,
                     theta,
                     data,
+                    noise.as_ref().expect("computed above"),
                     weight_decay,
                     EscapeConfig {
                         trace_h: cfg.trace_h,

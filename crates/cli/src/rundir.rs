@@ -194,6 +194,37 @@ impl RunDir {
     }
 }
 
+/// `runs/<config stem><suffix>-<unix seconds>`: where results go without `--out`.
+pub fn default_out(config: &Path, suffix: &str) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().to_string());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("{stem}{suffix}-{secs}"))
+}
+
+/// Creates the folder of a multi-run experiment (`escape`, `sweep`) with `figures/`, and writes
+/// its resolved config as `config_name`; refuses a folder that already holds one (`what`
+/// names it in the message), so results are never overwritten.
+pub fn create_experiment_dir(
+    out: &Path,
+    what: &str,
+    config_name: &str,
+    config: &str,
+) -> Result<()> {
+    if out.join("summary.json").exists() {
+        bail!(
+            "{} already holds {what}; choose another --out",
+            out.display()
+        );
+    }
+    fs::create_dir_all(out.join("figures"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&out.join(config_name), config.as_bytes())
+}
+
 /// θ of a checkpoint folder, or of a run directory's latest checkpoint, as [D].
 pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<Tensor<1>> {
     let dir = if path.join("model.safetensors").is_file() {

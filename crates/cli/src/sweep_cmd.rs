@@ -2,8 +2,6 @@
 //! each in its own run directory, then one figure of chosen metrics against step with a curve
 //! per value, and a table of their final values.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use noisescope_data::SearchPath;
 use serde::{Deserialize, Serialize};
@@ -14,7 +12,7 @@ use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::plot;
-use crate::rundir::{RunDir, write_atomic};
+use crate::rundir::{RunDir, create_experiment_dir, default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, train_loop};
 
 /// A sweep.
@@ -40,25 +38,8 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
     let sweep: SweepConfig = config::load(&a.config, &a.set)?;
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
-    let out = a.out.clone().unwrap_or_else(|| {
-        let stem = a
-            .config
-            .file_stem()
-            .map_or("sweep".into(), |s| s.to_string_lossy().to_string());
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from("runs").join(format!("{stem}-{secs}"))
-    });
-    if out.join("summary.json").exists() {
-        anyhow::bail!(
-            "{} already holds a sweep; choose another --out",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out.join("figures"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("sweep.toml"), toml::to_string(&sweep)?.as_bytes())?;
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
+    create_experiment_dir(&out, "a sweep", "sweep.toml", &toml::to_string(&sweep)?)?;
     let mut finals = Map::new();
     let mut names = Vec::new();
     for v in &sweep.values {

@@ -1,7 +1,6 @@
 //! `noisescope train`: one run of any zoo model with any dynamic on any dataset, into a run
 //! directory, with progress, online probes, checkpoints, resume and divergence handling.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -38,7 +37,9 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
                 .context("give --config FILE (or --resume DIR)")?;
             let mut cfg: RunConfig = config::load(path, &a.set)?;
             cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
-            let out = a.out.clone().unwrap_or_else(|| default_out(path, &cfg));
+            let out = a.out.clone().unwrap_or_else(|| {
+                rundir::default_out(path, &format!("-{}-s{}", cfg.noise.dynamic, cfg.seed))
+            });
             let rd = RunDir::create(&out)?;
             rd.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
             (cfg, rd, false)
@@ -71,16 +72,6 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
         println!("{}", summary_line(&outcome.summary));
     }
     Ok(())
-}
-
-fn default_out(config: &Path, cfg: &RunConfig) -> PathBuf {
-    let stem = config
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().to_string());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from("runs").join(format!("{stem}-{}-s{}-{secs}", cfg.noise.dynamic, cfg.seed))
 }
 
 /// θ₀: explicit values, a checkpoint's θ, or the init scheme with the run's seed.

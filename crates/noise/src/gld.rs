@@ -230,9 +230,11 @@ impl Surrogate {
                 trace_sigma_m,
             });
         }
-        // Recomputed every step: iso-dynamic, diag, ggn.
+        // Recomputed every step: iso-dynamic, diag, ggn. diag Σ₁ is formed once and gives the
+        // trace too.
         let (noise, s) = self.sigma(net, theta, data, step)?;
-        let tsm = s * noise.trace();
+        let diag = noise.diagonal();
+        let tsm = s * diag.clone().sum().into_scalar::<f64>();
         let target = self.target(tsm);
         if !(target.is_finite() && target >= 0.0) {
             return Err(NoiseError::BadTrace {
@@ -247,7 +249,7 @@ impl Surrogate {
                 dim: d,
             }),
             Dynamic::Diag => {
-                let diag = noise.diagonal().clamp_min(0.0);
+                let diag = diag.clamp_min(0.0);
                 let total = diag.clone().sum().into_scalar::<f64>();
                 let c = if total > 0.0 { target / total } else { 0.0 };
                 Covariance::Shape(NoiseShape::Diag {

@@ -105,15 +105,16 @@ impl Default for EscapeConfig {
     }
 }
 
-/// Tr(HΣ₁) exactly and Tr(HΣ̄) = Tr H · Tr Σ₁ / D, for the Hessian of L + (γ/2)‖θ‖².
+/// Tr(HΣ₁) exactly and Tr(HΣ̄) = Tr H · Tr Σ₁ / D, for the Hessian of L + (γ/2)‖θ‖², with
+/// `noise` Σ₁ of the same net, θ and data.
 pub fn escape_indicator(
     net: &Net,
     theta: &Tensor<1>,
     data: &DeviceDataset,
+    noise: &GradientNoise,
     weight_decay: f64,
     cfg: EscapeConfig,
 ) -> EscapeIndicator {
-    let noise = GradientNoise::of(net, theta, data);
     let h = Hessian {
         net,
         theta,

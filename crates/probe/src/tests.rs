@@ -352,6 +352,7 @@ fn trace_h_sigma_is_exact() {
             &p.net,
             &p.theta,
             &p.data,
+            &noise,
             0.0,
             EscapeConfig {
                 chunk: 16,
