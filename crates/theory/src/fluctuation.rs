@@ -115,6 +115,20 @@ pub fn thm2_sigma(
     sigma2: f64,
     batch: f64,
 ) -> Result<Matrix, TheoryError> {
+    let (gi, _, kappa) = stationary_kappa(a, lambda, mu, batch)?;
+    Ok(lambda
+        .mul(&gi)
+        .scale(sigma2 / batch * (1.0 + kappa / batch)))
+}
+
+/// G_μ⁻¹, t = Tr[ΛAG_μ⁻¹] and κ_μ = t/(1 − t/S), or why Thms. 2–3 have no stationary answer
+/// (G_μ not positive definite, or 1 − t/S ≤ 0).
+fn stationary_kappa(
+    a: &Matrix,
+    lambda: &Matrix,
+    mu: f64,
+    batch: f64,
+) -> Result<(Matrix, f64, f64), TheoryError> {
     let (gi, t) = g_mu(a, lambda, mu, batch)?;
     let denom = 1.0 - t / batch;
     if denom <= 0.0 || (0..a.rows).any(|i| gi.at(i, i) <= 0.0) {
@@ -122,10 +136,7 @@ pub fn thm2_sigma(
             "1 − Tr[ΛAG⁻¹]/S = {denom:.4}"
         )));
     }
-    let kappa = t / denom;
-    Ok(lambda
-        .mul(&gi)
-        .scale(sigma2 / batch * (1.0 + kappa / batch)))
+    Ok((gi, t, t / denom))
 }
 
 /// Thm. 3: C = (σ²/S) A + (σ²/S²)(1 + κ_μ/S)(ΛAG_μ⁻¹ + Tr[ΛAG_μ⁻¹] I) A.
@@ -136,14 +147,7 @@ pub fn thm3_c(
     sigma2: f64,
     batch: f64,
 ) -> Result<Matrix, TheoryError> {
-    let (gi, t) = g_mu(a, lambda, mu, batch)?;
-    let denom = 1.0 - t / batch;
-    if denom <= 0.0 {
-        return Err(TheoryError::Divergent(format!(
-            "1 − Tr[ΛAG⁻¹]/S = {denom:.4}"
-        )));
-    }
-    let kappa = t / denom;
+    let (gi, t, kappa) = stationary_kappa(a, lambda, mu, batch)?;
     let inner = lambda
         .mul(a)
         .mul(&gi)
@@ -169,13 +173,6 @@ pub fn hessian_approximation_sigma(
 /// The continuous-time approximation Σ ≈ λσ²/(2S) I.
 pub fn continuous_time_sigma(dim: usize, lr: f64, sigma2: f64, batch: f64) -> Matrix {
     Matrix::identity(dim).scale(lr * sigma2 / (2.0 * batch))
-}
-
-/// The 1-d tail index of SGD's stationary distribution at curvature a: the discrete-time
-/// β = 2S/(aλ) − S, and the continuous-time theory's 2S/(aλ) + 1.
-pub fn tail_index(a: f64, lr: f64, batch: f64) -> (f64, f64) {
-    let x = 2.0 * batch / (a * lr);
-    (x - batch, x + 1.0)
 }
 
 #[cfg(test)]
@@ -256,6 +253,7 @@ mod tests {
         }
         // a = 1.5, λ = 1, S = 1 (SPEC §5.6) diverges: 2 − 1.5 − 3 < 0.
         assert!(thm2_sigma(&Matrix::scalar(1.5), &Matrix::scalar(1.0), 0.0, 1.0, 1.0).is_err());
+        assert!(thm3_c(&Matrix::scalar(1.5), &Matrix::scalar(1.0), 0.0, 1.0, 1.0).is_err());
     }
 
     /// Direct simulation: 1-d SGD with fresh Gaussian samples (the noise is then exactly
@@ -305,10 +303,5 @@ mod tests {
             (hess - m).abs() > 10.0 * se && (cont - m).abs() > 10.0 * se,
             "{hess} {cont} vs {m}"
         );
-    }
-
-    #[test]
-    fn tail_index_formulas() {
-        assert_eq!(tail_index(1.0, 0.5, 2.0), (6.0, 9.0));
     }
 }

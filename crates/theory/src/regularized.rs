@@ -82,6 +82,46 @@ pub fn thm6_trace(
     Ok((lr * sigma2 / batch * (1.0 - 1.0 / alpha) * t / denom).max(0.0))
 }
 
+/// The discrete-time Hessian approximation of Thm. 6's quantity: Thm. 1 with Λ = λI and
+/// C ≈ (σ²/S) Â gives Σ = (λσ²/S)(2I − λÂ)⁻¹ on the range of Â, so
+/// Tr[ÂΣ] = (λσ²/S) Tr[Â(2I − λÂ)⁻¹], whatever α.
+pub fn hessian_approximation_trace(
+    a_hat: &Matrix,
+    lr: f64,
+    sigma2: f64,
+    batch: f64,
+) -> Result<f64, TheoryError> {
+    let d = a_hat.rows;
+    let g = Matrix::identity(d).scale(2.0).add(&a_hat.scale(-lr));
+    let gi = g
+        .inverse()
+        .ok_or_else(|| TheoryError::Divergent("2I − λÂ is singular".into()))?;
+    if (0..d).any(|i| gi.at(i, i) <= 0.0) {
+        return Err(TheoryError::Divergent(
+            "λ Â has an eigenvalue above 2".into(),
+        ));
+    }
+    Ok(lr * sigma2 / batch * a_hat.mul(&gi).trace())
+}
+
+/// The continuous-time approximation of Thm. 6's quantity: Σ = λσ²/(2S) I, so
+/// Tr[ÂΣ] = λσ²/(2S) Tr Â.
+pub fn continuous_time_trace(a_hat: &Matrix, lr: f64, sigma2: f64, batch: f64) -> f64 {
+    lr * sigma2 / (2.0 * batch) * a_hat.trace()
+}
+
+/// Thm. 4's test loss without SGD's noise (GD, or the Hessian approximation with noiseless
+/// labels, whose C vanishes): the bias ½ Tr[AK⁻²Γ²U] alone, minimal at Γ = 0.
+pub fn noiseless_test_loss(a: &Matrix, gamma: &Matrix, u: &[f64]) -> Result<f64, TheoryError> {
+    let d = a.rows;
+    let k = a.add(gamma);
+    let ki = k
+        .inverse()
+        .ok_or_else(|| TheoryError::Divergent("A + Γ is singular".into()))?;
+    let uu = Matrix::new(d, 1, u.to_vec()).mul(&Matrix::new(1, d, u.to_vec()));
+    Ok(0.5 * a.mul(&ki).mul(&ki).mul(&gamma.mul(gamma)).mul(&uu).trace())
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -121,6 +161,25 @@ mod tests {
                 "γ {gamma}: simulated {m} ± {se}, Thm. 4 {want}"
             );
         }
+    }
+
+    /// The Hessian approximation of Thm. 6 is the D²×D² fluctuation equation's solution with
+    /// C = (σ²/S) Â, and the noiseless loss is Thm. 4 at λ → 0.
+    #[test]
+    fn baselines_agree_with_the_general_forms() {
+        let a = Matrix::diagonal(&[1.0, 0.5, 0.25]);
+        let sigma =
+            crate::hessian_approximation_sigma(&a, &Matrix::identity(3).scale(0.4), 0.0, 0.8, 4.0)
+                .unwrap();
+        let want = a.mul(&sigma).trace();
+        let got = hessian_approximation_trace(&a, 0.4, 0.8, 4.0).unwrap();
+        assert!((got - want).abs() < 1e-12 * want, "{got} vs {want}");
+        let cont = crate::continuous_time_sigma(3, 0.4, 0.8, 4.0);
+        assert!((continuous_time_trace(&a, 0.4, 0.8, 4.0) - a.mul(&cont).trace()).abs() < 1e-15);
+        let g = Matrix::scalar(-0.3);
+        let bias = noiseless_test_loss(&Matrix::scalar(1.0), &g, &[1.0]).unwrap();
+        let small_lr = thm4_test_loss(&Matrix::scalar(1.0), &g, &[1.0], 1e-9, 2.0).unwrap();
+        assert!((bias - small_lr).abs() < 1e-8, "{bias} vs {small_lr}");
     }
 
     #[test]
