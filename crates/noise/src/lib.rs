@@ -9,8 +9,10 @@
 //! - [`optimizer`]: the update rule.
 //! - [`stream`]: the seeded, restorable normal stream.
 //! - [`trainer`]: one run's state and step.
+//! - [`chains`]: many SGD chains on linear regression at once, for the theory experiments.
 #![warn(missing_docs)]
 
+pub mod chains;
 pub mod dynamic;
 pub mod gld;
 pub mod optimizer;
@@ -21,6 +23,7 @@ pub mod trainer;
 #[cfg(test)]
 mod tests;
 
+pub use chains::{BlockSums, ChainData, LinearChains};
 pub use dynamic::{
     Apply, CovarianceEstimate, Dynamic, EigenSolver, Injection, NoiseConfig, TraceTarget,
 };

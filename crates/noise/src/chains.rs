@@ -1,0 +1,290 @@
+//! Many independent SGD chains on linear regression at once (Ziyin et al.'s setting, SPEC §4):
+//! ℓ = ½(wᵀx − y)² + ½γ‖w‖², heavy-ball momentum μ, batch S. The K chains are the rows of
+//! one [K, D] tensor and step together, each with its own learning rate λ_k and weight decay
+//! γ_k, so that a sweep over λ or γ and its repetitions are a single device computation and
+//! stationary statistics come from tensor reductions instead of host loops.
+
+use burn::prelude::*;
+use burn::tensor::{DType, Distribution};
+
+/// Where each step's minibatch comes from.
+#[derive(Debug, Clone)]
+pub enum ChainData {
+    /// Fresh samples every step (the N → ∞ limit of Ziyin et al.'s label-noise setting):
+    /// x ~ N(0, diag(a)), y = uᵀx + σε. Gaussian SGD is rotation-equivariant, so a diagonal A
+    /// loses nothing: Σ in A's eigenbasis is the rotated Σ.
+    Gaussian {
+        /// √a, the square roots of A's eigenvalues, [D].
+        a_sqrt: Tensor<1>,
+        /// The teacher u, [D].
+        teacher: Tensor<1>,
+        /// σ, the label noise's standard deviation.
+        label_std: f64,
+    },
+    /// Fixed training sets of equal size n, stacked: `sets` sets of n = N/sets rows each.
+    /// Chain k trains on set ⌊k·sets/K⌋ and draws its own batch of S indices from it, with
+    /// replacement.
+    Finite {
+        /// Inputs, [N, D].
+        x: Tensor<2>,
+        /// Targets, [N, 1].
+        y: Tensor<2>,
+        /// How many training sets are stacked in `x` and `y`.
+        sets: usize,
+    },
+}
+
+/// K SGD chains: w_k ← w_k − λ_k m_k with m_k ← μ m_k + ĝ_k and
+/// ĝ_k = (1/S) Σ_{i∈B_k} x_i (x_iᵀ w_k − y_i) + γ_k w_k.
+#[derive(Debug, Clone)]
+pub struct LinearChains {
+    data: ChainData,
+    batch: usize,
+    momentum: f64,
+    lr: Tensor<2>,
+    weight_decay: Tensor<2>,
+    w: Tensor<2>,
+    m: Option<Tensor<2>>,
+    /// For stacked training sets: the first row of each chain's set, per batch entry, [K·S].
+    offsets: Option<Tensor<1, Int>>,
+    dtype: DType,
+}
+
+/// Sums over a block of steps, on the device: Σ_t e_t and Σ_t e_t e_tᵀ for e_t = w_t − w_ref,
+/// and (fresh Gaussian data only) Σ_t ξ_t ξ_tᵀ for the gradient noise ξ_t = ĝ_t − ∇L(w_t).
+#[derive(Debug, Clone)]
+pub struct BlockSums {
+    /// Steps summed.
+    pub steps: usize,
+    /// Σ_t e_t, [K, D].
+    pub e: Tensor<2>,
+    /// Σ_t e_t e_tᵀ, [K, D, D].
+    pub ee: Tensor<3>,
+    /// Σ_t ξ_t ξ_tᵀ, [K, D, D], when the population gradient is known.
+    pub noise: Option<Tensor<3>>,
+}
+
+impl LinearChains {
+    /// K = `lr.len()` chains from `w0` ([K, D]), with per-chain λ_k and γ_k.
+    pub fn new(
+        data: ChainData,
+        batch: usize,
+        momentum: f64,
+        lr: &[f64],
+        weight_decay: &[f64],
+        w0: Tensor<2>,
+    ) -> Self {
+        let [k, _] = w0.dims();
+        assert_eq!(lr.len(), k, "one learning rate per chain");
+        assert_eq!(weight_decay.len(), k, "one weight decay per chain");
+        let device = w0.device();
+        let dtype = w0.dtype();
+        let column = |v: &[f64]| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [k, 1]), (&device, dtype))
+        };
+        let offsets = match &data {
+            ChainData::Finite { x, sets, .. } => {
+                let n = x.dims()[0] / sets.max(&1);
+                let v: Vec<i64> = (0..k)
+                    .flat_map(|c| std::iter::repeat_n(((c * sets / k) * n) as i64, batch))
+                    .collect();
+                Some(Tensor::<1, Int>::from_data(
+                    TensorData::new(v, [k * batch]),
+                    &device,
+                ))
+            }
+            ChainData::Gaussian { .. } => None,
+        };
+        LinearChains {
+            data,
+            batch,
+            momentum,
+            lr: column(lr),
+            weight_decay: column(weight_decay),
+            w: w0,
+            m: None,
+            offsets,
+            dtype,
+        }
+    }
+
+    /// The chains' parameters, [K, D].
+    pub fn w(&self) -> &Tensor<2> {
+        &self.w
+    }
+
+    /// One step of every chain; returns the gradient noise ĝ − ∇L(w) when the population
+    /// gradient A(w − u) + γw is known (fresh Gaussian data).
+    pub fn step(&mut self) -> Option<Tensor<2>> {
+        let [k, d] = self.w.dims();
+        let s = self.batch;
+        let device = self.w.device();
+        let opts = (&device, self.dtype);
+        let (x, y, population) = match &self.data {
+            ChainData::Gaussian {
+                a_sqrt,
+                teacher,
+                label_std,
+            } => {
+                let x = Tensor::<3>::random([k, s, d], Distribution::Normal(0.0, 1.0), opts)
+                    * a_sqrt.clone().reshape([1, 1, d]);
+                let eps = Tensor::<3>::random([k, s, 1], Distribution::Normal(0.0, 1.0), opts);
+                let y =
+                    (x.clone() * teacher.clone().reshape([1, 1, d])).sum_dim(2) + eps * *label_std;
+                // ∇L(w) = A(w − u) for the population loss.
+                let a = a_sqrt.clone().powi_scalar(2).reshape([1, d]);
+                let grad = (self.w.clone() - teacher.clone().reshape([1, d])) * a;
+                (x, y, Some(grad))
+            }
+            ChainData::Finite { x, y, sets } => {
+                let n = x.dims()[0] / (*sets).max(1);
+                let idx = Tensor::<1>::random([k * s], Distribution::Uniform(0.0, 1.0), opts)
+                    .mul_scalar(n as f64)
+                    .floor()
+                    .int()
+                    .clamp(0, n as i64 - 1)
+                    + self.offsets.clone().expect("finite data has offsets");
+                let xb = x.clone().select(0, idx.clone()).reshape([k, s, d]);
+                let yb = y.clone().select(0, idx).reshape([k, s, 1]);
+                (xb, yb, None)
+            }
+        };
+        let residual = (x.clone() * self.w.clone().unsqueeze_dim::<3>(1)).sum_dim(2) - y;
+        let data_grad = (x * residual).mean_dim(1).reshape([k, d]);
+        let decay = self.w.clone() * self.weight_decay.clone();
+        let noise = population.map(|p| data_grad.clone() - p);
+        let g = data_grad + decay;
+        let m = match self.m.take() {
+            Some(m) if self.momentum != 0.0 => m * self.momentum + g,
+            _ => g,
+        };
+        self.w = self.w.clone() - m.clone() * self.lr.clone();
+        if self.momentum != 0.0 {
+            self.m = Some(m);
+        }
+        noise
+    }
+
+    /// `steps` steps, summing e_t = w_t − `center` ([D]) after each step, its outer products
+    /// and, when known, those of the gradient noise.
+    pub fn run(&mut self, steps: usize, center: &Tensor<1>) -> BlockSums {
+        let [k, d] = self.w.dims();
+        let device = self.w.device();
+        let opts = (&device, self.dtype);
+        let c = center.clone().reshape([1, d]);
+        let mut e_sum = Tensor::<2>::zeros([k, d], opts);
+        let mut ee = Tensor::<3>::zeros([k, d, d], opts);
+        let mut noise_sum: Option<Tensor<3>> = None;
+        for _ in 0..steps {
+            let xi = self.step();
+            let e = self.w.clone() - c.clone();
+            e_sum = e_sum + e.clone();
+            ee = ee + e.clone().unsqueeze_dim::<3>(2) * e.unsqueeze_dim::<3>(1);
+            if let Some(xi) = xi {
+                let outer = xi.clone().unsqueeze_dim::<3>(2) * xi.unsqueeze_dim::<3>(1);
+                noise_sum = Some(match noise_sum {
+                    Some(s) => s + outer,
+                    None => outer,
+                });
+            }
+        }
+        BlockSums {
+            steps,
+            e: e_sum,
+            ee,
+            noise: noise_sum,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(deprecated)] // ndarray: the project's f64 reference backend (see tests.rs)
+    fn cpu() -> Device {
+        Device::ndarray()
+    }
+
+    fn host<const R: usize>(t: Tensor<R>) -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .unwrap()
+    }
+
+    /// One step of every chain equals the update written out by hand for the same batch: the
+    /// finite-data path with N = 1 has only one possible batch.
+    #[test]
+    fn one_step_matches_the_formula() {
+        let device = cpu();
+        let opts = (&device, DType::F64);
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0, 2.0], [1, 2]), opts);
+        let y = Tensor::<2>::from_data(TensorData::new(vec![0.5], [1, 1]), opts);
+        let w0 = Tensor::<2>::from_data(TensorData::new(vec![0.1, -0.2, 0.3, 0.4], [2, 2]), opts);
+        let mut chains = LinearChains::new(
+            ChainData::Finite { x, y, sets: 1 },
+            3,
+            0.0,
+            &[0.1, 0.2],
+            &[0.0, -0.5],
+            w0,
+        );
+        chains.step();
+        let got = host(chains.w().clone());
+        // chain 0: r = 0.1 − 0.4 − 0.5 = −0.8, g = (−0.8, −1.6), w − 0.1 g.
+        // chain 1: r = 0.3 + 0.8 − 0.5 = 0.6, g = (0.6, 1.2) − 0.5 (0.3, 0.4), w − 0.2 g.
+        let want = [0.18, -0.04, 0.3 - 0.2 * 0.45, 0.4 - 0.2 * 1.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+    }
+
+    /// With two stacked one-sample sets, each chain only ever sees its own set's sample.
+    #[test]
+    fn chains_train_on_their_own_set() {
+        let device = cpu();
+        let opts = (&device, DType::F64);
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0, 2.0], [2, 1]), opts);
+        let y = Tensor::<2>::from_data(TensorData::new(vec![3.0, 4.0], [2, 1]), opts);
+        let mut chains = LinearChains::new(
+            ChainData::Finite { x, y, sets: 2 },
+            2,
+            0.0,
+            &[0.1; 4],
+            &[0.0; 4],
+            Tensor::zeros([4, 1], opts),
+        );
+        for _ in 0..300 {
+            chains.step();
+        }
+        // Set 0 (chains 0, 1) fits w = 3/1; set 1 (chains 2, 3) fits w = 4/2.
+        let w = host(chains.w().clone());
+        for (got, want) in w.iter().zip([3.0, 3.0, 2.0, 2.0]) {
+            assert!((got - want).abs() < 1e-9, "{w:?}");
+        }
+    }
+
+    /// Without noise (σ = 0, u = 0, w = 0) nothing moves, and the block sums are exact zeros.
+    #[test]
+    fn the_minimum_is_a_fixed_point_without_label_noise() {
+        let device = cpu();
+        let opts = (&device, DType::F64);
+        let data = ChainData::Gaussian {
+            a_sqrt: Tensor::<1>::from_data(TensorData::new(vec![1.0, 0.7], [2]), opts),
+            teacher: Tensor::<1>::zeros([2], opts),
+            label_std: 0.0,
+        };
+        let mut chains = LinearChains::new(
+            data,
+            4,
+            0.5,
+            &[0.3; 5],
+            &[0.0; 5],
+            Tensor::zeros([5, 2], opts),
+        );
+        let sums = chains.run(20, &Tensor::zeros([2], opts));
+        assert!(host(sums.ee).iter().all(|v| *v == 0.0));
+        assert!(host(sums.noise.unwrap()).iter().all(|v| *v == 0.0));
+    }
+}
