@@ -1,41 +1,13 @@
 //! `noisescope train`, `escape` and `probe` as a user runs them: run directories, bit-identical
 //! resume, divergence, config errors, the toy escape experiment and probes on checkpoints.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn noisescope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_noisescope"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("NOISESCOPE_DATA")
-        .env_remove("NOISESCOPE_BACKEND")
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// Exit 1 with an error message, never a panic.
-fn failure(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
+mod common;
+use common::{failure, noisescope, ok};
 
 fn metrics(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))

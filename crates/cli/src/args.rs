@@ -62,6 +62,24 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Redraw the figures of a run, an escape experiment or a sweep from its files.
     Plot(PlotArgs),
+    /// Ziyin et al.'s closed forms against SGD simulated on many chains at once.
+    Theory(TheoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TheoryArgs {
+    /// The experiment.
+    #[arg(value_enum)]
+    pub experiment: crate::theory::TheoryExperiment,
+    /// Settings replacing the built-in ones (configs/ziyin2022/<experiment>.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output directory (default: runs/theory-<experiment>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a setting, e.g. `--set simulation.chains=100` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ mod probe_cmd;
 mod probes;
 mod rundir;
 mod sweep_cmd;
+mod theory;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),
         args::Command::Sweep(a) => sweep_cmd::run(&cli.global, a),
         args::Command::Plot(a) => plot::run(a),
+        args::Command::Theory(a) => theory::run(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

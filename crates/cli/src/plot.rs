@@ -385,6 +385,59 @@ pub fn sweep_figure(
     Ok(Some(p))
 }
 
+/// The summary figure of a sweep: each chosen summary value against the key, one curve per
+/// series (diverged runs are left out of the curve and named in the table).
+pub fn sweep_summary_figure(
+    out: &Path,
+    sweep: &crate::sweep_cmd::SweepConfig,
+    summary: &Value,
+) -> Result<Option<PathBuf>> {
+    if sweep.summary.is_empty() {
+        return Ok(None);
+    }
+    let runs = crate::sweep_cmd::runs(sweep);
+    let mut series_names: Vec<Option<String>> = Vec::new();
+    for r in &runs {
+        if !series_names.contains(&r.series) {
+            series_names.push(r.series.clone());
+        }
+    }
+    let panels: Vec<Panel> = sweep
+        .summary
+        .iter()
+        .map(|m| Panel {
+            title: m.clone(),
+            x_label: sweep.key.clone(),
+            y_label: m.clone(),
+            log_x: sweep.log_x,
+            log_y: sweep.log_y,
+            curves: series_names
+                .iter()
+                .map(|sn| {
+                    let pts = runs
+                        .iter()
+                        .filter(|r| &r.series == sn)
+                        .filter_map(|r| {
+                            let x = r
+                                .value
+                                .as_float()
+                                .or_else(|| r.value.as_integer().map(|i| i as f64))?;
+                            let y = summary["runs"][&r.name]["summary"][m].as_f64()?;
+                            Some((x, y))
+                        })
+                        .collect();
+                    Series::new(sn.clone().unwrap_or_else(|| m.clone()), pts)
+                })
+                .collect(),
+            points: vec![],
+            vlines: vec![],
+        })
+        .collect();
+    let p = out.join("figures/summary.svg");
+    comparison(&p, &panels)?;
+    Ok(Some(p))
+}
+
 /// `noisescope plot DIR`: redraws the figures of an escape experiment, a sweep or a run from
 /// the files they wrote.
 pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
@@ -395,21 +448,18 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
     } else if dir.join("sweep.toml").is_file() {
         let sweep: crate::sweep_cmd::SweepConfig =
             crate::config::load(&dir.join("sweep.toml"), &[])?;
-        let names: Vec<String> = sweep
-            .values
-            .iter()
-            .map(|v| {
-                format!(
-                    "{}={}",
-                    sweep.key,
-                    match v {
-                        toml::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }
-                )
-            })
+        let names: Vec<String> = crate::sweep_cmd::runs(&sweep)
+            .into_iter()
+            .map(|r| r.name)
             .collect();
-        sweep_figure(dir, &sweep, &names)?.into_iter().collect()
+        let summary: Value = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        sweep_figure(dir, &sweep, &names)?
+            .into_iter()
+            .chain(sweep_summary_figure(dir, &sweep, &summary)?)
+            .collect()
     } else if dir.join("metrics.jsonl").is_file() {
         let keys = ["train_loss", "test_loss", "test_acc", "train_acc"];
         let panels: Vec<(&str, &str, bool, Vec<Series>)> = keys
@@ -437,5 +487,178 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
     for p in made {
         println!("figure: {}", p.display());
     }
+    Ok(())
+}
+
+/// Measured points with standard errors (drawn as markers with ±1 s.e. bars).
+pub struct Points {
+    pub name: String,
+    /// (x, y, standard error of y).
+    pub points: Vec<(f64, f64, f64)>,
+    pub color: Option<usize>,
+}
+
+/// One panel of a theory-against-measurement figure: closed-form curves, measured points
+/// with error bars, and vertical marks (divergence boundaries, transitions).
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub curves: Vec<Series>,
+    pub points: Vec<Points>,
+    pub vlines: Vec<f64>,
+}
+
+/// Theory curves against measured points, panels side by side.
+pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
+    let w = 600 * panels.len() as u32;
+    let root = SVGBackend::new(path, (w, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let areas = root.split_evenly((1, panels.len()));
+    for (area, p) in areas.iter().zip(panels) {
+        // Bounds from curves and points (with their error bars), on the plotted scales.
+        let mut all: Vec<Series> = p
+            .curves
+            .iter()
+            .map(|s| Series::new("", s.points.clone()))
+            .collect();
+        for pts in &p.points {
+            let v = pts
+                .points
+                .iter()
+                .flat_map(|&(x, y, se)| [(x, y - se), (x, y + se), (x, y)])
+                .collect();
+            all.push(Series::new("", v));
+        }
+        if p.log_x {
+            for s in &mut all {
+                s.points.retain(|(x, _)| *x > 0.0);
+            }
+        }
+        let Some(((x0, x1), (y0, y1))) = bounds(&all, p.log_y) else {
+            continue;
+        };
+        let (x0, x1) = if p.log_x {
+            (x0 / 1.15, x1 * 1.15)
+        } else {
+            let pad = 0.04 * (x1 - x0);
+            (x0 - pad, x1 + pad)
+        };
+        let (y0, y1) = if p.log_y {
+            (y0 / 1.3, y1 * 1.3)
+        } else {
+            (y0, y1)
+        };
+        let mut b = ChartBuilder::on(area);
+        b.caption(&p.title, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(70);
+        let keep = |x: f64, y: f64| {
+            x.is_finite() && y.is_finite() && (!p.log_x || x > 0.0) && (!p.log_y || y > 0.0)
+        };
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(p.x_label.as_str())
+                    .y_desc(p.y_label.as_str())
+                    .draw()
+                    .map_err(err)?;
+                for &v in &p.vlines {
+                    if v > x0 && v < x1 {
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                vec![(v, y0), (v, y1)],
+                                5,
+                                4,
+                                BLACK.mix(0.5).stroke_width(1),
+                            ))
+                            .map_err(err)?;
+                    }
+                }
+                for (i, s) in p.curves.iter().enumerate() {
+                    let c = color(s.color.unwrap_or(i));
+                    // A curve breaks where the closed form has no value (divergence).
+                    let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
+                    for &(x, y) in &s.points {
+                        if keep(x, y) {
+                            pieces.last_mut().expect("non-empty").push((x, y));
+                        } else if !pieces.last().expect("non-empty").is_empty() {
+                            pieces.push(vec![]);
+                        }
+                    }
+                    let dashed = s.dashed;
+                    for (j, piece) in pieces.into_iter().filter(|q| !q.is_empty()).enumerate() {
+                        let drawn = if dashed {
+                            chart.draw_series(DashedLineSeries::new(piece, 6, 4, c.stroke_width(2)))
+                        } else {
+                            chart.draw_series(LineSeries::new(piece, c.stroke_width(2)))
+                        }
+                        .map_err(err)?;
+                        if j == 0 {
+                            drawn.label(s.name.clone()).legend(move |(x, y)| {
+                                let end = if dashed { x + 8 } else { x + 18 };
+                                PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
+                            });
+                        }
+                    }
+                }
+                for (i, pts) in p.points.iter().enumerate() {
+                    let c = color(pts.color.unwrap_or(p.curves.len() + i));
+                    let v: Vec<(f64, f64, f64)> = pts
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|&(x, y, _)| keep(x, y))
+                        .collect();
+                    chart
+                        .draw_series(v.iter().map(|&(x, y, se)| {
+                            let lo = if p.log_y && y - se <= 0.0 {
+                                y / 10.0
+                            } else {
+                                y - se
+                            };
+                            ErrorBar::new_vertical(x, lo, y, y + se, c.stroke_width(1), 6)
+                        }))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(
+                            v.iter()
+                                .map(|&(x, y, _)| Circle::new((x, y), 4, c.filled())),
+                        )
+                        .map_err(err)?
+                        .label(pts.name.clone())
+                        .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .draw()
+                    .map_err(err)?;
+            }};
+        }
+        match (p.log_x, p.log_y) {
+            (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
+            (false, true) => draw!(
+                b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                    .map_err(err)?
+            ),
+            (true, false) => draw!(
+                b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                    .map_err(err)?
+            ),
+            (true, true) => draw!(
+                b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                    .map_err(err)?
+            ),
+        }
+    }
+    root.present().map_err(err)?;
     Ok(())
 }

@@ -1,0 +1,253 @@
+//! `noisescope theory <experiment>`: Ziyin et al.'s closed forms (crate `theory`) against
+//! SGD simulated on linear regression, many independent chains at once on the device
+//! (SPEC §5.6–5.9). Each experiment writes `summary.json`, `table.md` and
+//! `figures/<experiment>.svg` into its output folder and prints the table.
+//!
+//! The built-in settings of each experiment are the files `configs/ziyin2022/<name>.toml`,
+//! compiled in; `--config` replaces them and `--set` overrides single keys.
+
+mod high_dim;
+mod label_noise;
+mod lr_sweep;
+mod sim;
+mod tail_index;
+mod weight_decay;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::ValueEnum;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::args::{Global, TheoryArgs};
+use crate::backend::{self, Opened};
+use crate::config;
+use crate::rundir::{create_experiment_dir, write_atomic};
+
+/// The experiments of `noisescope theory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TheoryExperiment {
+    /// Thms. 2–3: the stationary Σ and C of label-noise regression in 1-d and 2-d (SPEC §5.6).
+    LabelNoise,
+    /// Thm. 2 against the learning rate, with both Hessian approximations (SPEC §5.6).
+    LrSweep,
+    /// Thm. 4 / Cor. 1: test loss against weight decay γ, divergence boundaries, the negative
+    /// optimum (SPEC §5.7).
+    WeightDecay,
+    /// Thm. 6: Tr[ÂΣ] against α = N/D across the over/under-parameterized transition (§5.8).
+    HighDim,
+    /// The 1-d tail index against λ and S (§5.9), with the exact Kesten–Goldie index.
+    TailIndex,
+}
+
+impl TheoryExperiment {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TheoryExperiment::LabelNoise => "label-noise",
+            TheoryExperiment::LrSweep => "lr-sweep",
+            TheoryExperiment::WeightDecay => "weight-decay",
+            TheoryExperiment::HighDim => "high-dim",
+            TheoryExperiment::TailIndex => "tail-index",
+        }
+    }
+
+    /// The built-in settings: `configs/ziyin2022/<name>.toml`.
+    pub fn defaults(self) -> &'static str {
+        match self {
+            TheoryExperiment::LabelNoise => {
+                include_str!("../../../../configs/ziyin2022/label-noise.toml")
+            }
+            TheoryExperiment::LrSweep => {
+                include_str!("../../../../configs/ziyin2022/lr-sweep.toml")
+            }
+            TheoryExperiment::WeightDecay => {
+                include_str!("../../../../configs/ziyin2022/weight-decay.toml")
+            }
+            TheoryExperiment::HighDim => {
+                include_str!("../../../../configs/ziyin2022/high-dim.toml")
+            }
+            TheoryExperiment::TailIndex => {
+                include_str!("../../../../configs/ziyin2022/tail-index.toml")
+            }
+        }
+    }
+}
+
+/// What an experiment hands back: the JSON summary, a markdown table, the figure's panels.
+pub struct Report {
+    pub summary: Value,
+    pub table: String,
+    pub panels: Vec<crate::plot::Panel>,
+}
+
+/// Everything an experiment needs besides its settings.
+pub struct Context<'a> {
+    pub opened: &'a Opened,
+    pub quiet: bool,
+}
+
+fn settings<T: DeserializeOwned + Serialize>(
+    e: TheoryExperiment,
+    a: &TheoryArgs,
+) -> Result<(T, String)> {
+    let cfg: T = match &a.config {
+        Some(path) => config::load(path, &a.set)?,
+        None => config::parse_with_overrides(
+            e.defaults(),
+            Path::new(&format!("configs/ziyin2022/{}.toml (built in)", e.name())),
+            &a.set,
+        )?,
+    };
+    let text = toml::to_string(&cfg)?;
+    Ok((cfg, text))
+}
+
+pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
+    let opened = backend::open(g.backend, g.device)?;
+    let ctx = Context {
+        opened: &opened,
+        quiet: g.quiet,
+    };
+    let e = a.experiment;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from("runs").join(format!("theory-{}-{secs}", e.name()))
+    });
+    macro_rules! go {
+        ($module:ident) => {{
+            let (cfg, text) = settings::<$module::Settings>(e, a)?;
+            opened.check_precision(cfg.simulation.precision)?;
+            create_experiment_dir(&out, "an experiment", "config.toml", &text)?;
+            $module::run(&cfg, &ctx)?
+        }};
+    }
+    let report = match e {
+        TheoryExperiment::LabelNoise => go!(label_noise),
+        TheoryExperiment::LrSweep => go!(lr_sweep),
+        TheoryExperiment::WeightDecay => go!(weight_decay),
+        TheoryExperiment::HighDim => go!(high_dim),
+        TheoryExperiment::TailIndex => go!(tail_index),
+    };
+    let mut summary = report.summary;
+    summary["experiment"] = Value::from(e.name());
+    summary["device"] = Value::from(opened.description.clone());
+    write_atomic(&out.join("table.md"), report.table.as_bytes())?;
+    let fig = out.join(format!("figures/{}.svg", e.name()));
+    crate::plot::comparison(&fig, &report.panels)?;
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    if g.json {
+        crate::output::print_json(&summary);
+    } else {
+        print!("{}", report.table);
+        println!("figure: {}", fig.display());
+        println!("results: {}", out.display());
+    }
+    Ok(())
+}
+
+/// A markdown table.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (i, r) in self.rows.iter().enumerate() {
+            s += &format!("| {} |\n", r.join(" | "));
+            if i == 0 {
+                s += &format!("|{}\n", "---|".repeat(r.len()));
+            }
+        }
+        s
+    }
+}
+
+/// A number for a table: 4 significant digits, or what stands in for a missing value.
+pub fn num(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => {
+            if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-3) {
+                format!("{x:.3e}")
+            } else {
+                format!("{x:.4}")
+            }
+        }
+        Some(x) if x.is_infinite() => "∞".into(),
+        _ => "–".into(),
+    }
+}
+
+/// `m ± se`.
+pub fn pm(m: f64, se: f64) -> String {
+    format!("{} ± {}", num(Some(m)), num(Some(se)))
+}
+
+/// The relative error (m − t)/t ± se/t as a percentage.
+pub fn rel(m: f64, se: f64, t: Option<f64>) -> String {
+    match t {
+        Some(t) if t != 0.0 && t.is_finite() => {
+            format!(
+                "{:+.2}% ± {:.2}%",
+                100.0 * (m - t) / t,
+                100.0 * se / t.abs()
+            )
+        }
+        _ => "–".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped files parse into their experiments' settings (they are the built-in
+    /// defaults, so a typo would break the command for everyone).
+    #[test]
+    fn built_in_settings_parse() {
+        for e in TheoryExperiment::value_variants() {
+            let origin = Path::new(e.name());
+            let ok = match e {
+                TheoryExperiment::LabelNoise => {
+                    config::parse_with_overrides::<label_noise::Settings>(e.defaults(), origin, &[])
+                        .map(|_| ())
+                }
+                TheoryExperiment::LrSweep => {
+                    config::parse_with_overrides::<lr_sweep::Settings>(e.defaults(), origin, &[])
+                        .map(|_| ())
+                }
+                TheoryExperiment::WeightDecay => config::parse_with_overrides::<
+                    weight_decay::Settings,
+                >(e.defaults(), origin, &[])
+                .map(|_| ()),
+                TheoryExperiment::HighDim => {
+                    config::parse_with_overrides::<high_dim::Settings>(e.defaults(), origin, &[])
+                        .map(|_| ())
+                }
+                TheoryExperiment::TailIndex => {
+                    config::parse_with_overrides::<tail_index::Settings>(e.defaults(), origin, &[])
+                        .map(|_| ())
+                }
+            };
+            ok.unwrap_or_else(|err| panic!("{}: {err:#}", e.name()));
+        }
+    }
+}
