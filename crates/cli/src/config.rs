@@ -200,7 +200,8 @@ impl std::str::FromStr for Probe {
 }
 
 /// Sets `key` (a dotted path) to `value` in `table`. The value is read as a TOML value
-/// (`0.1`, `true`, `[1, 2]`, `"text"`), and as a string when it is not one.
+/// (`0.1`, `true`, `[1, 2]`, `"text"`), and as a string when it is not one. A numeric segment
+/// indexes an existing array: `model.widths.1=256` sets the hidden width of `[784, 64, 10]`.
 pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
     let parsed: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
         Ok(mut t) => t.remove("v").expect("just parsed"),
@@ -210,15 +211,31 @@ pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
     if parts.iter().any(|p| p.is_empty()) {
         bail!("--set {key}={value}: empty key segment");
     }
-    let mut t = table;
-    for p in &parts[..parts.len() - 1] {
-        t = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .with_context(|| format!("--set {key}: `{p}` is not a table"))?;
+    // Work on a copy so that an error leaves `table` as it was.
+    let mut root = toml::Value::Table(table.clone());
+    let mut slot = &mut root;
+    for p in &parts {
+        slot = match slot {
+            toml::Value::Array(a) => {
+                let i: usize = p.parse().with_context(|| {
+                    format!("--set {key}: `{p}` indexes an array, so it must be a number")
+                })?;
+                let len = a.len();
+                a.get_mut(i).with_context(|| {
+                    format!("--set {key}: index {i} is past the end of the array (length {len})")
+                })?
+            }
+            toml::Value::Table(t) => t
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            _ => bail!("--set {key}: `{p}` is inside a value that is neither a table nor an array"),
+        };
     }
-    t.insert(parts[parts.len() - 1].to_string(), parsed);
+    *slot = parsed;
+    match root {
+        toml::Value::Table(t) => *table = t,
+        _ => unreachable!("the root is a table"),
+    }
     Ok(())
 }
 
@@ -297,5 +314,18 @@ model = "toy2d"
         // The resolved config reads back to the same value.
         let again: RunConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn numeric_segments_index_arrays() {
+        let mut t: toml::Table = "[model]\nwidths = [784, 64, 10]\n".parse().unwrap();
+        set_key(&mut t, "model.widths.1", "256").unwrap();
+        assert_eq!(t["model"]["widths"][1].as_integer(), Some(256));
+        let before = t.clone();
+        let e = set_key(&mut t, "model.widths.3", "1").unwrap_err();
+        assert!(e.to_string().contains("past the end"), "{e}");
+        let e = set_key(&mut t, "model.widths.x", "1").unwrap_err();
+        assert!(e.to_string().contains("must be a number"), "{e}");
+        assert_eq!(t, before, "a failed override changes nothing");
     }
 }

@@ -191,6 +191,8 @@ pub fn train_loop(
     // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of the
     // step before, which the checkpoint does not) and logs from the next step on.
     let mut skip_log = resume;
+    let mut step_loss = StepLoss::default();
+    let mut late = LateMeans::new(cfg.steps);
     loop {
         let t = trainer.steps_done();
         let probe_now = cfg.probes.every > 0
@@ -233,6 +235,7 @@ pub fn train_loop(
             }
             line.insert("time_s".into(), json!(start.elapsed().as_secs_f64()));
             let line = Value::Object(line);
+            late.add(t, &line);
             if let Some(d) = dir {
                 d.append_metrics(&line)?;
             }
@@ -254,10 +257,12 @@ pub fn train_loop(
                 }
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
+                step_loss.add(r.loss);
                 last = Some(r);
             }
             Err(StepError::Diverged { step, loss }) => {
                 bar.abandon();
+                step_loss.add(loss);
                 write_summary(
                     dir,
                     cfg,
@@ -268,6 +273,7 @@ pub fn train_loop(
                     &last_line,
                     (start, probe_time, eval_time),
                     lr,
+                    extras(&step_loss, &late),
                 )?;
                 let kept = dir
                     .and_then(|d| d.latest_checkpoint().ok())
@@ -298,6 +304,7 @@ pub fn train_loop(
             &last_line,
             (start, probe_time, eval_time),
             lr,
+            extras(&step_loss, &late),
         )?;
         bail!(
             "step {done}: the training loss is {final_loss} (diverged); the run stops, its metrics are kept"
@@ -321,11 +328,95 @@ pub fn train_loop(
         &last_line,
         (start, probe_time, eval_time),
         lr,
+        extras(&step_loss, &late),
     )?;
     Ok(Outcome {
         summary,
         theta: trainer.theta().clone(),
     })
+}
+
+/// Mean and variance of the loss each step's gradient was taken on (the minibatch loss for
+/// SGD), over the steps this process ran (Welford's update).
+#[derive(Default)]
+struct StepLoss {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl StepLoss {
+    fn add(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+}
+
+/// Means of the logged losses and accuracies over the last fifth of the run (steps ≥ 0.8 T):
+/// a steadier summary than the final line when SGD keeps fluctuating.
+struct LateMeans {
+    from: u64,
+    sums: Map<String, Value>,
+    count: u64,
+}
+
+impl LateMeans {
+    const KEYS: [&str; 4] = ["train_loss", "train_acc", "test_loss", "test_acc"];
+
+    fn new(steps: u64) -> Self {
+        LateMeans {
+            from: steps - steps / 5,
+            sums: Map::new(),
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, t: u64, line: &Value) {
+        if t < self.from {
+            return;
+        }
+        self.count += 1;
+        for k in Self::KEYS {
+            if let Some(v) = line[k].as_f64() {
+                let e = self.sums.entry(k).or_insert(json!(0.0));
+                *e = json!(e.as_f64().unwrap_or(0.0) + v);
+            }
+        }
+    }
+}
+
+fn extras(l: &StepLoss, late: &LateMeans) -> Map<String, Value> {
+    let mut m = Map::new();
+    let var = if l.n > 1 {
+        l.m2 / (l.n - 1) as f64
+    } else {
+        f64::NAN
+    };
+    m.insert(
+        "step_loss".into(),
+        json!({"mean": finite(l.mean), "variance": finite(var), "steps": l.n}),
+    );
+    if late.count > 0 {
+        let means: Map<String, Value> = late
+            .sums
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    json!(v.as_f64().unwrap_or(f64::NAN) / late.count as f64),
+                )
+            })
+            .collect();
+        m.insert("late_mean".into(), Value::Object(means));
+    }
+    m
+}
+
+/// JSON has no NaN or ∞: those become null.
+fn finite(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
 }
 
 /// Loss and accuracy on the training and test sets at θ_t; θ itself for nets with D ≤ 16.
@@ -376,11 +467,15 @@ fn write_summary(
     last: &Value,
     clock: (Instant, f64, f64),
     lr: f64,
+    extras: Map<String, Value>,
 ) -> Result<Value> {
     let (start, probe_time, eval_time) = clock;
-    let s = summary(
+    let mut s = summary(
         cfg, exp, device, status, steps_done, last, start, probe_time, eval_time, lr,
     );
+    if let Value::Object(m) = &mut s {
+        m.extend(extras);
+    }
     if let Some(d) = dir {
         d.write("summary.json", serde_json::to_string_pretty(&s)?.as_bytes())?;
     }
