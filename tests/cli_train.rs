@@ -392,3 +392,78 @@ fn wgpu_and_ndarray_runs_agree() {
         );
     }
 }
+
+/// A sweep over the hidden width (an array element) in two series, one of which diverges:
+/// the diverged runs are recorded and the sweep finishes, with the per-step loss variance in
+/// its table and its summary figure.
+#[test]
+fn sweep_series_with_a_diverging_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("sweep.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+key = "model.widths.1"
+values = [4, 8]
+summary = ["step_loss.variance"]
+log_x = true
+
+[[series]]
+name = "calm"
+set = { "optimizer.lr" = 0.05 }
+
+[[series]]
+name = "wild"
+set = { "optimizer.lr" = 1e6, "model.loss" = { kind = "mse" } }
+
+[run]
+steps = 30
+log_every = 10
+
+[run.data]
+kind = "images"
+name = "fashion-mnist-small"
+train = 200
+test = 100
+
+[run.model]
+model = "mlp"
+widths = [784, 16, 10]
+activation = "tanh"
+loss = { kind = "cross-entropy" }
+
+[run.noise]
+dynamic = "sgd"
+batch = 20
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = noisescope(&[
+        "--quiet",
+        "sweep",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+            .unwrap();
+    for w in [4, 8] {
+        let calm = &s["runs"][format!("calm/model.widths.1={w}")];
+        assert_eq!(calm["status"], "completed", "{calm}");
+        assert!(calm["summary"]["step_loss.variance"].as_f64().unwrap() > 0.0);
+        assert_eq!(calm["dim"], 784 * w + w + w * 10 + 10);
+        let wild = &s["runs"][format!("wild/model.widths.1={w}")];
+        assert_eq!(wild["status"], "diverged", "{wild}");
+    }
+    assert!(out.join("figures/summary.svg").is_file());
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("diverged") && table.contains("step_loss.variance"), "{table}");
+    // `plot` redraws both figures from the files.
+    std::fs::remove_file(out.join("figures/summary.svg")).unwrap();
+    ok(&noisescope(&["plot", out.to_str().unwrap()]));
+    assert!(out.join("figures/summary.svg").is_file());
+}
