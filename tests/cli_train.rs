@@ -449,8 +449,7 @@ batch = 20
     ]);
     ok(&o);
     let s: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     for w in [4, 8] {
         let calm = &s["runs"][format!("calm/model.widths.1={w}")];
         assert_eq!(calm["status"], "completed", "{calm}");
@@ -461,9 +460,57 @@ batch = 20
     }
     assert!(out.join("figures/summary.svg").is_file());
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("diverged") && table.contains("step_loss.variance"), "{table}");
+    assert!(
+        table.contains("diverged") && table.contains("step_loss.variance"),
+        "{table}"
+    );
     // `plot` redraws both figures from the files.
     std::fs::remove_file(out.join("figures/summary.svg")).unwrap();
     ok(&noisescope(&["plot", out.to_str().unwrap()]));
     assert!(out.join("figures/summary.svg").is_file());
+}
+
+/// Wang and Wu's escape-direction protocol on the synthetic problem, shortened: phase 2's
+/// learning rate is 2.2/λ_max(θ*), every dynamic starts from the same perturbed θ*, and the
+/// `direction` probe logs the sharp share of θ_t − θ_0, which GD's escape concentrates on.
+#[test]
+fn escape_direction_on_the_synthetic_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("esc");
+    let o = noisescope(&[
+        "--quiet",
+        "escape",
+        "--config",
+        "configs/wangwu/escape-synthetic.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--phase1-steps",
+        "1000",
+        "--steps",
+        "80",
+    ]);
+    ok(&o);
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+            .unwrap();
+    let lambda = s["lambda_max_star"].as_f64().unwrap();
+    assert!(lambda > 0.0, "{s}");
+    let cfg: toml::Table = std::fs::read_to_string(out.join("gd/config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lr = cfg["optimizer"]["lr"].as_float().unwrap();
+    assert!((lr * lambda - 2.2).abs() < 1e-9, "lr {lr}, λ_max {lambda}");
+    let gd = metrics(&out.join("gd"));
+    let sharp: Vec<f64> = gd
+        .iter()
+        .filter_map(|m| m["probes"]["direction_sharp_fraction"].as_f64())
+        .collect();
+    assert_eq!(sharp.len(), 41, "a direction probe every 2 steps, 0..=80");
+    // GD's growing displacement lies along the sharp directions at some point of its escape.
+    assert!(sharp.iter().cloned().fold(0.0, f64::max) > 0.5, "{sharp:?}");
+    assert!(out.join("figures/direction.svg").is_file());
+    // A run with the direction probe measures from its first θ, so it cannot be resumed.
+    let err = failure(&noisescope(&["train", "--resume", out.join("gd").to_str().unwrap()]));
+    assert!(err.contains("direction"), "{err}");
 }

@@ -188,6 +188,9 @@ pub enum Probe {
     Alignment,
     /// The spectral density (SLQ) of H.
     Density,
+    /// The escape direction (Wang and Wu): how Δθ = θ_t − θ_0 splits over the top-k Hessian
+    /// eigenvectors at the run's first θ (θ* in an escape experiment).
+    Direction,
 }
 
 impl std::str::FromStr for Probe {

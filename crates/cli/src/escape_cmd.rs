@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
-use noisescope_noise::{Dynamic, NoiseConfig};
+use noisescope_noise::{Dynamic, NoiseConfig, NoiseStream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -16,6 +16,7 @@ use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::plot;
+use crate::probes::Anchor;
 use crate::rundir::{RunDir, create_experiment_dir, default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, progress, train_loop};
 
@@ -37,6 +38,15 @@ pub struct EscapeConfig {
     /// Phase 1.
     #[serde(default)]
     pub phase1: Phase1,
+    /// Phase 2's learning rate as c / λ_max(θ*) (Lanczos on the training set at θ*): c > 2
+    /// makes θ* unstable for GD (Wang and Wu's escape-direction experiment). Replaces
+    /// `run.optimizer.lr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_over_sharpness: Option<f64>,
+    /// Phase 2 starts from θ* + σ z, z ~ N(0, I), the same z for every dynamic of a
+    /// repetition: GD started exactly at a minimum would never move.
+    #[serde(default)]
+    pub perturb: f64,
     /// Phase 2's run (data, model, optimizer, noise settings; `noise.dynamic` is set per
     /// dynamic).
     pub run: RunConfig,
@@ -102,6 +112,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     let mut successes = vec![0usize; cfg.dynamics.len()];
     let mut finals: Vec<Vec<Value>> = vec![Vec::new(); cfg.dynamics.len()];
     let mut phase1_summary = Value::Null;
+    let mut lambda_star: Option<f64> = None;
     let bar = progress(g.quiet || cfg.repeats == 1, cfg.repeats as u64, 0);
     // Without fresh data every repetition shares the data of the run's own seed: built once.
     let shared = if cfg.fresh_data {
@@ -157,10 +168,42 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         } else {
             theta0
         };
+        let lr2 = cfg.lr_over_sharpness.map(|c| {
+            let a = Anchor::at(
+                &base.probes,
+                &exp.net,
+                &theta_star,
+                &exp.train,
+                base.optimizer.weight_decay,
+                seed,
+            );
+            let top = a.values.first().copied().unwrap_or(f64::NAN);
+            if first {
+                lambda_star = Some(top);
+            }
+            c / top
+        });
+        let theta_star = if cfg.perturb > 0.0 {
+            let d = theta_star.dims()[0];
+            let z = NoiseStream::new(seed ^ 0x9E37_79B9)
+                .tensor(1, d, &theta_star.device(), theta_star.dtype())
+                .reshape([d]);
+            theta_star + z * cfg.perturb
+        } else {
+            theta_star
+        };
         // Phase 2: every dynamic from θ*, the same seed for all.
         for (i, d) in cfg.dynamics.iter().enumerate() {
             let mut run = base.clone();
             run.noise.dynamic = *d;
+            if let Some(lr) = lr2 {
+                if !lr.is_finite() || lr <= 0.0 {
+                    bail!(
+                        "lr_over_sharpness: λ_max(θ*) is not positive, so c / λ_max is no learning rate"
+                    );
+                }
+                run.optimizer.lr = lr;
+            }
             if !first {
                 run.log_every = run.steps;
                 run.probes.every = 0;
@@ -228,6 +271,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     let summary = json!({
         "dynamics": results,
         "phase1": phase1_summary,
+        "lambda_max_star": lambda_star,
         "repeats": cfg.repeats,
         "device": opened.description,
         "time_s": start.elapsed().as_secs_f64(),

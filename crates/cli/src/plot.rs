@@ -354,6 +354,29 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
     let p = out.join("figures/escape.svg");
     line_panels(&p, "step", &panels)?;
     made.push(p);
+    let frac = collect("probes.direction_sharp_fraction");
+    if !frac.is_empty() {
+        let p = out.join("figures/direction.svg");
+        line_panels(
+            &p,
+            "step",
+            &[
+                (
+                    "share of ‖θ_t − θ_0‖² along the top-k Hessian eigenvectors at θ_0",
+                    "sharp fraction",
+                    false,
+                    frac,
+                ),
+                (
+                    "distance from θ_0",
+                    "‖θ_t − θ_0‖²",
+                    true,
+                    collect("probes.direction_norm_sq"),
+                ),
+            ],
+        )?;
+        made.push(p);
+    }
     Ok(made)
 }
 
@@ -431,6 +454,8 @@ pub fn sweep_summary_figure(
                 .collect(),
             points: vec![],
             vlines: vec![],
+            jitter: 0.0,
+            legend_low: false,
         })
         .collect();
     let p = out.join("figures/summary.svg");
@@ -509,14 +534,33 @@ pub struct Panel {
     pub curves: Vec<Series>,
     pub points: Vec<Points>,
     pub vlines: Vec<f64>,
+    /// Shift the i-th set of points by i·jitter along x, so that sets at the same x stay
+    /// apart.
+    pub jitter: f64,
+    /// The legend in the lower right corner instead of the upper left.
+    pub legend_low: bool,
 }
 
-/// Theory curves against measured points, panels side by side.
+/// A tick label: plain for moderate magnitudes, scientific otherwise.
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    if *v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e4).contains(&a) {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Theory curves against measured points, up to three panels a row.
 pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
-    let w = 600 * panels.len() as u32;
-    let root = SVGBackend::new(path, (w, 460)).into_drawing_area();
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let root = SVGBackend::new(path, (600 * cols as u32, 460 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let areas = root.split_evenly((1, panels.len()));
+    let areas = root.split_evenly((rows, cols));
     for (area, p) in areas.iter().zip(panels) {
         // Bounds from curves and points (with their error bars), on the plotted scales.
         let mut all: Vec<Series> = p
@@ -566,6 +610,8 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                     .configure_mesh()
                     .x_desc(p.x_label.as_str())
                     .y_desc(p.y_label.as_str())
+                    .x_label_formatter(&tick)
+                    .y_label_formatter(&tick)
                     .draw()
                     .map_err(err)?;
                 for &v in &p.vlines {
@@ -609,10 +655,11 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                 }
                 for (i, pts) in p.points.iter().enumerate() {
                     let c = color(pts.color.unwrap_or(p.curves.len() + i));
+                    let shift = p.jitter * i as f64;
                     let v: Vec<(f64, f64, f64)> = pts
                         .points
                         .iter()
-                        .copied()
+                        .map(|&(x, y, se)| (x + shift, y, se))
                         .filter(|&(x, y, _)| keep(x, y))
                         .collect();
                     chart
@@ -638,7 +685,11 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                     .configure_series_labels()
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperLeft)
+                    .position(if p.legend_low {
+                        SeriesLabelPosition::LowerRight
+                    } else {
+                        SeriesLabelPosition::UpperLeft
+                    })
                     .draw()
                     .map_err(err)?;
             }};

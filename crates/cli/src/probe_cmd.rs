@@ -57,6 +57,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         &data,
         cfg.optimizer.weight_decay,
         cfg.seed ^ step,
+        None,
     );
     let elapsed = start.elapsed().as_secs_f64();
     spinner.finish_and_clear();

@@ -7,6 +7,7 @@ use noisescope_models::Net;
 use noisescope_probe::alignment::{
     average_alignment, directional_alignment, random_unit_directions,
 };
+use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
 use noisescope_probe::escape::{EscapeConfig, escape_indicator};
 use noisescope_probe::sharpness::expected_sharpness;
@@ -15,13 +16,58 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{Probe, ProbeConfig};
 
+/// The reference of the `direction` probe: θ_0 and the top-k Hessian eigenpairs there.
+pub struct Anchor {
+    pub theta: Tensor<1>,
+    /// Unit eigenvectors as rows, [k, D], eigenvalues descending.
+    pub vectors: Tensor<2>,
+    pub values: Vec<f64>,
+}
+
+impl Anchor {
+    /// Lanczos at θ_0 with the probes' `top_k` and `lanczos_steps`.
+    pub fn at(
+        cfg: &ProbeConfig,
+        net: &Net,
+        theta: &Tensor<1>,
+        data: &DeviceDataset,
+        weight_decay: f64,
+        seed: u64,
+    ) -> Self {
+        let h = Blocked {
+            inner: Hessian {
+                net,
+                theta,
+                data,
+                weight_decay,
+            },
+            block: cfg.chunk.max(1),
+        };
+        let eig = lanczos(
+            &h,
+            LanczosConfig {
+                k: cfg.top_k,
+                steps: cfg.lanczos_steps.max(2 * cfg.top_k),
+                seed,
+            },
+        );
+        Anchor {
+            theta: theta.clone(),
+            vectors: eig.vectors,
+            values: eig.values,
+        }
+    }
+}
+
 /// What the probes found at one θ.
 pub struct ProbeResult {
     /// Values by name.
     pub values: Map<String, Value>,
 }
 
-/// Runs `list` at θ on `data` (the training set or the probe subset).
+/// Runs `list` at θ on `data` (the training set or the probe subset); `anchor` is the
+/// `direction` probe's reference (none outside a run).
+#[allow(clippy::too_many_arguments)] // each is a separate input of the measurement
 pub fn run(
     cfg: &ProbeConfig,
     list: &[Probe],
@@ -30,6 +76,7 @@ pub fn run(
     data: &DeviceDataset,
     weight_decay: f64,
     seed: u64,
+    anchor: Option<&Anchor>,
 ) -> ProbeResult {
     let mut values = Map::new();
     let h = Blocked {
@@ -123,6 +170,16 @@ pub fn run(
                     "alignment_random".into(),
                     json!(directional_alignment(&gf, n, a.loss, &r)),
                 );
+            }
+            Probe::Direction => {
+                // Without an anchor (a checkpoint probed on its own) there is no θ_0.
+                if let Some(a) = anchor {
+                    let d = escape_decomposition(&a.vectors, &(theta.clone() - a.theta.clone()));
+                    values.insert("direction_sharp_fraction".into(), json!(d.fraction));
+                    values.insert("direction_components".into(), json!(d.components));
+                    values.insert("direction_norm_sq".into(), json!(d.norm_sq));
+                    values.insert("direction_anchor_top".into(), json!(a.values));
+                }
             }
             Probe::Density => {
                 let d = slq(

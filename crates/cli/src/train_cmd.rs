@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{Global, TrainArgs};
 use crate::backend;
-use crate::config::{self, RunConfig};
+use crate::config::{self, Probe, RunConfig};
 use crate::experiment::{self, Experiment};
 use crate::probes;
 use crate::rundir::{self, RunDir};
@@ -112,7 +112,9 @@ pub fn initial_theta(cfg: &RunConfig, net: &Net, device: &Device) -> Result<Tens
 fn hidden_width(spec: &ModelSpec) -> Option<usize> {
     match spec {
         ModelSpec::Mlp { widths, .. } if widths.len() > 2 => Some(widths[1]),
-        ModelSpec::FixedOutputRelu { width, .. } => Some(*width),
+        ModelSpec::FixedOutputRelu { width, .. } | ModelSpec::TwoLayer { width, .. } => {
+            Some(*width)
+        }
         _ => None,
     }
 }
@@ -184,7 +186,26 @@ pub fn train_loop(
     let stop = ctx.until.unwrap_or(cfg.steps).min(cfg.steps);
     let bar = progress(ctx.quiet, cfg.steps, trainer.steps_done());
     let start = Instant::now();
-    let (mut probe_time, mut eval_time) = (0.0, 0.0);
+    // The direction probe measures θ_t − θ_0 over the top Hessian eigenvectors at θ_0.
+    let wants_anchor = cfg.probes.every > 0 && cfg.probes.list.contains(&Probe::Direction);
+    if wants_anchor && resume {
+        bail!(
+            "probes.list has \"direction\", which measures from the run's first θ; such a run cannot be resumed"
+        );
+    }
+    let anchor_start = Instant::now();
+    let anchor = wants_anchor.then(|| {
+        probes::Anchor::at(
+            &cfg.probes,
+            net,
+            trainer.theta(),
+            &probe_data,
+            cfg.optimizer.weight_decay,
+            cfg.seed,
+        )
+    });
+    let anchor_time = anchor_start.elapsed().as_secs_f64();
+    let (mut probe_time, mut eval_time) = (anchor_time, 0.0);
     let mut last: Option<noisescope_noise::StepReport> = None;
     let mut last_line = Value::Null;
     let log_every = cfg.log_every.max(1);
@@ -227,6 +248,7 @@ pub fn train_loop(
                     &probe_data,
                     cfg.optimizer.weight_decay,
                     cfg.seed ^ t,
+                    anchor.as_ref(),
                 );
                 let dt = p0.elapsed().as_secs_f64();
                 probe_time += dt;
@@ -354,12 +376,12 @@ impl StepLoss {
     }
 }
 
-/// Means of the logged losses and accuracies over the last fifth of the run (steps ≥ 0.8 T):
-/// a steadier summary than the final line when SGD keeps fluctuating.
+/// Means of the logged losses, accuracies and scalar probe values over the last fifth of the
+/// run (steps ≥ 0.8 T): a steadier summary than the final line when SGD keeps fluctuating.
+/// Probe values are averaged over the probe lines alone.
 struct LateMeans {
     from: u64,
-    sums: Map<String, Value>,
-    count: u64,
+    sums: std::collections::BTreeMap<String, (f64, u64)>,
 }
 
 impl LateMeans {
@@ -368,8 +390,7 @@ impl LateMeans {
     fn new(steps: u64) -> Self {
         LateMeans {
             from: steps - steps / 5,
-            sums: Map::new(),
-            count: 0,
+            sums: Default::default(),
         }
     }
 
@@ -377,13 +398,36 @@ impl LateMeans {
         if t < self.from {
             return;
         }
-        self.count += 1;
+        let mut put = |k: String, v: Option<f64>| {
+            if let Some(v) = v.filter(|v| v.is_finite()) {
+                let e = self.sums.entry(k).or_insert((0.0, 0));
+                e.0 += v;
+                e.1 += 1;
+            }
+        };
         for k in Self::KEYS {
-            if let Some(v) = line[k].as_f64() {
-                let e = self.sums.entry(k).or_insert(json!(0.0));
-                *e = json!(e.as_f64().unwrap_or(0.0) + v);
+            put(k.to_string(), line[k].as_f64());
+        }
+        if let Some(p) = line["probes"].as_object() {
+            for (k, v) in p {
+                put(format!("probes.{k}"), v.as_f64());
             }
         }
+    }
+
+    fn to_json(&self) -> Option<Value> {
+        if self.sums.is_empty() {
+            return None;
+        }
+        let mut out = json!({});
+        for (k, (sum, n)) in &self.sums {
+            let mean = json!(sum / *n as f64);
+            match k.strip_prefix("probes.") {
+                Some(p) => out["probes"][p] = mean,
+                None => out[k.as_str()] = mean,
+            }
+        }
+        Some(out)
     }
 }
 
@@ -398,18 +442,8 @@ fn extras(l: &StepLoss, late: &LateMeans) -> Map<String, Value> {
         "step_loss".into(),
         json!({"mean": finite(l.mean), "variance": finite(var), "steps": l.n}),
     );
-    if late.count > 0 {
-        let means: Map<String, Value> = late
-            .sums
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    json!(v.as_f64().unwrap_or(f64::NAN) / late.count as f64),
-                )
-            })
-            .collect();
-        m.insert("late_mean".into(), Value::Object(means));
+    if let Some(v) = late.to_json() {
+        m.insert("late_mean".into(), v);
     }
     m
 }

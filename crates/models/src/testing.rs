@@ -103,6 +103,23 @@ pub fn zoo_cases() -> Vec<Case> {
             heavy: false,
         },
         Case {
+            name: "two-layer-tanh",
+            spec: Spec::Zoo(ModelSpec::TwoLayer {
+                inputs: 3,
+                width: 6,
+                activation: ActivationKind::Tanh,
+            }),
+            data: GaussianRegression {
+                covariance: Covariance::Diagonal(vec![1.0, 0.5, 2.0]),
+                teacher: vec![1.0, -1.0, 0.5],
+                noise_std: 0.3,
+            }
+            .sample(8, 7)
+            .unwrap(),
+            theta: None,
+            heavy: false,
+        },
+        Case {
             name: "linear",
             spec: Spec::Zoo(ModelSpec::Linear { inputs: 3 }),
             data: GaussianRegression {

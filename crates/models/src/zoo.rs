@@ -43,6 +43,17 @@ pub enum ModelSpec {
         /// Clipping margin δ.
         delta: f64,
     },
+    /// Wang and Wu's two-layer net with a fixed second layer: f(x) = (1/√m) Σ_j a_j σ(w_jᵀx + b_j)
+    /// with a_j = +1 for the first half of the m units and −1 for the second, MSE on one output.
+    /// θ is the first layer only.
+    TwoLayer {
+        /// Input features.
+        inputs: usize,
+        /// Hidden width m (even).
+        width: usize,
+        /// σ.
+        activation: ActivationKind,
+    },
     /// Linear regression with one output and a bias.
     Linear {
         /// Input features.
@@ -83,6 +94,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp { .. } => "mlp",
             ModelSpec::FixedOutputRelu { .. } => "fixed-output-relu",
+            ModelSpec::TwoLayer { .. } => "two-layer",
             ModelSpec::Linear { .. } => "linear",
             ModelSpec::SoftmaxRegression { .. } => "softmax-regression",
             ModelSpec::Toy2d => "toy2d",
@@ -148,6 +160,29 @@ impl ModelSpec {
                 );
                 layers.push(Box::new(FrozenLinear::new("output", m)));
                 Loss::ClippedMse { delta: *delta }
+            }
+            ModelSpec::TwoLayer {
+                inputs,
+                width,
+                activation,
+            } => {
+                if *width == 0 || width % 2 != 0 || *inputs == 0 {
+                    return Err(err(format!(
+                        "inputs {inputs}, width {width}: need inputs > 0 and an even width > 0"
+                    )));
+                }
+                layers.push(dense(&mut layout, "hidden".into(), *inputs, *width));
+                layers.push(Box::new(Activation::new("act", *activation, *width)));
+                let a = 1.0 / (*width as f64).sqrt();
+                let signs: Vec<f64> = (0..*width)
+                    .map(|j| if j < width / 2 { a } else { -a })
+                    .collect();
+                let m = Tensor::from_data(
+                    TensorData::new(signs, [1, *width]),
+                    (device, precision.dtype()),
+                );
+                layers.push(Box::new(FrozenLinear::new("output", m)));
+                Loss::Mse
             }
             ModelSpec::Linear { inputs } => {
                 layers.push(dense(&mut layout, "linear".into(), *inputs, 1));

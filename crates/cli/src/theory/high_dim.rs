@@ -300,6 +300,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             curves,
             points: vec![measured],
             vlines: vec![1.0],
+            jitter: 0.0,
+            legend_low: false,
         }],
     })
 }

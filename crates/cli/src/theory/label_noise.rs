@@ -150,12 +150,16 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
                     num(h),
                     num(ct),
                 ]);
-                if let Some((mm, se)) = stat {
-                    measured.points.push((x, mm, se));
-                }
-                for (pts, v) in [(&mut theory, t), (&mut hessian_pts, h), (&mut cont_pts, ct)] {
-                    if let Some(v) = v {
-                        pts.points.push((x, v, 0.0));
+                // The figure shows everything relative to Thm. 2/3 (where it exists).
+                if let Some(t) = t.filter(|t| *t > 0.0) {
+                    if let Some((mm, se)) = stat {
+                        measured.points.push((x, mm / t, se / t));
+                    }
+                    theory.points.push((x, 1.0, 0.0));
+                    for (pts, v) in [(&mut hessian_pts, h), (&mut cont_pts, ct)] {
+                        if let Some(v) = v {
+                            pts.points.push((x, v / t, 0.0));
+                        }
                     }
                 }
                 entries.push(json!({
@@ -191,16 +195,21 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             "momentum": case.momentum, "chains": k, "diverged_chains": diverged,
             "kesten_tail_index": kesten, "entries": entries,
         }));
-        panels.push(Panel {
-            title: case.name.clone(),
-            x_label: format!("entry (1–{d}: Σ_ii, {}–{}: C_ii)", d + 1, 2 * d),
-            y_label: "variance".into(),
-            log_x: false,
-            log_y: true,
-            curves: vec![],
-            points: vec![measured, theory, hessian_pts, cont_pts],
-            vlines: vec![],
-        });
+        // A case without a stationary Σ has nothing to divide by: the table reports it.
+        if !theory.points.is_empty() {
+            panels.push(Panel {
+                title: case.name.clone(),
+                x_label: format!("entry (1–{d}: Σ_ii, {}–{}: C_ii)", d + 1, 2 * d),
+                y_label: "value / Thm. 2 or 3".into(),
+                log_x: false,
+                log_y: true,
+                curves: vec![],
+                points: vec![measured, theory, hessian_pts, cont_pts],
+                vlines: vec![],
+                jitter: 0.06,
+                legend_low: true,
+            });
+        }
     }
     let mut text = table.render();
     if !notes.is_empty() {

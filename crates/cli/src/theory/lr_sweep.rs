@@ -140,6 +140,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             ],
             points: vec![measured],
             vlines: boundary.into_iter().collect(),
+            jitter: 0.0,
+            legend_low: false,
         }],
     })
 }

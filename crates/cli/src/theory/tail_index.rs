@@ -172,6 +172,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             curves,
             points: vec![measured],
             vlines: vec![],
+            jitter: 0.0,
+            legend_low: false,
         });
         out.push(json!({"batch": bp.batch, "rows": rows}));
     }

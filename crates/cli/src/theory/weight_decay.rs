@@ -159,6 +159,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             curves: vec![t_curve, gd_curve],
             points: vec![measured],
             vlines: edges.clone(),
+            jitter: 0.0,
+            legend_low: false,
         });
         out.push(json!({
             "lr": lp.lr, "rows": rows, "divergence_boundaries": edges,
