@@ -491,8 +491,7 @@ fn escape_direction_on_the_synthetic_problem() {
     ]);
     ok(&o);
     let s: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let lambda = s["lambda_max_star"].as_f64().unwrap();
     assert!(lambda > 0.0, "{s}");
     let cfg: toml::Table = std::fs::read_to_string(out.join("gd/config.toml"))
@@ -511,6 +510,10 @@ fn escape_direction_on_the_synthetic_problem() {
     assert!(sharp.iter().cloned().fold(0.0, f64::max) > 0.5, "{sharp:?}");
     assert!(out.join("figures/direction.svg").is_file());
     // A run with the direction probe measures from its first θ, so it cannot be resumed.
-    let err = failure(&noisescope(&["train", "--resume", out.join("gd").to_str().unwrap()]));
+    let err = failure(&noisescope(&[
+        "train",
+        "--resume",
+        out.join("gd").to_str().unwrap(),
+    ]));
     assert!(err.contains("direction"), "{err}");
 }

@@ -11,7 +11,9 @@ use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
 use noisescope_probe::escape::{EscapeConfig, escape_indicator};
 use noisescope_probe::sharpness::expected_sharpness;
-use noisescope_probe::{Blocked, GaussNewton, GradientNoise, Hessian, LanczosConfig, lanczos};
+use noisescope_probe::{
+    Blocked, Eigenpairs, GaussNewton, GradientNoise, Hessian, LanczosConfig, lanczos,
+};
 use serde_json::{Map, Value, json};
 
 use crate::config::{Probe, ProbeConfig};
@@ -34,29 +36,44 @@ impl Anchor {
         weight_decay: f64,
         seed: u64,
     ) -> Self {
-        let h = Blocked {
-            inner: Hessian {
-                net,
-                theta,
-                data,
-                weight_decay,
-            },
-            block: cfg.chunk.max(1),
-        };
-        let eig = lanczos(
-            &h,
-            LanczosConfig {
-                k: cfg.top_k,
-                steps: cfg.lanczos_steps.max(2 * cfg.top_k),
-                seed,
-            },
-        );
+        let eig = top_hessian(cfg, &hessian(cfg, net, theta, data, weight_decay), seed);
         Anchor {
             theta: theta.clone(),
             vectors: eig.vectors,
             values: eig.values,
         }
     }
+}
+
+/// H at θ (with the run's weight decay), applied in blocks of `chunk` directions.
+fn hessian<'a>(
+    cfg: &ProbeConfig,
+    net: &'a Net,
+    theta: &'a Tensor<1>,
+    data: &'a DeviceDataset,
+    weight_decay: f64,
+) -> Blocked<Hessian<'a>> {
+    Blocked {
+        inner: Hessian {
+            net,
+            theta,
+            data,
+            weight_decay,
+        },
+        block: cfg.chunk.max(1),
+    }
+}
+
+/// The top `top_k` eigenpairs of H by Lanczos with `lanczos_steps` (at least 2k) steps.
+fn top_hessian(cfg: &ProbeConfig, h: &Blocked<Hessian>, seed: u64) -> Eigenpairs {
+    lanczos(
+        h,
+        LanczosConfig {
+            k: cfg.top_k,
+            steps: cfg.lanczos_steps.max(2 * cfg.top_k),
+            seed,
+        },
+    )
 }
 
 /// What the probes found at one θ.
@@ -79,28 +96,13 @@ pub fn run(
     anchor: Option<&Anchor>,
 ) -> ProbeResult {
     let mut values = Map::new();
-    let h = Blocked {
-        inner: Hessian {
-            net,
-            theta,
-            data,
-            weight_decay,
-        },
-        block: cfg.chunk.max(1),
-    };
+    let h = hessian(cfg, net, theta, data, weight_decay);
     let needs_spectrum = list
         .iter()
         .any(|p| matches!(p, Probe::Spectrum | Probe::Alignment));
     let mut hessian_vectors = None;
     if needs_spectrum {
-        let eig = lanczos(
-            &h,
-            LanczosConfig {
-                k: cfg.top_k,
-                steps: cfg.lanczos_steps.max(2 * cfg.top_k),
-                seed,
-            },
-        );
+        let eig = top_hessian(cfg, &h, seed);
         values.insert("lambda_max".into(), json!(eig.values.first()));
         values.insert("hessian_top".into(), json!(eig.values));
         hessian_vectors = Some(eig.vectors);
