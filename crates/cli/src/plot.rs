@@ -112,6 +112,8 @@ pub fn line_panels(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(*y_label)
+                    .x_label_formatter(&tick)
+                    .y_label_formatter(&tick)
                     .draw()
                     .map_err(err)?;
                 for (i, s) in series.iter().enumerate() {
@@ -363,9 +365,15 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
             &[
                 (
                     "share of ‖θ_t − θ_0‖² along the top-k Hessian eigenvectors at θ_0",
-                    "sharp fraction",
+                    "top-k fraction",
                     false,
                     frac,
+                ),
+                (
+                    "share along the sharpest eigenvector u_1",
+                    "u_1 fraction",
+                    false,
+                    collect("probes.direction_top1_fraction"),
                 ),
                 (
                     "distance from θ_0",

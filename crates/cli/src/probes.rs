@@ -178,6 +178,11 @@ pub fn run(
                 if let Some(a) = anchor {
                     let d = escape_decomposition(&a.vectors, &(theta.clone() - a.theta.clone()));
                     values.insert("direction_sharp_fraction".into(), json!(d.fraction));
+                    let top1 = match d.components.first() {
+                        Some(c) if d.norm_sq > 0.0 => c / d.norm_sq,
+                        _ => 0.0,
+                    };
+                    values.insert("direction_top1_fraction".into(), json!(top1));
                     values.insert("direction_components".into(), json!(d.components));
                     values.insert("direction_norm_sq".into(), json!(d.norm_sq));
                     values.insert("direction_anchor_top".into(), json!(a.values));
