@@ -3,14 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn noisescope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_noisescope"))
-        .args(args)
-        .env_remove("NOISESCOPE_DATA")
-        .env_remove("NOISESCOPE_BACKEND")
-        .output()
-        .expect("the binary runs")
-}
+// The binary runs in the repository root (as a user following the README would), so the
+// bundled datasets are found as ./datasets, whatever checkout the data crate was compiled in.
+mod common;
+use common::{noisescope, repo};
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -29,10 +25,6 @@ fn assert_clean_failure(o: &Output) -> String {
         "{err}"
     );
     err
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The team's full verified copies, beside the repository (CI lays them there).
