@@ -227,8 +227,7 @@ mod tests {
             let base = format!("http://{}", server.server_addr().to_ip().unwrap());
             let stop = Arc::new(AtomicBool::new(false));
             let stop2 = stop.clone();
-            let root =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fashion-mnist-small");
+            let root = crate::locate::checkout_datasets().join("fashion-mnist-small");
             let handle = std::thread::spawn(move || {
                 while !stop2.load(Ordering::Relaxed) {
                     let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else {

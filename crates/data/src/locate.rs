@@ -44,11 +44,7 @@ impl SearchPath {
             out.push(root.clone());
         }
         out.push(PathBuf::from("datasets").join(name));
-        out.push(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../datasets")
-                .join(name),
-        );
+        out.push(checkout_datasets().join(name));
         out.push(PathBuf::from("/usr/share/datasets").join(name));
         let mut seen = Vec::new();
         out.retain(|p| {
@@ -83,6 +79,17 @@ pub fn file_in(dir: &Path, file: &FileSpec) -> Option<PathBuf> {
         .into_iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
+}
+
+/// The `datasets/` folder of the source checkout: from the crate's directory as cargo reports
+/// it when it runs us (`cargo run`, `cargo test`), else as it was when this crate was compiled.
+/// The runtime value comes first because a target directory shared between checkouts (a CI
+/// cache) can hold this crate compiled in another checkout.
+pub fn checkout_datasets() -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    crate_dir.join("../../datasets")
 }
 
 #[cfg(test)]

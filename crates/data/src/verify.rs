@@ -171,7 +171,7 @@ mod tests {
     use crate::registry::FASHION_MNIST_SMALL;
 
     fn copy_small(to: &Path) {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/fashion-mnist-small");
+        let from = crate::locate::checkout_datasets().join("fashion-mnist-small");
         std::fs::create_dir_all(to).unwrap();
         for f in &FASHION_MNIST_SMALL.files {
             std::fs::copy(from.join(f.file_name), to.join(f.file_name)).unwrap();
