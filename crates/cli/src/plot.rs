@@ -552,7 +552,8 @@ pub struct Panel {
 /// A tick label: plain for moderate magnitudes, scientific otherwise.
 fn tick(v: &f64) -> String {
     let a = v.abs();
-    if *v == 0.0 {
+    // Grid values that should be 0 come out as ±1e-17 from the axis arithmetic.
+    if a < 1e-12 {
         "0".into()
     } else if !(1e-3..1e4).contains(&a) {
         format!("{v:.0e}")
