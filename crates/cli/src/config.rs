@@ -146,6 +146,10 @@ pub struct ProbeConfig {
     pub trace_h: TraceMethod,
     /// How ‖G_F‖_F² is obtained for `alignment`.
     pub frobenius: TraceMethod,
+    /// How the `alignment` probe gets Tr(Σ₁G_F) and ‖G_F‖_F²: `"products"` (N Gauss-Newton
+    /// products, and ‖G_F‖_F² by `frobenius`) or `"gram"` (both exactly from Gram matrices in
+    /// sample space: far cheaper on wide nets, memory (outputs · samples)²).
+    pub alignment_method: AlignmentMethod,
     /// Per-sample gradients per block of Hessian products.
     pub chunk: usize,
     /// Expected sharpness.
@@ -164,11 +168,22 @@ impl Default for ProbeConfig {
             lanczos_steps: 100,
             trace_h: TraceMethod::Hutchinson { probes: 100 },
             frobenius: TraceMethod::Hutchinson { probes: 100 },
+            alignment_method: AlignmentMethod::Products,
             chunk: 50,
             sharpness: SharpnessConfig::default(),
             samples: None,
         }
     }
+}
+
+/// How the average alignment's traces are computed (see `ProbeConfig::alignment_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlignmentMethod {
+    /// Gauss-Newton products in parameter space.
+    Products,
+    /// Gram matrices of the per-sample factors in sample space.
+    Gram,
 }
 
 /// One measurement of SPEC §3.

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::Net;
 use noisescope_probe::alignment::{
-    average_alignment, directional_alignment, random_unit_directions,
+    average_alignment, average_alignment_gram, directional_alignment, random_unit_directions,
 };
 use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
@@ -16,7 +16,7 @@ use noisescope_probe::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::config::{Probe, ProbeConfig};
+use crate::config::{AlignmentMethod, Probe, ProbeConfig};
 
 /// The reference of the `direction` probe: θ_0 and the top-k Hessian eigenpairs there.
 pub struct Anchor {
@@ -152,7 +152,12 @@ pub fn run(
                     inner: GaussNewton { net, theta, data },
                     block: cfg.chunk.max(1),
                 };
-                let a = average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed);
+                let a = match cfg.alignment_method {
+                    AlignmentMethod::Products => {
+                        average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed)
+                    }
+                    AlignmentMethod::Gram => average_alignment_gram(net, theta, data, n),
+                };
                 values.insert("alignment_mu".into(), json!(a.mu));
                 values.insert("trace_sigma_gf".into(), json!(a.trace_sigma_gf));
                 values.insert("gf_frobenius_sq".into(), json!(a.gf_frobenius_sq));

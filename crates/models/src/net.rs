@@ -307,6 +307,27 @@ impl Net {
         total.expect("a net has outputs") / n as f64
     }
 
+    /// The rows r_{p,n} = J_nᵀ Λ_n^{1/2} e_p of the Gauss-Newton matrix, o sets of n stacked
+    /// output by output (row p·n + i), in factored form: G_F = (1/n) Σ r rᵀ. Their Gram and
+    /// cross Gram matrices give G_F's traces in sample space (o backward passes).
+    pub fn ggn_factors(&self, theta: &Tensor<1>, data: &DeviceDataset) -> SampleGradients {
+        let thetas = self.thetas(theta);
+        let fw = self.run_forward(&thetas, &data.x);
+        let f = fw.acts.last().expect("a net has layers");
+        let [n, o] = f.dims();
+        let parts = (0..o)
+            .map(|j| {
+                let e = Tensor::<2>::zeros([n, o], (&f.device(), f.dtype())).slice_assign(
+                    [0..n, j..j + 1],
+                    Tensor::ones([n, 1], (&f.device(), f.dtype())),
+                );
+                let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), e);
+                SampleGradients::new(self.factors_for(&thetas, &fw, delta))
+            })
+            .collect();
+        SampleGradients::stack(parts)
+    }
+
     /// Per-sample factors of J_nᵀ δ_n for output cotangents `delta` [n, o].
     fn factors_for(
         &self,

@@ -90,6 +90,34 @@ impl SampleGradients {
             .expect("a net has parameters")
     }
 
+    /// The cross Gram matrix G Hᵀ, [n, m]: ⟨g_i, h_j⟩ for the rows of `self` (n) and `other`
+    /// (m), layer by layer from the factors (both from the same net).
+    pub fn cross_gram(&self, other: &SampleGradients) -> Tensor<2> {
+        assert_eq!(
+            self.factors.len(),
+            other.factors.len(),
+            "cross_gram: per-sample gradients of different nets"
+        );
+        self.factors
+            .iter()
+            .zip(&other.factors)
+            .map(|(a, b)| a.cross_gram(b))
+            .reduce(|a, b| a + b)
+            .expect("a net has parameters")
+    }
+
+    /// The rows of several sets of per-sample gradients of one net, stacked in order.
+    pub fn stack(parts: Vec<SampleGradients>) -> SampleGradients {
+        let layers = parts.first().map_or(0, |p| p.factors.len());
+        let mut per_layer: Vec<Vec<Factors>> = vec![Vec::new(); layers];
+        for p in parts {
+            for (l, f) in p.factors.into_iter().enumerate() {
+                per_layer[l].push(f);
+            }
+        }
+        SampleGradients::new(per_layer.into_iter().map(Factors::stack).collect())
+    }
+
     /// G itself, [N, D] (materializes every outer product: for small nets and tests).
     pub fn materialize(&self) -> Tensor<2> {
         Tensor::cat(self.factors.iter().map(Factors::materialize).collect(), 1)
@@ -97,6 +125,46 @@ impl SampleGradients {
 }
 
 impl Factors {
+    /// ⟨g_i, h_j⟩ over this layer's parameters, [n, m]; for dense layers
+    /// (Δ_g Δ_hᵀ) ⊙ (Ã_g Ã_hᵀ) without forming a gradient.
+    pub fn cross_gram(&self, other: &Factors) -> Tensor<2> {
+        match (self, other) {
+            (
+                Factors::Outer { inputs, cotangents },
+                Factors::Outer {
+                    inputs: i2,
+                    cotangents: c2,
+                },
+            ) => {
+                cotangents.clone().matmul(c2.clone().transpose())
+                    * inputs.clone().matmul(i2.clone().transpose())
+            }
+            _ => self.materialize().matmul(other.materialize().transpose()),
+        }
+    }
+
+    /// One layer's factors of several row sets, stacked.
+    fn stack(parts: Vec<Factors>) -> Factors {
+        if parts.iter().all(|f| matches!(f, Factors::Outer { .. })) {
+            let (mut ins, mut cots) = (Vec::new(), Vec::new());
+            for f in parts {
+                if let Factors::Outer { inputs, cotangents } = f {
+                    ins.push(inputs);
+                    cots.push(cotangents);
+                }
+            }
+            Factors::Outer {
+                inputs: Tensor::cat(ins, 0),
+                cotangents: Tensor::cat(cots, 0),
+            }
+        } else {
+            Factors::Materialized(Tensor::cat(
+                parts.iter().map(Factors::materialize).collect(),
+                0,
+            ))
+        }
+    }
+
     /// Samples n.
     pub fn samples(&self) -> usize {
         match self {

@@ -84,6 +84,35 @@ pub fn average_alignment(
     }
 }
 
+/// μ(θ) exactly in sample space. With R [o·n, D] the rows J_nᵀΛ_n^{1/2}e_p of G_F = RᵀR/n
+/// (`Net::ggn_factors`) and G [n, D] the per-sample gradients:
+/// ‖G_F‖_F² = ‖R Rᵀ‖_F² / n² and Tr(Σ₁ G_F) = ‖R (G − 1ḡᵀ)ᵀ‖_F² / n², both from Gram
+/// matrices of the layers' factors, O((o·n)²) entries and no product in parameter space.
+/// Cheaper than [`average_alignment`] when o·n is small next to D (an online probe on a
+/// wide net); its memory grows as (o·n)².
+pub fn average_alignment_gram(
+    net: &Net,
+    theta: &Tensor<1>,
+    data: &DeviceDataset,
+    noise: &GradientNoise,
+) -> AverageAlignment {
+    let n = data.n as f64;
+    let loss = net.loss(theta, data);
+    let r = net.ggn_factors(theta, data);
+    let fro = to_host(r.gram().square().sum())[0] / (n * n);
+    // C = R Gᵀ [o·n, n]; column i is R g_i, their mean is R ḡ.
+    let c = r.cross_gram(noise.grads());
+    let centred = c.clone() - c.mean_dim(1);
+    let trace_sigma_gf = to_host(centred.square().sum())[0] / (n * n);
+    AverageAlignment {
+        mu: trace_sigma_gf / (2.0 * loss * fro),
+        trace_sigma_gf,
+        gf_frobenius_sq: fro,
+        gf_frobenius_sq_se: 0.0,
+        loss,
+    }
+}
+
 /// g(θ; v_j) = v_jᵀ Σ₁ v_j / (2 L v_jᵀ G_F v_j) for each row of V [k, D] (any norm: the ratio
 /// is scale-free).
 pub fn directional_alignment(

@@ -13,7 +13,9 @@ use rand::distr::Distribution;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::alignment::{average_alignment, directional_alignment, frobenius_sq};
+use crate::alignment::{
+    average_alignment, average_alignment_gram, directional_alignment, frobenius_sq,
+};
 use crate::decomposition::escape_decomposition;
 use crate::density::{SlqConfig, slq};
 use crate::escape::{EscapeConfig, TraceMethod, escape_indicator, trace_with_covariance};
@@ -384,6 +386,11 @@ fn alignment_matches_its_dense_formulas() {
             p.net.name,
             got.mu
         );
+        // The sample-space computation gives the same numbers exactly.
+        let gram = average_alignment_gram(&p.net, &p.theta, &p.data, &noise);
+        assert!(rel(gram.mu, want) < 1e-10, "gram μ {} vs {want}", gram.mu);
+        assert!(rel(gram.gf_frobenius_sq, fro) < 1e-10);
+        assert!(rel(gram.trace_sigma_gf, got.trace_sigma_gf) < 1e-10);
         let (est, se) = frobenius_sq(&p.ggn(), TraceMethod::Hutchinson { probes: 300 }, 1);
         assert!((est - fro).abs() < 4.0 * se, "‖G_F‖² {est} ± {se} vs {fro}");
         // Directional alignment along the top Hessian eigenvectors and random directions.
