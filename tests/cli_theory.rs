@@ -175,6 +175,11 @@ fn lr_sweep_and_tail_index_run() {
     );
     let edge = s["thm2_boundary"].as_f64().unwrap();
     assert!((edge - 1.0 / 0.6).abs() < 0.01, "{edge}");
+    // `plot` redraws the figure from the data written beside it.
+    let out = _tmp.path().join("out");
+    std::fs::remove_file(out.join("figures/lr-sweep.svg")).unwrap();
+    ok(&noisescope(&["plot", out.to_str().unwrap()]));
+    assert!(out.join("figures/lr-sweep.svg").is_file());
     let (_tmp2, t) = theory(
         "tail-index",
         &[

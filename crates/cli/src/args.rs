@@ -60,7 +60,7 @@ pub enum Command {
     Probe(ProbeArgs),
     /// One run per value of a config key (widths, learning rates, seeds), with one figure.
     Sweep(SweepArgs),
-    /// Redraw the figures of a run, an escape experiment or a sweep from its files.
+    /// Redraw the figures of a run, an escape experiment, a sweep or a theory experiment.
     Plot(PlotArgs),
     /// Ziyin et al.'s closed forms against SGD simulated on many chains at once.
     Theory(TheoryArgs),
@@ -84,7 +84,7 @@ pub struct TheoryArgs {
 
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// The run, escape or sweep directory.
+    /// The run, escape, sweep or theory directory.
     pub dir: PathBuf,
 }
 

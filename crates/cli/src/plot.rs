@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use serde_json::Value;
 
@@ -11,6 +11,7 @@ use crate::escape_cmd::EscapeConfig;
 use crate::rundir::RunDir;
 
 /// One curve.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
@@ -471,8 +472,29 @@ pub fn sweep_summary_figure(
     Ok(Some(p))
 }
 
-/// `noisescope plot DIR`: redraws the figures of an escape experiment, a sweep or a run from
-/// the files they wrote.
+/// A theory experiment's figure data (`figures/<experiment>.json`, written beside its SVG),
+/// when `dir` holds one.
+fn theory_panels(dir: &Path) -> Result<Option<(String, Vec<Panel>)>> {
+    let summary = dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&summary) else {
+        return Ok(None);
+    };
+    let Some(name) = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["experiment"].as_str().map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let data = dir.join(format!("figures/{name}.json"));
+    let panels: Vec<Panel> = serde_json::from_slice(
+        &std::fs::read(&data).with_context(|| format!("reading {}", data.display()))?,
+    )
+    .with_context(|| format!("{}: not a figure's data", data.display()))?;
+    Ok(Some((name, panels)))
+}
+
+/// `noisescope plot DIR`: redraws the figures of an escape experiment, a sweep, a theory
+/// experiment or a run from the files they wrote.
 pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
     let dir = &a.dir;
     let made: Vec<PathBuf> = if dir.join("escape.toml").is_file() {
@@ -493,6 +515,11 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             .into_iter()
             .chain(sweep_summary_figure(dir, &sweep, &summary)?)
             .collect()
+    } else if let Some(panels) = theory_panels(dir)? {
+        let (name, panels) = panels;
+        let p = dir.join(format!("figures/{name}.svg"));
+        comparison(&p, &panels)?;
+        vec![p]
     } else if dir.join("metrics.jsonl").is_file() {
         let keys = ["train_loss", "test_loss", "test_acc", "train_acc"];
         let panels: Vec<(&str, &str, bool, Vec<Series>)> = keys
@@ -513,7 +540,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
         vec![p]
     } else {
         anyhow::bail!(
-            "{}: neither a run, an escape experiment nor a sweep (no metrics.jsonl, escape.toml or sweep.toml)",
+            "{}: neither a run, an escape experiment, a sweep nor a theory experiment (no metrics.jsonl, escape.toml, sweep.toml or theory summary)",
             dir.display()
         );
     };
@@ -524,6 +551,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
 }
 
 /// Measured points with standard errors (drawn as markers with ±1 s.e. bars).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Points {
     pub name: String,
     /// (x, y, standard error of y).
@@ -533,6 +561,7 @@ pub struct Points {
 
 /// One panel of a theory-against-measurement figure: closed-form curves, measured points
 /// with error bars, and vertical marks (divergence boundaries, transitions).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Panel {
     pub title: String,
     pub x_label: String,

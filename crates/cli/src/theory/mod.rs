@@ -1,7 +1,8 @@
 //! `noisescope theory <experiment>`: Ziyin et al.'s closed forms (crate `theory`) against
 //! SGD simulated on linear regression, many independent chains at once on the device
-//! (SPEC §5.6–5.9). Each experiment writes `summary.json`, `table.md` and
-//! `figures/<experiment>.svg` into its output folder and prints the table.
+//! (SPEC §5.6–5.9). Each experiment writes `summary.json`, `table.md`,
+//! `figures/<experiment>.svg` and the figure's data `figures/<experiment>.json` (for
+//! `noisescope plot`) into its output folder and prints the table.
 //!
 //! The built-in settings of each experiment are the files `configs/ziyin2022/<name>.toml`,
 //! compiled in; `--config` replaces them and `--set` overrides single keys.
@@ -138,6 +139,11 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
     summary["device"] = Value::from(opened.description.clone());
     write_atomic(&out.join("table.md"), report.table.as_bytes())?;
     let fig = out.join(format!("figures/{}.svg", e.name()));
+    // The figure's data beside it, so that `noisescope plot` can redraw it.
+    write_atomic(
+        &out.join(format!("figures/{}.json", e.name())),
+        serde_json::to_string(&report.panels)?.as_bytes(),
+    )?;
     crate::plot::comparison(&fig, &report.panels)?;
     write_atomic(
         &out.join("summary.json"),
