@@ -164,7 +164,7 @@ fn high_dim_transition() {
 /// tail-index experiment measures a finite index next to the exact one.
 #[test]
 fn lr_sweep_and_tail_index_run() {
-    let (_tmp, s) = theory(
+    let (tmp, s) = theory(
         "lr-sweep",
         &[
             "lrs=[0.5, 1.6]",
@@ -176,7 +176,7 @@ fn lr_sweep_and_tail_index_run() {
     let edge = s["thm2_boundary"].as_f64().unwrap();
     assert!((edge - 1.0 / 0.6).abs() < 0.01, "{edge}");
     // `plot` redraws the figure from the data written beside it.
-    let out = _tmp.path().join("out");
+    let out = tmp.path().join("out");
     std::fs::remove_file(out.join("figures/lr-sweep.svg")).unwrap();
     ok(&noisescope(&["plot", out.to_str().unwrap()]));
     assert!(out.join("figures/lr-sweep.svg").is_file());
