@@ -14,6 +14,8 @@ use crate::rundir::RunDir;
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Series {
     pub name: String,
+    /// A curve breaks at non-finite values (stored as null in JSON).
+    #[serde(with = "nullable")]
     pub points: Vec<(f64, f64)>,
     /// Colour index (default: the series' position).
     pub color: Option<usize>,
@@ -30,6 +32,30 @@ impl Series {
             color: None,
             dashed: false,
         }
+    }
+}
+
+/// Figure data as JSON: JSON has no NaN, and a closed form that diverges is NaN on a curve,
+/// so non-finite numbers are written as null and read back as NaN.
+mod nullable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    fn opt(x: f64) -> Option<f64> {
+        x.is_finite().then_some(x)
+    }
+
+    pub fn serialize<S: Serializer>(v: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|&(a, b)| (opt(a), opt(b)))
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+        let v: Vec<(Option<f64>, Option<f64>)> = Vec::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|(a, b)| (a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
+            .collect())
     }
 }
 
