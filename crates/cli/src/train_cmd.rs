@@ -204,16 +204,19 @@ pub fn train_loop(
             cfg.seed,
         )
     });
-    let anchor_time = anchor_start.elapsed().as_secs_f64();
-    let (mut probe_time, mut eval_time) = (anchor_time, 0.0);
+    let mut tally = Tally {
+        start,
+        probe_s: anchor_start.elapsed().as_secs_f64(),
+        eval_s: 0.0,
+        step_loss: StepLoss::default(),
+        late: LateMeans::new(cfg.steps),
+        last_line: Value::Null,
+    };
     let mut last: Option<noisescope_noise::StepReport> = None;
-    let mut last_line = Value::Null;
     let log_every = cfg.log_every.max(1);
     // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of the
     // step before, which the checkpoint does not) and logs from the next step on.
     let mut skip_log = resume;
-    let mut step_loss = StepLoss::default();
-    let mut late = LateMeans::new(cfg.steps);
     loop {
         let t = trainer.steps_done();
         let probe_now = cfg.probes.every > 0
@@ -231,7 +234,7 @@ pub fn train_loop(
                 t,
                 trainer.lr(),
             );
-            eval_time += e0.elapsed().as_secs_f64();
+            tally.eval_s += e0.elapsed().as_secs_f64();
             if let Some(r) = &last {
                 line.insert("trace_c".into(), json!(r.trace_c));
                 if let Some(s) = r.trace_sigma_m {
@@ -251,17 +254,17 @@ pub fn train_loop(
                     anchor.as_ref(),
                 );
                 let dt = p0.elapsed().as_secs_f64();
-                probe_time += dt;
+                tally.probe_s += dt;
                 line.insert("probes".into(), Value::Object(r.values));
                 line.insert("probe_time_s".into(), json!(dt));
             }
             line.insert("time_s".into(), json!(start.elapsed().as_secs_f64()));
             let line = Value::Object(line);
-            late.add(t, &line);
+            tally.late.add(t, &line);
             if let Some(d) = dir {
                 d.append_metrics(&line)?;
             }
-            last_line = line;
+            tally.last_line = line;
         }
         if t >= stop {
             break;
@@ -279,24 +282,13 @@ pub fn train_loop(
                 }
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
-                step_loss.add(r.loss);
+                tally.step_loss.add(r.loss);
                 last = Some(r);
             }
             Err(StepError::Diverged { step, loss }) => {
                 bar.abandon();
-                step_loss.add(loss);
-                write_summary(
-                    dir,
-                    cfg,
-                    exp,
-                    ctx.device_name,
-                    "diverged",
-                    step,
-                    &last_line,
-                    (start, probe_time, eval_time),
-                    lr,
-                    extras(&step_loss, &late),
-                )?;
+                tally.step_loss.add(loss);
+                tally.write(ctx, dir, "diverged", step, lr)?;
                 let kept = dir
                     .and_then(|d| d.latest_checkpoint().ok())
                     .map_or("no checkpoint was written before".to_string(), |p| {
@@ -314,20 +306,9 @@ pub fn train_loop(
     }
     bar.finish_and_clear();
     let done = trainer.steps_done();
-    let final_loss = last_line["train_loss"].as_f64().unwrap_or(f64::NAN);
+    let final_loss = tally.last_line["train_loss"].as_f64().unwrap_or(f64::NAN);
     if !final_loss.is_finite() {
-        write_summary(
-            dir,
-            cfg,
-            exp,
-            ctx.device_name,
-            "diverged",
-            done,
-            &last_line,
-            (start, probe_time, eval_time),
-            lr,
-            extras(&step_loss, &late),
-        )?;
+        tally.write(ctx, dir, "diverged", done, lr)?;
         bail!(
             "step {done}: the training loss is {final_loss} (diverged); the run stops, its metrics are kept"
         );
@@ -340,18 +321,7 @@ pub fn train_loop(
     if let Some(d) = dir {
         d.save_checkpoint(&trainer.state(), &net.layout)?;
     }
-    let summary = write_summary(
-        dir,
-        cfg,
-        exp,
-        ctx.device_name,
-        status,
-        done,
-        &last_line,
-        (start, probe_time, eval_time),
-        lr,
-        extras(&step_loss, &late),
-    )?;
+    let summary = tally.write(ctx, dir, status, done, lr)?;
     Ok(Outcome {
         summary,
         theta: trainer.theta().clone(),
@@ -431,23 +401,6 @@ impl LateMeans {
     }
 }
 
-fn extras(l: &StepLoss, late: &LateMeans) -> Map<String, Value> {
-    let mut m = Map::new();
-    let var = if l.n > 1 {
-        l.m2 / (l.n - 1) as f64
-    } else {
-        f64::NAN
-    };
-    m.insert(
-        "step_loss".into(),
-        json!({"mean": finite(l.mean), "variance": finite(var), "steps": l.n}),
-    );
-    if let Some(v) = late.to_json() {
-        m.insert("late_mean".into(), v);
-    }
-    m
-}
-
 /// JSON has no NaN or ∞: those become null.
 fn finite(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
@@ -489,66 +442,63 @@ fn evaluate_line(
     line
 }
 
-/// Builds the run's summary and writes it as `summary.json` when there is a run directory.
-#[allow(clippy::too_many_arguments)]
-fn write_summary(
-    dir: Option<&RunDir>,
-    cfg: &RunConfig,
-    exp: &Experiment,
-    device: &str,
-    status: &str,
-    steps_done: u64,
-    last: &Value,
-    clock: (Instant, f64, f64),
-    lr: f64,
-    extras: Map<String, Value>,
-) -> Result<Value> {
-    let (start, probe_time, eval_time) = clock;
-    let mut s = summary(
-        cfg, exp, device, status, steps_done, last, start, probe_time, eval_time, lr,
-    );
-    if let Value::Object(m) = &mut s {
-        m.extend(extras);
-    }
-    if let Some(d) = dir {
-        d.write("summary.json", serde_json::to_string_pretty(&s)?.as_bytes())?;
-    }
-    Ok(s)
+/// What a run accumulates for its summary: its clocks, the per-step loss statistics, the
+/// late-run means and the last metric line.
+struct Tally {
+    start: Instant,
+    probe_s: f64,
+    eval_s: f64,
+    step_loss: StepLoss,
+    late: LateMeans,
+    last_line: Value,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summary(
-    cfg: &RunConfig,
-    exp: &Experiment,
-    device: &str,
-    status: &str,
-    steps_done: u64,
-    last: &Value,
-    start: Instant,
-    probe_time: f64,
-    eval_time: f64,
-    lr: f64,
-) -> Value {
-    let total = start.elapsed().as_secs_f64();
-    json!({
-        "status": status,
-        "steps_done": steps_done,
-        "steps": cfg.steps,
-        "dynamic": cfg.noise.dynamic.to_string(),
-        "model": exp.net.name,
-        "dim": exp.net.dim(),
-        "data": exp.describe,
-        "device": device,
-        "seed": cfg.seed,
-        "effective_lr": lr,
-        "final": last,
-        "time": {
-            "total_s": total,
-            "train_s": total - probe_time - eval_time,
-            "probe_s": probe_time,
-            "eval_s": eval_time,
-        },
-    })
+impl Tally {
+    /// The run's summary, written as `summary.json` when there is a run directory.
+    fn write(
+        &self,
+        ctx: &RunContext,
+        dir: Option<&RunDir>,
+        status: &str,
+        steps_done: u64,
+        lr: f64,
+    ) -> Result<Value> {
+        let (cfg, exp) = (ctx.cfg, ctx.exp);
+        let total = self.start.elapsed().as_secs_f64();
+        let l = &self.step_loss;
+        let var = if l.n > 1 {
+            l.m2 / (l.n - 1) as f64
+        } else {
+            f64::NAN
+        };
+        let mut s = json!({
+            "status": status,
+            "steps_done": steps_done,
+            "steps": cfg.steps,
+            "dynamic": cfg.noise.dynamic.to_string(),
+            "model": exp.net.name,
+            "dim": exp.net.dim(),
+            "data": exp.describe,
+            "device": ctx.device_name,
+            "seed": cfg.seed,
+            "effective_lr": lr,
+            "final": self.last_line,
+            "time": {
+                "total_s": total,
+                "train_s": total - self.probe_s - self.eval_s,
+                "probe_s": self.probe_s,
+                "eval_s": self.eval_s,
+            },
+            "step_loss": {"mean": finite(l.mean), "variance": finite(var), "steps": l.n},
+        });
+        if let Some(v) = self.late.to_json() {
+            s["late_mean"] = v;
+        }
+        if let Some(d) = dir {
+            d.write("summary.json", serde_json::to_string_pretty(&s)?.as_bytes())?;
+        }
+        Ok(s)
+    }
 }
 
 fn summary_line(s: &Value) -> String {

@@ -14,7 +14,7 @@ mod sim;
 mod tail_index;
 mod weight_decay;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use clap::ValueEnum;
@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::args::{Global, TheoryArgs};
 use crate::backend::{self, Opened};
 use crate::config;
-use crate::rundir::{create_experiment_dir, write_atomic};
+use crate::rundir::{create_experiment_dir, default_out, write_atomic};
 
 /// The experiments of `noisescope theory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,12 +113,10 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
         quiet: g.quiet,
     };
     let e = a.experiment;
-    let out = a.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from("runs").join(format!("theory-{}-{secs}", e.name()))
-    });
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(Path::new(&format!("theory-{}", e.name())), ""));
     macro_rules! go {
         ($module:ident) => {{
             let (cfg, text) = settings::<$module::Settings>(e, a)?;

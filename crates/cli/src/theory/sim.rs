@@ -6,7 +6,7 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use noisescope_data::Precision;
 use noisescope_noise::{ChainData, LinearChains};
-use noisescope_probe::linalg::to_host;
+use noisescope_probe::linalg::{to_device, to_host};
 use serde::{Deserialize, Serialize};
 
 /// How long and how wide to simulate.
@@ -198,10 +198,8 @@ pub fn repeat_each(values: &[f64], k: usize) -> Vec<f64> {
 
 /// A device vector.
 pub fn vector(values: &[f64], device: &Device, precision: Precision) -> Tensor<1> {
-    Tensor::from_data(
-        TensorData::new(values.to_vec(), [values.len()]),
-        (device, precision.dtype()),
-    )
+    let n = values.len();
+    to_device(values.to_vec(), 1, n, device, precision.dtype()).reshape([n])
 }
 
 #[cfg(test)]
