@@ -1,33 +1,85 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one call on a machine with an NVIDIA GPU (the device tool):
-#   - the models' wgpu checks (f32 products of every zoo model against f64 ndarray);
-#   - `noisescope data info` and `noisescope bench` on wgpu, and bench on ndarray for a
-#     same-machine baseline.
-# Prepared here, on the CPU machine, from the repository root:
-#   mkdir -p .gpu && gzip -c $TARGET/debug/noisescope > .gpu/noisescope.gz
-#   gzip -c $(cargo test -p noisescope-models --lib --no-run 2>&1 | grep -o '/[^ )]*noisescope_models-[0-9a-f]*') > .gpu/models-tests.gz
-#   and the Vulkan loader's .debs in .gl (see the device tool's README); both folders are
-#   listed in .git/info/exclude and named in the call's `carry`.
-# Results land in $OUT (or /tmp/gpu-out).
+# The GPU check in one call, on a machine with an NVIDIA GPU (prepared by scripts/gpu-prepare.sh
+# on a build machine; carry .gpu and .gl). About 5 minutes:
+#   1. the wgpu test subset on the real GPU: the models crate's wgpu-vs-f64 tests, the CLI's
+#      wgpu-vs-ndarray training run, and the bench's own checks;
+#   2. `noisescope bench` on wgpu (Vulkan on the NVIDIA driver), JSON rows;
+#   3. PyTorch's anchor on the same card, JSON rows;
+#   4. one table: noisescope / PyTorch per workload (scripts/bench_ratio.py).
+# Results go to $OUT (or ./gpu-out): bench.json, torch.json, ratios.md, logs.
+# Set QUICK=1 for the anchor's quick sizes; BENCH_ARGS for extra bench options.
 set -uo pipefail
-OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT" /tmp/bin
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES=$icd
-for b in .gpu/*.gz; do
-  gunzip -c "$b" > "/tmp/bin/$(basename "$b" .gz)" && chmod +x "/tmp/bin/$(basename "$b" .gz)"
-done
-nvidia-smi -L || true
+cd "$(dirname "$0")/.."
+out="${OUT:-$PWD/gpu-out}"
+mkdir -p "$out"
+log() { echo "[gpu-check $(date +%T)] $*"; }
 
-step() { echo; echo "== $1 ($(date +%T))"; }
-step "wgpu adapter and data info"
-timeout 300 /tmp/bin/noisescope data info mnist-small --backend wgpu 2>&1 | head -8
-step "models: wgpu f32 checks against f64 ndarray"
-NOISESCOPE_REQUIRE_WGPU=1 timeout 300 /tmp/bin/models-tests backends 2>&1 | tail -5
-step "bench on wgpu"
-timeout 300 /tmp/bin/noisescope bench --backend wgpu 2>&1 | tee "$OUT/bench-wgpu.txt"
-step "bench on ndarray, same machine"
-timeout 300 /tmp/bin/noisescope bench 2>&1 | tee "$OUT/bench-ndarray.txt"
-step "done"
+# The Vulkan loader, if the machine has none.
+if ! ldconfig -p | grep -q libvulkan.so.1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
+
+bin=$PWD/.gpu/bin
+mkdir -p "$bin"
+gunzip -c .gpu/noisescope.gz > "$bin/noisescope" && chmod +x "$bin/noisescope"
+gunzip -c .gpu/models-tests.gz > "$bin/models-tests" && chmod +x "$bin/models-tests"
+ns=$bin/noisescope
+# Runtime paths: the checkout's datasets and the crates' folders (tests read CARGO_MANIFEST_DIR).
+export NOISESCOPE_DATA=$PWD/datasets
+
+status=0
+log "devices"
+"$ns" --backend wgpu data info mnist-small --json > "$out/wgpu-info.json" 2> "$out/wgpu-info.err" ||
+    { log "wgpu found no usable adapter:"; cat "$out/wgpu-info.err"; status=1; }
+grep -h '"device"' "$out/wgpu-info.json" 2>/dev/null
+
+log "1/4 wgpu tests: models (f32 on the GPU against f64 on the CPU, every zoo model)"
+NOISESCOPE_REQUIRE_WGPU=1 CARGO_MANIFEST_DIR=$PWD/crates/models "$bin/models-tests" backends --nocapture \
+    2>&1 | tee "$out/models-tests.log" | tail -5
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+log "1/4 wgpu tests: the quickstart run on wgpu and on ndarray agree"
+for b in ndarray wgpu; do
+    "$ns" --backend "$b" -q train --config configs/quickstart.toml --set steps=300 \
+        --out "$out/quickstart-$b" > "$out/quickstart-$b.log" 2>&1 || { log "train on $b failed"; status=1; }
+done
+python3 - "$out" <<'EOF' || status=1
+import json, sys
+out = sys.argv[1]
+a, b = (json.load(open(f"{out}/quickstart-{k}/summary.json")) for k in ("ndarray", "wgpu"))
+def flat(d, p=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from flat(v, p + k + ".")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield p + k, float(v)
+fa, fb = dict(flat(a)), dict(flat(b))
+keys = [k for k in fa if k in fb and ("loss" in k or "accuracy" in k) and "time" not in k]
+bad = [(k, fa[k], fb[k]) for k in keys if k in fb and abs(fa[k] - fb[k]) > 1e-3 * max(1.0, abs(fa[k]))]
+print(f"compared {len(keys)} loss/accuracy figures; {len(bad)} differ by more than 1e-3")
+for k, x, y in bad[:10]:
+    print(f"  {k}: ndarray {x} wgpu {y}")
+sys.exit(1 if bad or not keys else 0)
+EOF
+
+log "2/4 noisescope bench on wgpu"
+quick=(); [ "${QUICK:-0}" = 1 ] && quick=(--quick)
+# shellcheck disable=SC2086
+timeout 240 "$ns" --backend wgpu bench "${quick[@]}" ${BENCH_ARGS:-} --json "$out/bench.json" \
+    2>&1 | tee "$out/bench.log" | tail -60
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+log "3/4 PyTorch anchor"
+PYTHONUNBUFFERED=1 timeout 260 python3 .gpu/torch_anchor.py "${quick[@]}" --json "$out/torch.json" \
+    > "$out/torch.log" 2>&1 || status=1
+tail -5 "$out/torch.log"
+
+log "4/4 ratios"
+python3 scripts/bench_ratio.py "$out/bench.json" "$out/torch.json" --markdown "$out/ratios.md" || status=1
+log "done (status $status); files in $out"
+exit $status

@@ -34,6 +34,36 @@ pub struct Global {
     /// Print results as JSON on stdout (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// How hard the wgpu backend tunes its kernels on first use: `minimal` starts fastest,
+    /// `balanced` is burn's default; sets CUBECL_AUTOTUNE_LEVEL. Tuned choices are cached on
+    /// disk, so later runs start fast at any level.
+    #[arg(long, global = true, value_enum, env = "NOISESCOPE_AUTOTUNE")]
+    pub autotune: Option<AutotuneLevel>,
+}
+
+/// cubecl's autotune levels (its `CUBECL_AUTOTUNE_LEVEL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AutotuneLevel {
+    /// Fewest candidate kernels: quickest start.
+    Minimal,
+    /// burn's default.
+    Balanced,
+    /// More candidates.
+    Extensive,
+    /// Every candidate: slowest start, best kernels.
+    Full,
+}
+
+impl AutotuneLevel {
+    /// The value cubecl reads.
+    pub fn as_env(self) -> &'static str {
+        match self {
+            AutotuneLevel::Minimal => "minimal",
+            AutotuneLevel::Balanced => "balanced",
+            AutotuneLevel::Extensive => "extensive",
+            AutotuneLevel::Full => "full",
+        }
+    }
 }
 
 /// The compute backends this build may know.
@@ -163,9 +193,23 @@ pub struct ProbeArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Smaller sizes (tanh 784-512-10, N = 200, 3 repetitions) for a quick look on a CPU.
+    /// The anchor's QUICK sizes (tanh 784-512/2048-10, N = 128…512, 40 Lanczos steps): a
+    /// quick look on a CPU or a laptop GPU.
     #[arg(long)]
     pub quick: bool,
+    /// Only these workloads (comma list of W1, W2, W3, W4, W5, W6, HW).
+    #[arg(long, value_name = "LIST")]
+    pub only: Option<String>,
+    /// All but these workloads (comma list).
+    #[arg(long, value_name = "LIST")]
+    pub skip: Option<String>,
+    /// Seed of the data pool, initializations and directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// With --json: the file the JSON document goes to (rewritten after every row, so an
+    /// interrupted bench keeps its rows) instead of stdout.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

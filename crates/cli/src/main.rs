@@ -3,7 +3,7 @@
 
 mod args;
 mod backend;
-mod bench_cmd;
+mod bench;
 mod config;
 mod data_cmd;
 mod escape_cmd;
@@ -23,9 +23,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    if let Some(level) = cli.global.autotune {
+        // SAFETY: set before any thread starts (no backend has been opened yet).
+        unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", level.as_env()) };
+    }
     let result = match &cli.command {
         args::Command::Data(cmd) => data_cmd::run(&cli.global, cmd),
-        args::Command::Bench(a) => bench_cmd::run(&cli.global, a),
+        args::Command::Bench(a) => bench::run(&cli.global, a),
         args::Command::Train(a) => train_cmd::run(&cli.global, a),
         args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),

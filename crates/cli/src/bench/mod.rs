@@ -1,0 +1,543 @@
+//! `noisescope bench`: SPEC §6's workloads W1–W6 (and the matmul and copy rates that bound
+//! them) on the chosen backend, as rows that join with `../shared/bench/torch_anchor.py`'s.
+//!
+//! Every row carries the anchor's `workload`, `params` keys and `params_str`, plus `anchor`:
+//! the PyTorch rows' `params_str` it is to be compared with (`scripts/bench_ratio.py` joins the
+//! two files on (workload, anchor) and prints noisescope / PyTorch per workload). Sizes,
+//! data (standard normal inputs, labels uniform in 0..9, prefixes of one 10 000-sample pool),
+//! initialization (PyTorch's `nn.Linear` default) and timing rules are the anchor's. Every
+//! workload checks its answer (HVP against finite differences, eigenpair residuals, the trace
+//! of the low-rank noise…): a row whose check fails is an error and the command fails.
+//!
+//! The JSON document is rewritten after every row, so an interrupted bench keeps its rows.
+
+mod timing;
+mod workloads;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use noisescope_data::Features;
+use serde_json::{Map, Value, json};
+
+use crate::args::{BenchArgs, Global};
+use crate::backend::Opened;
+use timing::{Stats, Timing};
+
+/// The workload keys, in run order.
+pub const WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W4", "W5", "W6", "HW"];
+
+/// The anchor's problem sizes (its FULL and QUICK configs).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sizes {
+    /// (hidden width d, batch B) of the W1 train steps.
+    pub w1_configs: Vec<(usize, usize)>,
+    pub w1_losses: Vec<&'static str>,
+    pub w1_pool_batches: usize,
+    pub lr: f64,
+    pub w2_ns: Vec<usize>,
+    pub tiny_n: usize,
+    pub tiny_d: usize,
+    pub fd_eps: f64,
+    pub ps_n: usize,
+    pub topk: usize,
+    pub lanczos_n: usize,
+    pub lanczos_iters: usize,
+    pub lanczos_k: usize,
+    pub hutch_n: usize,
+    pub hutch_probes: usize,
+    pub hvp_chunk: usize,
+    pub gld_batch: usize,
+    pub gld_k: usize,
+    pub matmul_n: usize,
+    pub copy_mib: usize,
+    /// Directions per R-op pass in the block-HVP rows.
+    pub block: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        let base = Sizes {
+            w1_configs: vec![(512, 128), (2048, 128), (2048, 1024), (8192, 1024)],
+            w1_losses: vec!["mse", "ce"],
+            w1_pool_batches: 8,
+            lr: 0.1,
+            w2_ns: vec![1000, 10000],
+            tiny_n: 32,
+            tiny_d: 16,
+            fd_eps: 1e-6,
+            ps_n: 1000,
+            topk: 20,
+            lanczos_n: 1000,
+            lanczos_iters: 100,
+            lanczos_k: 20,
+            hutch_n: 1000,
+            hutch_probes: 100,
+            hvp_chunk: 200,
+            gld_batch: 128,
+            gld_k: 20,
+            matmul_n: 8192,
+            copy_mib: 1024,
+            block: 20,
+        };
+        if !quick {
+            return base;
+        }
+        Sizes {
+            w1_configs: vec![(512, 128), (2048, 128)],
+            w2_ns: vec![128, 512],
+            ps_n: 128,
+            lanczos_n: 256,
+            lanczos_iters: 40,
+            hutch_n: 128,
+            hutch_probes: 20,
+            hvp_chunk: 32,
+            matmul_n: 1024,
+            copy_mib: 128,
+            ..base
+        }
+    }
+
+    /// Samples in the shared data pool.
+    fn pool(&self) -> usize {
+        let w1 = self
+            .w1_configs
+            .iter()
+            .map(|&(_, b)| b * self.w1_pool_batches)
+            .max()
+            .unwrap_or(0);
+        let gld = self.gld_batch * self.w1_pool_batches;
+        [10_000, w1, gld, self.ps_n, self.lanczos_n, self.hutch_n]
+            .into_iter()
+            .chain(self.w2_ns.iter().copied())
+            .max()
+            .unwrap_or(10_000)
+    }
+}
+
+/// A row's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Error,
+    Skipped,
+}
+
+/// One benchmark row, in the anchor's layout.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub workload: &'static str,
+    pub name: String,
+    pub params: Map<String, Value>,
+    pub params_str: String,
+    /// The PyTorch rows' `params_str` this row answers (default: its own).
+    pub anchor: Vec<String>,
+    pub stats: Option<Stats>,
+    pub throughput: Option<(f64, &'static str)>,
+    pub extra: Map<String, Value>,
+    pub checks: Map<String, Value>,
+    pub table_note: Option<String>,
+    pub status: Status,
+    pub error: Option<String>,
+    pub wall_s: f64,
+}
+
+impl Row {
+    fn new(workload: &'static str, name: &str, params: Value, params_str: &str) -> Self {
+        Row {
+            workload,
+            name: name.into(),
+            params: match params {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            params_str: params_str.into(),
+            anchor: vec![params_str.into()],
+            stats: None,
+            throughput: None,
+            extra: Map::new(),
+            checks: Map::new(),
+            table_note: None,
+            status: Status::Ok,
+            error: None,
+            wall_s: 0.0,
+        }
+    }
+
+    /// Records a check value.
+    pub fn check(&mut self, key: &str, value: impl Into<Value>) {
+        self.checks.insert(key.into(), value.into());
+    }
+
+    /// Records an extra value.
+    pub fn note(&mut self, key: &str, value: impl Into<Value>) {
+        self.extra.insert(key.into(), value.into());
+    }
+
+    /// Work per call, for the floor: FLOPs and bytes moved (estimates, stated in `extra`).
+    pub fn work(&mut self, flops: f64, bytes: f64) {
+        self.note("approx_flops", flops);
+        self.note("approx_bytes", bytes);
+    }
+
+    /// Sets the statistics and a throughput of `units` per call.
+    pub fn timed(&mut self, stats: Stats, units: f64, unit: &'static str) {
+        self.throughput = Some((units / (stats.median_ms / 1e3), unit));
+        self.stats = Some(stats);
+    }
+
+    fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("workload".into(), json!(self.workload));
+        o.insert("name".into(), json!(self.name));
+        o.insert("params".into(), Value::Object(self.params.clone()));
+        o.insert("params_str".into(), json!(self.params_str));
+        o.insert("anchor".into(), json!(self.anchor));
+        if let Some(Value::Object(m)) = self.stats.as_ref().map(|s| json!(s)) {
+            o.extend(m);
+        }
+        if let Some((v, unit)) = self.throughput {
+            o.insert("throughput".into(), json!({"value": v, "unit": unit}));
+        }
+        if !self.extra.is_empty() {
+            o.insert("extra".into(), Value::Object(self.extra.clone()));
+        }
+        if !self.checks.is_empty() {
+            o.insert("checks".into(), Value::Object(self.checks.clone()));
+        }
+        if let Some(n) = &self.table_note {
+            o.insert("table_note".into(), json!(n));
+        }
+        o.insert("status".into(), json!(self.status));
+        if let Some(e) = &self.error {
+            o.insert("error".into(), json!(e));
+        }
+        o.insert("wall_s".into(), json!((self.wall_s * 1e3).round() / 1e3));
+        Value::Object(o)
+    }
+}
+
+/// Fails with `what` unless `ok`: a fast wrong answer must not pass as a result.
+pub fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        bail!("check failed: {}", what())
+    }
+}
+
+/// What every workload reads: device, sizes, timing rules, seed and the shared data pool.
+pub struct Ctx<'a> {
+    pub opened: &'a Opened,
+    pub sizes: Sizes,
+    pub timing: Timing,
+    pub seed: u64,
+    pub pool: Features,
+}
+
+/// The rows so far and where they go.
+pub struct Recorder {
+    rows: Vec<Row>,
+    meta: Value,
+    out: Option<PathBuf>,
+    start: Instant,
+    bar: ProgressBar,
+}
+
+impl Recorder {
+    /// Runs one row: `body` times and checks; an error (or a panic inside the backend) makes
+    /// the row an error row and the bench goes on. The document is rewritten afterwards.
+    pub fn row(
+        &mut self,
+        workload: &'static str,
+        name: &str,
+        params: Value,
+        params_str: &str,
+        body: impl FnOnce(&mut Row) -> Result<()>,
+    ) -> Result<()> {
+        self.bar
+            .set_message(format!("{workload} {name} {params_str}"));
+        let mut row = Row::new(workload, name, params, params_str);
+        let s = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut row)));
+        row.wall_s = s.elapsed().as_secs_f64();
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{e:#}")),
+            Err(p) => Some(
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into()),
+            ),
+        };
+        if let Some(e) = failure {
+            row.status = Status::Error;
+            row.error = Some(e.chars().take(800).collect());
+            row.stats = None;
+            row.throughput = None;
+        }
+        self.rows.push(row);
+        self.bar.inc(1);
+        self.write(false)
+    }
+
+    /// A row that did not run, with the reason.
+    pub fn skip(&mut self, workload: &'static str, name: &str, params_str: &str, why: &str) {
+        let mut row = Row::new(workload, name, json!({}), params_str);
+        row.status = Status::Skipped;
+        row.error = Some(why.into());
+        self.rows.push(row);
+    }
+
+    fn document(&self, complete: bool) -> Value {
+        json!({
+            "meta": self.meta,
+            "complete": complete,
+            "elapsed_s": self.start.elapsed().as_secs_f64(),
+            "rows": self.rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    fn write(&self, complete: bool) -> Result<()> {
+        let Some(path) = &self.out else {
+            return Ok(());
+        };
+        write_atomically(path, &self.document(complete))
+    }
+}
+
+fn write_atomically(path: &Path, doc: &Value) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(doc).expect("a Value always serializes");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Parses `--only`/`--skip` lists against [`WORKLOADS`].
+fn selection(args: &BenchArgs) -> Result<Vec<&'static str>> {
+    let parse = |list: &Option<String>| -> Result<Option<BTreeSet<String>>> {
+        let Some(list) = list else { return Ok(None) };
+        let mut set = BTreeSet::new();
+        for w in list.split(',').map(|w| w.trim().to_uppercase()) {
+            if !WORKLOADS.contains(&w.as_str()) {
+                bail!(
+                    "unknown workload {w:?} in --only/--skip; the workloads are {}",
+                    WORKLOADS.join(", ")
+                );
+            }
+            set.insert(w);
+        }
+        Ok(Some(set))
+    };
+    let (only, skip) = (parse(&args.only)?, parse(&args.skip)?);
+    Ok(WORKLOADS
+        .into_iter()
+        .filter(|w| only.as_ref().is_none_or(|s| s.contains(*w)))
+        .filter(|w| skip.as_ref().is_none_or(|s| !s.contains(*w)))
+        .collect())
+}
+
+/// Four significant digits, without scientific notation between 0.01 and 10⁷.
+fn significant(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || !(0.01..1e7).contains(&a) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<4} {:<44} {:<46} {:>11} {:>11} {:>22}  status",
+        "wl", "name", "params", "median ms", "first ms", "throughput"
+    );
+    for r in rows {
+        let (med, first) = r
+            .stats
+            .as_ref()
+            .map(|s| {
+                (
+                    format!("{:.3}", s.median_ms),
+                    format!("{:.1}", s.first_call_ms),
+                )
+            })
+            .unwrap_or_default();
+        let tp = r
+            .throughput
+            .map(|(v, u)| format!("{} {u}", significant(v)))
+            .unwrap_or_default();
+        let status = match (&r.status, &r.error) {
+            (Status::Ok, _) => "ok".to_string(),
+            (s, Some(e)) => format!("{s:?}: {e}").to_lowercase(),
+            (s, None) => format!("{s:?}").to_lowercase(),
+        };
+        println!(
+            "{:<4} {:<44} {:<46} {:>11} {:>11} {:>22}  {status}",
+            r.workload, r.name, r.params_str, med, first, tp
+        );
+    }
+}
+
+pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
+    let workloads = selection(args)?;
+    if args.file.is_some() && !g.json {
+        bail!("a file name for bench's output goes after --json: `noisescope bench --json FILE`");
+    }
+    let opened = crate::backend::open(g.backend, g.device)?;
+    let sizes = Sizes::new(args.quick);
+    let timing = if args.quick {
+        Timing::quick()
+    } else {
+        Timing::full()
+    };
+    let pool = workloads::make_data(sizes.pool(), args.seed);
+    let meta = json!({
+        "tool": "noisescope bench",
+        "argv": std::env::args().collect::<Vec<_>>(),
+        "quick": args.quick,
+        "started_unix": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        "device": opened.description,
+        "device_name": opened.description,
+        "backend": format!("{:?}", g.backend).to_lowercase(),
+        "versions": {"noisescope": env!("CARGO_PKG_VERSION"), "burn": "0.22.1"},
+        "autotune_level": std::env::var("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|_| "balanced (default)".into()),
+        "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "seed": args.seed,
+        "workloads": workloads,
+        "config": sizes,
+        "timing": timing,
+        "conventions": {
+            "data": "x standard normal [n, 784] (ChaCha8, not numpy's stream), labels uniform in 0..9; every workload uses prefixes of one pool",
+            "init": "PyTorch nn.Linear default (kaiming-uniform weights and biases), seed + 1",
+            "mse": "½‖f − y‖² per sample, mean over samples (the anchor's mean over N·10 entries is 1/5 of it; same FLOPs)",
+            "ce": "softmax cross-entropy, mean over samples",
+            "model_a": "tanh 784-2048-10 mse",
+            "model_b": "relu 784-512-10 ce",
+            "hvp": "Pearlmutter's R-operator over the flat θ, k directions per pass",
+            "per_sample": "factored per-sample gradients (per layer: back-propagated δ_n and inputs a_n), never N×D unless a row says so",
+            "floor": "approx_flops / matmul rate and approx_bytes / copy bandwidth of this device's HW rows",
+        },
+    });
+    let bar = ProgressBar::new(0);
+    if g.quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("bench {pos} rows {elapsed} {msg}").expect("static template"),
+    );
+    let ctx = Ctx {
+        opened: &opened,
+        sizes,
+        timing,
+        seed: args.seed,
+        pool,
+    };
+    let mut bench = Recorder {
+        rows: Vec::new(),
+        meta,
+        out: args.file.clone(),
+        start: Instant::now(),
+        bar,
+    };
+    bench.write(false)?;
+    for w in &workloads {
+        match *w {
+            "W1" => workloads::w1(&ctx, &mut bench)?,
+            "W2" => workloads::w2(&ctx, &mut bench)?,
+            "W3" => workloads::w3(&ctx, &mut bench)?,
+            "W4" => workloads::w4(&ctx, &mut bench)?,
+            "W5" => workloads::w5(&ctx, &mut bench)?,
+            "W6" => workloads::w6(&ctx, &mut bench)?,
+            "HW" => workloads::hw(&ctx, &mut bench)?,
+            _ => unreachable!("selection() admits only WORKLOADS"),
+        }
+    }
+    bench.bar.finish_and_clear();
+    bench.write(true)?;
+    if g.json && bench.out.is_none() {
+        crate::output::print_json(&bench.document(true));
+    } else {
+        println!(
+            "noisescope bench on {} ({} mode, {:.0} s)",
+            opened.description,
+            if args.quick { "quick" } else { "full" },
+            bench.start.elapsed().as_secs_f64()
+        );
+        print_table(&bench.rows);
+        if let Some(p) = &bench.out {
+            println!("\nrows written to {}", p.display());
+        }
+    }
+    let failed: Vec<String> = bench
+        .rows
+        .iter()
+        .filter(|r| r.status == Status::Error)
+        .map(|r| format!("{} {} {}", r.workload, r.name, r.params_str))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} row(s) failed (see their `error`): {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(only: Option<&str>, skip: Option<&str>) -> BenchArgs {
+        BenchArgs {
+            quick: true,
+            only: only.map(Into::into),
+            skip: skip.map(Into::into),
+            seed: 0,
+            file: None,
+        }
+    }
+
+    #[test]
+    fn selection_keeps_run_order_and_names_unknown_workloads() {
+        assert_eq!(selection(&args(None, None)).unwrap(), WORKLOADS.to_vec());
+        assert_eq!(
+            selection(&args(Some("w6,W2"), None)).unwrap(),
+            vec!["W2", "W6"]
+        );
+        assert_eq!(
+            selection(&args(None, Some("W1,HW,W3"))).unwrap(),
+            vec!["W2", "W4", "W5", "W6"]
+        );
+        let e = selection(&args(Some("W7"), None)).unwrap_err().to_string();
+        assert!(e.contains("W7") && e.contains("W1, W2"), "{e}");
+    }
+
+    #[test]
+    fn throughputs_keep_four_digits() {
+        assert_eq!(significant(1234.5678), "1235");
+        assert_eq!(significant(12.345678), "12.35");
+        assert_eq!(significant(0.012345), "0.01235");
+        assert_eq!(significant(2.5e9), "2.500e9");
+    }
+
+    #[test]
+    fn quick_sizes_are_the_anchors() {
+        let q = Sizes::new(true);
+        assert_eq!(q.w2_ns, vec![128, 512]);
+        assert_eq!((q.lanczos_n, q.lanczos_iters), (256, 40));
+        assert_eq!((q.hutch_n, q.hutch_probes, q.hvp_chunk), (128, 20, 32));
+        let f = Sizes::new(false);
+        assert_eq!(f.w1_configs.len(), 4);
+        assert_eq!(f.pool(), 10_000);
+    }
+}
