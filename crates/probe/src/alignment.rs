@@ -9,7 +9,7 @@ use noisescope_models::Net;
 
 use crate::covariance::GradientNoise;
 use crate::escape::{TraceMethod, trace_with_covariance};
-use crate::linalg::{ProbeKind, random_directions, to_host};
+use crate::linalg::{ProbeKind, random_directions, row_dots, row_sums, to_host};
 use crate::operator::{Blocked, GaussNewton, Operator};
 
 /// The average alignment and its pieces.
@@ -30,10 +30,7 @@ pub struct AverageAlignment {
 /// ‖A‖_F² = Σ_j ‖A e_j‖² exactly (D products), or E‖A z‖² over Rademacher z.
 pub fn frobenius_sq(op: &impl Operator, method: TraceMethod, seed: u64) -> (f64, f64) {
     let d = op.dim();
-    let sq = |v: &Tensor<2>| {
-        let k = v.dims()[0];
-        to_host(op.apply_blocked(v).square().sum_dim(1).reshape([k]))
-    };
+    let sq = |v: &Tensor<2>| to_host(row_sums(op.apply_blocked(v).square()));
     match method {
         TraceMethod::Exact => {
             let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());
@@ -121,13 +118,8 @@ pub fn directional_alignment(
     loss: f64,
     v: &Tensor<2>,
 ) -> Vec<f64> {
-    let k = v.dims()[0];
-    let sigma = to_host(
-        (noise.operator().apply(v) * v.clone())
-            .sum_dim(1)
-            .reshape([k]),
-    );
-    let curv = to_host((gf.apply_blocked(v) * v.clone()).sum_dim(1).reshape([k]));
+    let sigma = to_host(row_dots(&noise.operator().apply(v), v));
+    let curv = to_host(row_dots(&gf.apply_blocked(v), v));
     sigma
         .iter()
         .zip(&curv)
@@ -145,6 +137,6 @@ pub fn random_unit_directions(
     dtype: DType,
 ) -> Tensor<2> {
     let v = random_directions(k, d, ProbeKind::Gaussian, seed, device, dtype);
-    let norms = v.clone().square().sum_dim(1).sqrt();
+    let norms = row_sums(v.clone().square()).sqrt().reshape([k, 1]);
     v / norms
 }

@@ -18,7 +18,7 @@ pub struct EscapeDecomposition {
 /// Decomposes Δθ [D] over the unit rows of U [k, D].
 pub fn escape_decomposition(u: &Tensor<2>, delta: &Tensor<1>) -> EscapeDecomposition {
     let d = delta.dims()[0];
-    let c = u.clone().matmul(delta.clone().reshape([d, 1]));
+    let c = crate::linalg::inner_products(u, &delta.clone().reshape([1, d]));
     let components: Vec<f64> = to_host(c.square()).into_iter().collect();
     let norm_sq = to_host(delta.clone().square().sum())[0];
     let fraction = if norm_sq > 0.0 {

@@ -9,7 +9,9 @@
 
 use burn::prelude::*;
 
-use crate::linalg::{ProbeKind, random_directions, to_device, to_host, tridiagonal_eigen};
+use crate::linalg::{
+    ProbeKind, inner_products, random_directions, to_device, to_host, tridiagonal_eigen,
+};
 use crate::operator::Operator;
 
 /// The tridiagonal matrix of m Lanczos steps and its basis.
@@ -47,7 +49,7 @@ pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -
         // β_{j−1} q_{j−1}, the three-term recurrence's own subtractions.
         let qs = Tensor::cat(rows.clone(), 0);
         for _ in 0..2 {
-            let c = w.clone().matmul(qs.clone().transpose()); // [1, j+1]
+            let c = inner_products(&w, &qs); // [1, j+1]
             w = w - c.matmul(qs.clone());
         }
         let b = to_host(w.clone().square().sum())[0].sqrt();

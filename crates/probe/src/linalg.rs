@@ -104,6 +104,56 @@ pub fn tridiagonal_eigen(alpha: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     symmetric_eigen(&t, m)
 }
 
+/// Columns per chunk of a reduction over the parameter axis. burn 0.22.1's wgpu `sum_dim`
+/// along an axis much longer than 2¹⁵, and matmuls with such an inner dimension, were seen to
+/// return wrong sums on lavapipe (a row of 407 050 normals summed to −362 instead of 627; the
+/// full `sum()` stayed right), so every reduction over D goes through chunks of at most this
+/// many columns. On ndarray the chunks cost one extra copy of the operands.
+pub const REDUCTION_CHUNK: usize = 1 << 15;
+
+/// A Bᵀ for A [k, D] and B [m, D]: the inner products ⟨a_i, b_j⟩ as [k, m], summed over D in
+/// chunks of [`REDUCTION_CHUNK`] columns.
+pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
+    let d = a.dims()[1];
+    let mut total: Option<Tensor<2>> = None;
+    for s in (0..d).step_by(REDUCTION_CHUNK) {
+        let w = REDUCTION_CHUNK.min(d - s);
+        let part = a
+            .clone()
+            .narrow(1, s, w)
+            .matmul(b.clone().narrow(1, s, w).transpose());
+        total = Some(match total {
+            Some(t) => t + part,
+            None => part,
+        });
+    }
+    total.unwrap_or_else(|| Tensor::zeros([a.dims()[0], b.dims()[0]], (&a.device(), a.dtype())))
+}
+
+/// Σ_j t_ij for each row of T [k, D], as [k], summed in chunks of [`REDUCTION_CHUNK`] columns.
+pub fn row_sums(t: Tensor<2>) -> Tensor<1> {
+    let [k, d] = t.dims();
+    let mut total: Option<Tensor<2>> = None;
+    for s in (0..d).step_by(REDUCTION_CHUNK) {
+        let part = t
+            .clone()
+            .narrow(1, s, REDUCTION_CHUNK.min(d - s))
+            .sum_dim(1);
+        total = Some(match total {
+            Some(x) => x + part,
+            None => part,
+        });
+    }
+    total
+        .map(|x| x.reshape([k]))
+        .unwrap_or_else(|| Tensor::zeros([k], (&t.device(), t.dtype())))
+}
+
+/// ⟨a_i, b_i⟩ for the rows of A and B [k, D], as [k].
+pub fn row_dots(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<1> {
+    row_sums(a.clone() * b.clone())
+}
+
 /// Orthonormal rows spanning the rows of Y [k, D] (Cholesky QR twice: two small Gram
 /// matrices on the host, the products on the device). Rows that are numerically dependent
 /// are dropped, so the result has at most k rows.
@@ -111,7 +161,7 @@ pub fn orthonormalize_rows(y: Tensor<2>) -> Tensor<2> {
     let mut q = y;
     for _ in 0..2 {
         let [k, _] = q.dims();
-        let gram = to_host(q.clone().matmul(q.clone().transpose()));
+        let gram = to_host(inner_products(&q, &q));
         // Y Yᵀ = U Λ Uᵀ; Q = Λ^{-1/2} Uᵀ Y keeps the well-conditioned directions only.
         let (vals, vecs) = symmetric_eigen(&gram, k);
         let top = vals.first().copied().unwrap_or(0.0).max(0.0);
@@ -132,6 +182,37 @@ pub fn orthonormalize_rows(y: Tensor<2>) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chunked products and sums equal the plain ones across chunk boundaries (D a multiple
+    /// of the chunk plus a ragged tail, and D below one chunk).
+    #[test]
+    #[allow(deprecated)] // Device::ndarray: still the f64 CPU reference backend here
+    fn chunked_reductions_match_plain_ones() {
+        let device = Device::ndarray();
+        for d in [7, REDUCTION_CHUNK, 2 * REDUCTION_CHUNK + 3] {
+            let a = random_directions(3, d, ProbeKind::Gaussian, 1, &device, DType::F64);
+            let b = random_directions(2, d, ProbeKind::Gaussian, 2, &device, DType::F64);
+            let (ah, bh) = (to_host(a.clone()), to_host(b.clone()));
+            let ip = to_host(inner_products(&a, &b));
+            for i in 0..3 {
+                for j in 0..2 {
+                    let want: f64 = (0..d).map(|l| ah[i * d + l] * bh[j * d + l]).sum();
+                    assert!(
+                        (ip[i * 2 + j] - want).abs() < 1e-9 * (d as f64).sqrt(),
+                        "d = {d}"
+                    );
+                }
+                let want: f64 = ah[i * d..(i + 1) * d].iter().sum();
+                let got = to_host(row_sums(a.clone()))[i];
+                assert!((got - want).abs() < 1e-9 * (d as f64).sqrt(), "d = {d}");
+            }
+            let dots = to_host(row_dots(&a.clone().narrow(0, 0, 2), &b));
+            for (i, got) in dots.iter().enumerate() {
+                let want: f64 = (0..d).map(|l| ah[i * d + l] * bh[i * d + l]).sum();
+                assert!((got - want).abs() < 1e-9 * (d as f64).sqrt());
+            }
+        }
+    }
 
     #[test]
     fn eigen_of_a_known_matrix() {

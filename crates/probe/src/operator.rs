@@ -160,7 +160,7 @@ impl Operator for GradientCovariance<'_> {
         let n = self.grads.samples() as f64;
         let d = self.dim();
         let m = self.mean.clone().reshape([1, d]);
-        let mv = v.clone().matmul(m.clone().transpose()); // [k, 1]
+        let mv = crate::linalg::inner_products(v, &m); // [k, 1]
         self.grads.combine(&self.grads.project(v)) / n - mv.matmul(m)
     }
 }

@@ -2,7 +2,9 @@
 
 use burn::prelude::*;
 
-use crate::linalg::{ProbeKind, orthonormalize_rows, random_directions, to_host};
+use crate::linalg::{
+    ProbeKind, inner_products, orthonormalize_rows, random_directions, row_dots, to_host,
+};
 use crate::operator::Operator;
 
 /// A trace estimate.
@@ -38,8 +40,7 @@ pub fn exact_trace(op: &impl Operator) -> TraceEstimate {
 /// Per-probe quadratic forms z_jᵀ A z_j, [m].
 fn quadratic_forms(op: &impl Operator, z: &Tensor<2>) -> Vec<f64> {
     let az = op.apply_blocked(z);
-    let m = z.dims()[0];
-    to_host((az * z.clone()).sum_dim(1).reshape([m]))
+    to_host(row_dots(&az, z))
 }
 
 fn mean_and_error(v: &[f64]) -> (f64, f64) {
@@ -90,7 +91,7 @@ pub fn hutch_plus_plus(op: &impl Operator, matvecs: usize, seed: u64) -> TraceEs
         dtype,
     );
     // (I − QᵀQ) g for row vectors: g − (g Qᵀ) Q.
-    let g = g.clone() - g.matmul(q.clone().transpose()).matmul(q.clone());
+    let g = g.clone() - inner_products(&g, &q).matmul(q.clone());
     let (rest, std_error) = mean_and_error(&quadratic_forms(op, &g));
     TraceEstimate {
         value: top + rest,
