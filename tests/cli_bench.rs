@@ -115,3 +115,45 @@ fn bad_bench_arguments_are_named() {
     let err = failure(&noisescope(&["bench", "--quick", "out.json"]));
     assert!(err.contains("--json FILE"), "{err}");
 }
+
+/// On wgpu (lavapipe in CI, where burn 0.22.1's own `sum_dim` over 407 050 columns is wrong)
+/// the chunked reductions every probe uses are right, and the bench says when the backend's
+/// one-shot reduction is not. Without an adapter the bench fails cleanly, unless
+/// NOISESCOPE_REQUIRE_WGPU asks for one.
+#[test]
+fn wgpu_reductions_over_parameter_length_axes_are_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hw.json");
+    let o = noisescope(&[
+        "--backend",
+        "wgpu",
+        "bench",
+        "--quick",
+        "--only",
+        "HW",
+        "-q",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    if !o.status.success() && std::env::var_os("NOISESCOPE_REQUIRE_WGPU").is_none() {
+        let err = failure(&o);
+        assert!(err.contains("wgpu"), "{err}");
+        return;
+    }
+    ok(&o);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let reductions: Vec<&Value> = rows(&doc, "HW")
+        .into_iter()
+        .filter(|r| r["name"] == "row reduction over D (chunked)")
+        .collect();
+    assert_eq!(reductions.len(), 2);
+    for r in reductions {
+        assert_eq!(r["status"], "ok", "{r:#}");
+        assert!(r["checks"]["max_abs_err_over_sqrt_D"].as_f64().unwrap() < 1e-3);
+        let raw = r["checks"]["backend_sum_dim_err_over_sqrt_D"]
+            .as_f64()
+            .unwrap();
+        // The note is there exactly when the backend's own reduction is off.
+        assert_eq!(r.get("table_note").is_some(), raw >= 1e-3, "{r:#}");
+    }
+}

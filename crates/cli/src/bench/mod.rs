@@ -374,12 +374,21 @@ fn print_table(rows: &[Row]) {
             .unwrap_or_default();
         let status = match (&r.status, &r.error) {
             (Status::Ok, _) => "ok".to_string(),
-            (s, Some(e)) => format!("{s:?}: {e}").to_lowercase(),
+            (s, Some(e)) => format!("{}: {e}", format!("{s:?}").to_lowercase()),
             (s, None) => format!("{s:?}").to_lowercase(),
         };
         println!(
             "{:<4} {:<44} {:<46} {:>11} {:>11} {:>22}  {status}",
             r.workload, r.name, r.params_str, med, first, tp
+        );
+    }
+    for r in rows.iter().filter(|r| r.table_note.is_some()) {
+        println!(
+            "note: {} {} {}: {}",
+            r.workload,
+            r.name,
+            r.params_str,
+            r.table_note.as_deref().unwrap_or_default()
         );
     }
 }
