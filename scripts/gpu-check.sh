@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check in one call, on a machine with an NVIDIA GPU (prepared by scripts/gpu-prepare.sh
-# on a build machine; carry .gpu and .gl). About 5 minutes:
+# on a build machine; carry .gpu and .gl). At most about 9 minutes (every step has a timeout;
+# give the device call timeout_s = 600), typically 6:
 #   1. the wgpu test subset on the real GPU: the models crate's wgpu-vs-f64 tests, the CLI's
 #      wgpu-vs-ndarray training run, and the bench's own checks;
 #   2. `noisescope bench` on wgpu (Vulkan on the NVIDIA driver), JSON rows;
@@ -24,7 +25,8 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nv
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 
-bin=$PWD/.gpu/bin
+# Unpacked outside the checkout, so that a later call does not carry 200 MB of binaries.
+bin=/tmp/noisescope-gpu-bin
 mkdir -p "$bin"
 gunzip -c .gpu/noisescope.gz > "$bin/noisescope" && chmod +x "$bin/noisescope"
 gunzip -c .gpu/models-tests.gz > "$bin/models-tests" && chmod +x "$bin/models-tests"
@@ -39,13 +41,13 @@ log "devices"
 grep -h '"device"' "$out/wgpu-info.json" 2>/dev/null
 
 log "1/4 wgpu tests: models (f32 on the GPU against f64 on the CPU, every zoo model)"
-NOISESCOPE_REQUIRE_WGPU=1 CARGO_MANIFEST_DIR=$PWD/crates/models "$bin/models-tests" backends --nocapture \
+NOISESCOPE_REQUIRE_WGPU=1 CARGO_MANIFEST_DIR=$PWD/crates/models timeout 120 "$bin/models-tests" backends --nocapture \
     2>&1 | tee "$out/models-tests.log" | tail -5
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 log "1/4 wgpu tests: the quickstart run on wgpu and on ndarray agree"
 for b in ndarray wgpu; do
-    "$ns" --backend "$b" -q train --config configs/quickstart.toml --set steps=300 \
+    timeout 90 "$ns" --backend "$b" -q train --config configs/quickstart.toml --set steps=200 \
         --out "$out/quickstart-$b" > "$out/quickstart-$b.log" 2>&1 || { log "train on $b failed"; status=1; }
 done
 python3 - "$out" <<'EOF' || status=1
@@ -70,12 +72,12 @@ EOF
 log "2/4 noisescope bench on wgpu"
 quick=(); [ "${QUICK:-0}" = 1 ] && quick=(--quick)
 # shellcheck disable=SC2086
-timeout 240 "$ns" --backend wgpu bench "${quick[@]}" ${BENCH_ARGS:-} --json "$out/bench.json" \
+timeout 200 "$ns" --backend wgpu bench "${quick[@]}" --budget-s 170 ${BENCH_ARGS:-} --json "$out/bench.json" \
     2>&1 | tee "$out/bench.log" | tail -60
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 log "3/4 PyTorch anchor"
-PYTHONUNBUFFERED=1 timeout 260 python3 .gpu/torch_anchor.py "${quick[@]}" --json "$out/torch.json" \
+PYTHONUNBUFFERED=1 timeout 200 python3 .gpu/torch_anchor.py "${quick[@]}" --budget-s 170 --hard-limit-s 190 --json "$out/torch.json" \
     > "$out/torch.log" 2>&1 || status=1
 tail -5 "$out/torch.log"
 

@@ -206,6 +206,10 @@ pub struct BenchArgs {
     /// Seed of the data pool, initializations and directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Skip the rows that would start after this many seconds (they are recorded as
+    /// skipped), so a bench fits a time-limited GPU session.
+    #[arg(long, value_name = "S")]
+    pub budget_s: Option<f64>,
     /// With --json: the file the JSON document goes to (rewritten after every row, so an
     /// interrupted bench keeps its rows) instead of stdout.
     #[arg(value_name = "FILE")]

@@ -35,24 +35,43 @@ pub const WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W4", "W5", "W6", "HW"];
 pub struct Sizes {
     /// (hidden width d, batch B) of the W1 train steps.
     pub w1_configs: Vec<(usize, usize)>,
+    /// W1's losses ("mse", "ce").
     pub w1_losses: Vec<&'static str>,
+    /// Distinct batches cycled by the step workloads (W1, W6).
     pub w1_pool_batches: usize,
+    /// Learning rate of W1 and W6.
     pub lr: f64,
+    /// W2's sample counts N.
     pub w2_ns: Vec<usize>,
+    /// Samples of the finite-difference check's net.
     pub tiny_n: usize,
+    /// Hidden width of the finite-difference check's net.
     pub tiny_d: usize,
+    /// Its central-difference step ε.
     pub fd_eps: f64,
+    /// W3's N.
     pub ps_n: usize,
+    /// Eigenpairs of Σ₁ in W3 (and the rank of W6's noise when taken from W3).
     pub topk: usize,
+    /// W4's N.
     pub lanczos_n: usize,
+    /// W4's Lanczos steps m.
     pub lanczos_iters: usize,
+    /// W4's eigenpairs k.
     pub lanczos_k: usize,
+    /// W5's N.
     pub hutch_n: usize,
+    /// W5's Rademacher probes P.
     pub hutch_probes: usize,
+    /// Per-sample gradients per block in W5's exact Tr(HΣ₁).
     pub hvp_chunk: usize,
+    /// W6's batch B.
     pub gld_batch: usize,
+    /// W6's noise rank k.
     pub gld_k: usize,
+    /// The HW matmul's n (n×n times n×n).
     pub matmul_n: usize,
+    /// The HW copy's size, MiB.
     pub copy_mib: usize,
     /// Directions per R-op pass in the block-HVP rows.
     pub block: usize,
@@ -122,27 +141,42 @@ impl Sizes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Timed and checked.
     Ok,
+    /// Failed its check, or the backend failed.
     Error,
+    /// Not run (time budget, or a size the device cannot hold).
     Skipped,
 }
 
 /// One benchmark row, in the anchor's layout.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// "W1" … "W6", "HW".
     pub workload: &'static str,
+    /// What noisescope ran.
     pub name: String,
+    /// The problem, with the anchor's keys.
     pub params: Map<String, Value>,
+    /// The problem as the anchor writes it (the join key).
     pub params_str: String,
     /// The PyTorch rows' `params_str` this row answers (default: its own).
     pub anchor: Vec<String>,
+    /// Per-call times, when timed.
     pub stats: Option<Stats>,
+    /// Units per second and their name.
     pub throughput: Option<(f64, &'static str)>,
+    /// Measured side values (estimates, work per call).
     pub extra: Map<String, Value>,
+    /// The correctness checks' values.
     pub checks: Map<String, Value>,
+    /// A line printed under the table.
     pub table_note: Option<String>,
+    /// The outcome.
     pub status: Status,
+    /// Why it failed or was skipped.
     pub error: Option<String>,
+    /// The whole row (setup, checks, timing), s.
     pub wall_s: f64,
 }
 
@@ -232,10 +266,15 @@ pub fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 
 /// What every workload reads: device, sizes, timing rules, seed and the shared data pool.
 pub struct Ctx<'a> {
+    /// The bench device.
     pub opened: &'a Opened,
+    /// Problem sizes.
     pub sizes: Sizes,
+    /// Repetition rules.
     pub timing: Timing,
+    /// Seed of data, initializations and directions.
     pub seed: u64,
+    /// The shared data pool (prefixes and batches of it are the workloads' data).
     pub pool: Features,
 }
 
@@ -245,6 +284,7 @@ pub struct Recorder {
     meta: Value,
     out: Option<PathBuf>,
     start: Instant,
+    budget_s: Option<f64>,
     bar: ProgressBar,
 }
 
@@ -259,6 +299,18 @@ impl Recorder {
         params_str: &str,
         body: impl FnOnce(&mut Row) -> Result<()>,
     ) -> Result<()> {
+        if let Some(budget) = self
+            .budget_s
+            .filter(|&b| self.start.elapsed().as_secs_f64() > b)
+        {
+            self.skip(
+                workload,
+                name,
+                params_str,
+                &format!("time budget ({budget} s) used"),
+            );
+            return self.write(false);
+        }
         self.bar
             .set_message(format!("{workload} {name} {params_str}"));
         let mut row = Row::new(workload, name, params, params_str);
@@ -421,6 +473,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
         "autotune_level": std::env::var("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|_| "balanced (default)".into()),
         "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "seed": args.seed,
+        "budget_s": args.budget_s,
         "workloads": workloads,
         "config": sizes,
         "timing": timing,
@@ -455,6 +508,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
         meta,
         out: args.file.clone(),
         start: Instant::now(),
+        budget_s: args.budget_s,
         bar,
     };
     bench.write(false)?;
@@ -512,6 +566,7 @@ mod tests {
             only: only.map(Into::into),
             skip: skip.map(Into::into),
             seed: 0,
+            budget_s: None,
             file: None,
         }
     }

@@ -56,12 +56,19 @@ impl Timing {
 /// Per-call statistics of one row, in ms.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
+    /// Median per-call time.
     pub median_ms: f64,
+    /// Fastest sample.
     pub min_ms: f64,
+    /// Slowest sample.
     pub max_ms: f64,
+    /// Mean of the samples.
     pub mean_ms: f64,
+    /// 25th percentile (numpy's linear interpolation).
     pub p25_ms: f64,
+    /// 75th percentile.
     pub p75_ms: f64,
+    /// Timed blocks (or runs).
     pub n_samples: usize,
     /// The first 64 per-call samples.
     pub samples_ms: Vec<f64>,
