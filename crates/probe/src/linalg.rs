@@ -104,6 +104,14 @@ pub fn tridiagonal_eigen(alpha: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     symmetric_eigen(&t, m)
 }
 
+/// Whether `device` computes in host memory (burn's ndarray backend), where reading a [D]
+/// vector back is a copy and host loops beat the backend's packed matrix-vector products.
+/// Read from the device's Debug form, which burn 0.22 writes as `Device<NdArray(..)>`; a test
+/// pins that down.
+pub fn in_host_memory(device: &Device) -> bool {
+    format!("{device:?}").starts_with("Device<NdArray")
+}
+
 /// Columns per chunk of a reduction over the parameter axis. burn 0.22.1's wgpu `sum_dim`
 /// along an axis much longer than 2¹⁵, and matmuls with such an inner dimension, were seen to
 /// return wrong sums on lavapipe (a row of 407 050 normals summed to −362 instead of 627; the
@@ -185,6 +193,12 @@ mod tests {
 
     /// Chunked products and sums equal the plain ones across chunk boundaries (D a multiple
     /// of the chunk plus a ragged tail, and D below one chunk).
+    #[test]
+    #[allow(deprecated)] // Device::ndarray: the CPU backend whose Debug form is pinned here
+    fn ndarray_devices_are_recognized_as_host_memory() {
+        assert!(in_host_memory(&Device::ndarray()));
+    }
+
     #[test]
     #[allow(deprecated)] // Device::ndarray: still the f64 CPU reference backend here
     fn chunked_reductions_match_plain_ones() {

@@ -180,6 +180,37 @@ fn lanczos_top_k_matches_the_dense_spectrum() {
     }
 }
 
+/// The host-memory recurrence (what ndarray runs) and the device one (what GPUs run) build
+/// the same tridiagonal matrix and basis.
+#[test]
+fn lanczos_host_and_device_forms_agree() {
+    for p in [tanh_mse(), relu_ce()] {
+        let h = p.hessian(0.0);
+        let d = p.net.dim();
+        let start = crate::linalg::random_directions(
+            1,
+            d,
+            crate::linalg::ProbeKind::Gaussian,
+            3,
+            &cpu(),
+            DType::F64,
+        );
+        let a = crate::lanczos::lanczos_in_host_memory(&h, start.clone(), 12);
+        let b = crate::lanczos::lanczos_on_device(&h, start, 12);
+        assert_eq!(a.alpha.len(), b.alpha.len());
+        for (x, y) in a
+            .alpha
+            .iter()
+            .zip(&b.alpha)
+            .chain(a.beta.iter().zip(&b.beta))
+        {
+            assert!(rel(*x, *y) < 1e-9, "{}: {x} vs {y}", p.net.name);
+        }
+        let diff = to_host((a.basis - b.basis).abs().max())[0];
+        assert!(diff < 1e-9, "{}: bases differ by {diff}", p.net.name);
+    }
+}
+
 #[test]
 fn lanczos_with_weight_decay_shifts_every_eigenvalue() {
     let p = tanh_mse();
