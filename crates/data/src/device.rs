@@ -112,6 +112,14 @@ impl DeviceDataset {
     }
 }
 
+/// Whether `device` computes in host memory (burn's ndarray backend), where reading a tensor
+/// back is a copy and host loops or plain matmuls can beat the backend's own kernels (its
+/// packed matrix-vector products, its direct convolution). Read from the device's Debug form,
+/// which burn 0.22 writes as `Device<NdArray(..)>`; a test pins that down.
+pub fn in_host_memory(device: &Device) -> bool {
+    format!("{device:?}").starts_with("Device<NdArray")
+}
+
 /// Mean and population standard deviation of `values`, reduced on `device` in chunks of 2²⁰
 /// f32 elements (one small upload and one two-number readback per chunk, so any size fits a
 /// GPU buffer limit) and combined in f64 on the host.

@@ -139,6 +139,28 @@ impl Conv2d {
             .reshape([n * self.positions(), self.patch()])
     }
 
+    /// The convolution of images x [m, c_i·h·w] with c filters w [c, c_i, kh, kw] (and biases
+    /// [c]), [m, c·L]. In host memory it is a batched matmul of the filters with the patches:
+    /// burn 0.22's ndarray `conv2d` (with its per-element bounds checks) was 55% of a convyu
+    /// training step, and 5 full-batch steps on 1200 images went from 28.9 to 20.5 s. Other
+    /// backends use their own convolution kernel.
+    fn convolve(&self, x: Tensor<2>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<2> {
+        let m = x.dims()[0];
+        let c = w.dims()[0];
+        if !noisescope_data::in_host_memory(&x.device()) {
+            let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            return conv2d(self.image(x), w, b, opts).reshape([m, c * self.positions()]);
+        }
+        let l = self.positions();
+        // [1, c, c_i·kh·kw] @ [m, c_i·kh·kw, L] → [m, c, L], the filters broadcast over samples.
+        let out = w.reshape([1, c, self.patch()]).matmul(self.patches(&x));
+        let out = match b {
+            Some(b) => out + b.reshape([1, c, 1]),
+            None => out,
+        };
+        out.reshape([m, c * l])
+    }
+
     /// Wᵀ-columns of cotangents t [m, c_o·L] with weights w [c_o, c_i·kh·kw]: fold(Wᵀ t).
     fn transpose_conv(&self, w_flat: Tensor<2>, t: Tensor<2>) -> Tensor<2> {
         let m = t.dims()[0];
@@ -174,14 +196,7 @@ impl Layer for Conv2d {
 
     fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
         let (w, b) = self.weights(theta.expect("a convolution has parameters"));
-        let n = a_in.dims()[0];
-        conv2d(
-            self.image(a_in),
-            w,
-            Some(b),
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        )
-        .reshape([n, self.out_dim()])
+        self.convolve(a_in, w, Some(b))
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
@@ -217,11 +232,11 @@ impl Layer for Conv2d {
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
         let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
         let n = io.a_in.dims()[0];
-        let opts = || ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let from_input = r.ra_in.map(|ra| {
             let k = ra.dims()[0];
             let x = ra.clone().reshape([k * n, self.in_dim()]);
-            conv2d(self.image(x), w.clone(), None, opts()).reshape([k, n, self.out_dim()])
+            self.convolve(x, w.clone(), None)
+                .reshape([k, n, self.out_dim()])
         });
         let from_params = r.v.map(|v| {
             let k = v.dims()[0];
@@ -234,7 +249,7 @@ impl Layer for Conv2d {
                 self.kernel[1],
             ]);
             let vb = v.clone().narrow(1, p, self.c_out).reshape([k * self.c_out]);
-            conv2d(self.image(io.a_in.clone()), vw, Some(vb), opts())
+            self.convolve(io.a_in.clone(), vw, Some(vb))
                 .reshape([n, k, self.out_dim()])
                 .swap_dims(0, 1)
         });

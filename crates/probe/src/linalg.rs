@@ -104,13 +104,9 @@ pub fn tridiagonal_eigen(alpha: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     symmetric_eigen(&t, m)
 }
 
-/// Whether `device` computes in host memory (burn's ndarray backend), where reading a [D]
-/// vector back is a copy and host loops beat the backend's packed matrix-vector products.
-/// Read from the device's Debug form, which burn 0.22 writes as `Device<NdArray(..)>`; a test
-/// pins that down.
-pub fn in_host_memory(device: &Device) -> bool {
-    format!("{device:?}").starts_with("Device<NdArray")
-}
+/// Whether `device` computes in host memory (burn's ndarray backend); see
+/// [`noisescope_data::in_host_memory`].
+pub use noisescope_data::in_host_memory;
 
 /// Columns per chunk of a reduction over the parameter axis. burn 0.22.1's wgpu `sum_dim`
 /// along an axis much longer than 2¹⁵, and matmuls with such an inner dimension, were seen to
