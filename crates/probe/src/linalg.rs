@@ -115,40 +115,29 @@ pub use noisescope_data::in_host_memory;
 /// many columns. On ndarray the chunks cost one extra copy of the operands.
 pub const REDUCTION_CHUNK: usize = 1 << 15;
 
+/// Σ over the column chunks [s, s + w) of [0, d) of `part(s, w)`; None when d = 0.
+fn sum_over_chunks(d: usize, part: impl Fn(usize, usize) -> Tensor<2>) -> Option<Tensor<2>> {
+    (0..d)
+        .step_by(REDUCTION_CHUNK)
+        .map(|s| part(s, REDUCTION_CHUNK.min(d - s)))
+        .reduce(|x, y| x + y)
+}
+
 /// A Bᵀ for A [k, D] and B [m, D]: the inner products ⟨a_i, b_j⟩ as [k, m], summed over D in
 /// chunks of [`REDUCTION_CHUNK`] columns.
 pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
-    let d = a.dims()[1];
-    let mut total: Option<Tensor<2>> = None;
-    for s in (0..d).step_by(REDUCTION_CHUNK) {
-        let w = REDUCTION_CHUNK.min(d - s);
-        let part = a
-            .clone()
+    sum_over_chunks(a.dims()[1], |s, w| {
+        a.clone()
             .narrow(1, s, w)
-            .matmul(b.clone().narrow(1, s, w).transpose());
-        total = Some(match total {
-            Some(t) => t + part,
-            None => part,
-        });
-    }
-    total.unwrap_or_else(|| Tensor::zeros([a.dims()[0], b.dims()[0]], (&a.device(), a.dtype())))
+            .matmul(b.clone().narrow(1, s, w).transpose())
+    })
+    .unwrap_or_else(|| Tensor::zeros([a.dims()[0], b.dims()[0]], (&a.device(), a.dtype())))
 }
 
 /// Σ_j t_ij for each row of T [k, D], as [k], summed in chunks of [`REDUCTION_CHUNK`] columns.
 pub fn row_sums(t: Tensor<2>) -> Tensor<1> {
     let [k, d] = t.dims();
-    let mut total: Option<Tensor<2>> = None;
-    for s in (0..d).step_by(REDUCTION_CHUNK) {
-        let part = t
-            .clone()
-            .narrow(1, s, REDUCTION_CHUNK.min(d - s))
-            .sum_dim(1);
-        total = Some(match total {
-            Some(x) => x + part,
-            None => part,
-        });
-    }
-    total
+    sum_over_chunks(d, |s, w| t.clone().narrow(1, s, w).sum_dim(1))
         .map(|x| x.reshape([k]))
         .unwrap_or_else(|| Tensor::zeros([k], (&t.device(), t.dtype())))
 }

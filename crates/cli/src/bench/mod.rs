@@ -15,10 +15,10 @@ mod timing;
 mod workloads;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use noisescope_data::Features;
 use serde_json::{Map, Value, json};
@@ -360,15 +360,10 @@ impl Recorder {
         let Some(path) = &self.out else {
             return Ok(());
         };
-        write_atomically(path, &self.document(complete))
+        let text = serde_json::to_string_pretty(&self.document(complete))
+            .expect("a Value always serializes");
+        crate::rundir::write_atomic(path, text.as_bytes())
     }
-}
-
-fn write_atomically(path: &Path, doc: &Value) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(doc).expect("a Value always serializes");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Parses `--only`/`--skip` lists against [`WORKLOADS`].
@@ -513,14 +508,16 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
         bar,
     };
     bench.write(false)?;
+    // W3's top of Σ₁ per model: the factor of W6's low-rank noise.
+    let mut factors = workloads::Factors::new();
     for w in &workloads {
         match *w {
             "W1" => workloads::w1(&ctx, &mut bench)?,
             "W2" => workloads::w2(&ctx, &mut bench)?,
-            "W3" => workloads::w3(&ctx, &mut bench)?,
+            "W3" => workloads::w3(&ctx, &mut bench, &mut factors)?,
             "W4" => workloads::w4(&ctx, &mut bench)?,
             "W5" => workloads::w5(&ctx, &mut bench)?,
-            "W6" => workloads::w6(&ctx, &mut bench)?,
+            "W6" => workloads::w6(&ctx, &mut bench, &factors)?,
             "HW" => workloads::hw(&ctx, &mut bench)?,
             _ => unreachable!("selection() admits only WORKLOADS"),
         }

@@ -13,7 +13,7 @@ use noisescope_noise::{NoiseShape, NoiseStream, Optimizer, OptimizerConfig};
 use noisescope_probe::escape::trace_with_covariance;
 use noisescope_probe::linalg::{
     ProbeKind, REDUCTION_CHUNK, inner_products, orthonormalize_rows, random_directions, row_dots,
-    row_sums, to_host,
+    row_sums, to_device, to_host,
 };
 use noisescope_probe::trace::hutchinson;
 use noisescope_probe::{GradientNoise, Hessian, LanczosConfig, Operator, lanczos};
@@ -64,6 +64,20 @@ fn slice(pool: &Features, from: usize, n: usize) -> Features {
     }
 }
 
+/// The step workloads' batches: samples [i·B, (i+1)·B) of the pool for i < `w1_pool_batches`,
+/// on the bench device, targets shaped for `net`.
+fn batch_pool(c: &Ctx, net: &Net, batch: usize) -> Vec<DeviceDataset> {
+    (0..c.sizes.w1_pool_batches)
+        .map(|i| {
+            net.adapt(DeviceDataset::upload(
+                &slice(&c.pool, i * batch, batch),
+                &c.opened.device,
+                Precision::F32,
+            ))
+        })
+        .collect()
+}
+
 /// D of the MLP 784–d–10.
 fn params_of(d: usize) -> usize {
     INPUTS * d + d + CLASSES * d + CLASSES
@@ -87,7 +101,7 @@ fn hvp_flops(n: usize, d: usize) -> f64 {
 
 /// The anchor's two models: (a) tanh 784–2048–10 MSE, (b) ReLU 784–512–10 cross-entropy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Model {
+pub enum Model {
     A,
     B,
 }
@@ -215,6 +229,16 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// For the first row u of `vectors` (a unit eigenvector estimate with value λ):
+/// (‖A u − λ u‖ / |λ|, uᵀ A u).
+fn top_pair(op: &impl Operator, vectors: &Tensor<2>, value: f64) -> (f64, f64) {
+    let u = vectors.clone().narrow(0, 0, 1);
+    let au = to_host(op.apply(&u));
+    let uh = to_host(u);
+    let resid: Vec<f64> = au.iter().zip(&uh).map(|(a, x)| a - value * x).collect();
+    (norm(&resid) / value.abs(), dot(&uh, &au))
+}
+
 /// W1: one SGD step (lr 0.1) of the tanh MLP 784–d–10 on a pool of 8 batches, cycled.
 pub fn w1(c: &Ctx, r: &mut Recorder) -> Result<()> {
     let configs = c.sizes.w1_configs.clone();
@@ -235,15 +259,7 @@ pub fn w1(c: &Ctx, r: &mut Recorder) -> Result<()> {
                     },
                 };
                 let net = spec.build(device, Precision::F32)?;
-                let batches: Vec<DeviceDataset> = (0..c.sizes.w1_pool_batches)
-                    .map(|i| {
-                        net.adapt(DeviceDataset::upload(
-                            &slice(&c.pool, i * batch, batch),
-                            device,
-                            Precision::F32,
-                        ))
-                    })
-                    .collect();
+                let batches = batch_pool(c, &net, batch);
                 let mut theta =
                     Init::TorchDefault.tensor(&net.layout, c.seed, device, Precision::F32);
                 let mut opt = Optimizer::new(
@@ -295,30 +311,20 @@ fn hvp_fd_check(c: &Ctx, r: &mut Recorder, model: Model) -> Result<()> {
         let nv = norm(&v);
         v.iter_mut().for_each(|x| *x /= nv);
         let theta = to_host(reference.theta.clone());
-        let at = |x: &[f64], device: &Device, dt| -> Tensor<1> {
-            Tensor::from_data(TensorData::new(x.to_vec(), [x.len()]), (device, dt))
-        };
         let f64_dt = Precision::F64.dtype();
         let shifted = |s: f64| -> Vec<f64> {
             let th: Vec<f64> = theta.iter().zip(&v).map(|(t, u)| t + s * eps * u).collect();
-            to_host(
-                reference
-                    .net
-                    .gradient(&at(&th, &cpu.device, f64_dt), &reference.data)
-                    .1,
-            )
+            let th = to_device(th, 1, dim, &cpu.device, f64_dt).reshape([dim]);
+            to_host(reference.net.gradient(&th, &reference.data).1)
         };
         let (gp, gm) = (shifted(1.0), shifted(-1.0));
         let fd: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
-        let vt = Tensor::<2>::from_data(TensorData::new(v.clone(), [1, dim]), (&cpu.device, f64_dt));
+        let vt = to_device(v.clone(), 1, dim, &cpu.device, f64_dt);
         let hv64 = to_host(reference.net.hvp(&reference.theta, &reference.data, &vt));
         // The bench device, f32, same θ and v.
         let device = &c.opened.device;
         let p32 = Problem::on(c, model, d, n, c.seed + 7, device, Precision::F32)?;
-        let v32 = Tensor::<2>::from_data(
-            TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), [1, dim]),
-            device,
-        );
+        let v32 = to_device(v, 1, dim, device, Precision::F32.dtype());
         let hv32 = to_host(p32.net.hvp(&p32.theta, &p32.data, &v32));
         let (e64, e32) = (rel_err(&hv64, &fd), rel_err(&hv32, &fd));
         let pass = e64 < 1e-6 && e32 < 1e-4;
@@ -354,9 +360,12 @@ fn reference_hvp(
         Precision::F64,
     )?;
     let [k, d] = v.dims();
-    let v64 = Tensor::<2>::from_data(
-        TensorData::new(to_host(v.clone()), [k, d]),
-        (&cpu.device, Precision::F64.dtype()),
+    let v64 = to_device(
+        to_host(v.clone()),
+        k,
+        d,
+        &cpu.device,
+        Precision::F64.dtype(),
     );
     Ok(to_host(r.net.hvp(&r.theta, &r.data, &v64)))
 }
@@ -463,13 +472,12 @@ pub struct Factor {
     trace: f64,
 }
 
-thread_local! {
-    static FACTORS: std::cell::RefCell<HashMap<&'static str, Factor>> = Default::default();
-}
+/// W3's factors by model.
+pub type Factors = HashMap<Model, Factor>;
 
 /// W3: factored per-sample gradients of N samples, the top-k eigenpairs of Σ₁ from the N×N
 /// Gram matrix, and diag Σ₁; both models.
-pub fn w3(c: &Ctx, r: &mut Recorder) -> Result<()> {
+pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
     let (n, k) = (c.sizes.ps_n, c.sizes.topk);
     for model in [Model::A, Model::B] {
         let p = Problem::new(c, model, n, c.seed + 1)?;
@@ -552,12 +560,7 @@ pub fn w3(c: &Ctx, r: &mut Recorder) -> Result<()> {
                 })?;
                 let noise = GradientNoise::new(grads.clone());
                 let top = noise.top_k(k, true);
-                let u1 = top.vectors.clone().narrow(0, 0, 1);
-                let su = to_host(noise.operator().apply(&u1));
-                let l1 = top.values[0];
-                let u1h = to_host(u1);
-                let resid: Vec<f64> = su.iter().zip(&u1h).map(|(s, u)| s - l1 * u).collect();
-                let r = norm(&resid) / l1;
+                let (r, _) = top_pair(&noise.operator(), &top.vectors, top.values[0]);
                 let kk = top.values.len();
                 let gram = to_host(inner_products(&top.vectors, &top.vectors));
                 let ortho = (0..kk * kk)
@@ -573,16 +576,14 @@ pub fn w3(c: &Ctx, r: &mut Recorder) -> Result<()> {
                     format!("top pair residual {r:.2e}, orthonormality error {ortho:.2e}")
                 })?;
                 let tr = noise.trace();
-                FACTORS.with(|f| {
-                    f.borrow_mut().insert(
-                        model.tag(),
-                        Factor {
-                            vectors: top.vectors.clone(),
-                            values: top.values.clone(),
-                            trace: tr,
-                        },
-                    )
-                });
+                factors.insert(
+                    model,
+                    Factor {
+                        vectors: top.vectors.clone(),
+                        values: top.values.clone(),
+                        trace: tr,
+                    },
+                );
                 row.note("tr_sigma", tr);
                 let nf = n as f64;
                 row.work(
@@ -651,12 +652,8 @@ pub fn w4(c: &Ctx, r: &mut Recorder) -> Result<()> {
             let _ = lanczos(&h, cfg);
         })?;
         let pairs = lanczos(&h, cfg);
-        let y = pairs.vectors.clone().narrow(0, 0, 1);
-        let hy = to_host(h.apply(&y));
-        let yh = to_host(y);
-        let (theta1, rayleigh) = (pairs.values[0], dot(&yh, &hy));
-        let resid: Vec<f64> = hy.iter().zip(&yh).map(|(a, u)| a - theta1 * u).collect();
-        let r = norm(&resid) / theta1.abs();
+        let theta1 = pairs.values[0];
+        let (r, rayleigh) = top_pair(&h, &pairs.vectors, theta1);
         let e = (rayleigh - theta1).abs() / theta1.abs();
         row.check("top1_ritz_resid_rel", r);
         row.check("rayleigh_vs_ritz_rel", e);
@@ -762,22 +759,14 @@ pub fn w5(c: &Ctx, r: &mut Recorder) -> Result<()> {
 
 /// W6: one step of the leading-eigenvector GLD (`lowrank-k`: minibatch gradient plus
 /// ξ = Σ_j √(c λ_j) z_j u_j with Tr C = Tr Σ₁), and the plain SGD step beside it.
-pub fn w6(c: &Ctx, r: &mut Recorder) -> Result<()> {
+pub fn w6(c: &Ctx, r: &mut Recorder, factors: &Factors) -> Result<()> {
     let (batch, k, lr) = (c.sizes.gld_batch, c.sizes.gld_k, c.sizes.lr);
     for model in [Model::B, Model::A] {
         let p = Problem::new(c, model, batch, c.seed + 1)?;
         let d = p.dim();
         let device = c.opened.device.clone();
-        let batches: Vec<DeviceDataset> = (0..c.sizes.w1_pool_batches)
-            .map(|i| {
-                p.net.adapt(DeviceDataset::upload(
-                    &slice(&c.pool, i * batch, batch),
-                    &device,
-                    Precision::F32,
-                ))
-            })
-            .collect();
-        let (factor, source) = match FACTORS.with(|f| f.borrow().get(model.tag()).cloned()) {
+        let batches = batch_pool(c, &p.net, batch);
+        let (factor, source) = match factors.get(&model).cloned() {
             Some(f) if f.values.len() >= k => (f, "W3"),
             _ => {
                 let v = random_directions(
