@@ -142,13 +142,19 @@ pub struct ProbeConfig {
     pub top_k: usize,
     /// Lanczos steps.
     pub lanczos_steps: usize,
+    /// During training, start each probe's Lanczos from the previous probe's top-k Hessian
+    /// eigenvectors (their sum plus a random part of 10% of its norm) instead of a random
+    /// vector. H changes little between probes, so the Krylov space holds the top-k pairs
+    /// after fewer steps. The run's first probe, and the first after `--resume`, start cold.
+    pub warm_start: bool,
     /// How Tr H is obtained for `escape` (Tr(HΣ̄)).
     pub trace_h: TraceMethod,
     /// How ‖G_F‖_F² is obtained for `alignment`.
     pub frobenius: TraceMethod,
     /// How the `alignment` probe gets Tr(Σ₁G_F) and ‖G_F‖_F²: `"products"` (N Gauss-Newton
     /// products, and ‖G_F‖_F² by `frobenius`) or `"gram"` (both exactly from Gram matrices in
-    /// sample space: far cheaper on wide nets, memory (outputs · samples)²).
+    /// sample space: far cheaper on wide nets, memory (outputs · samples)²). The directional
+    /// alignments follow: Σ₁ and G_F products, or projections of the per-sample factors.
     pub alignment_method: AlignmentMethod,
     /// Per-sample gradients per block of Hessian products.
     pub chunk: usize,
@@ -166,6 +172,7 @@ impl Default for ProbeConfig {
             list: Vec::new(),
             top_k: 5,
             lanczos_steps: 100,
+            warm_start: false,
             trace_h: TraceMethod::Hutchinson { probes: 100 },
             frobenius: TraceMethod::Hutchinson { probes: 100 },
             alignment_method: AlignmentMethod::Products,

@@ -140,8 +140,9 @@ pub fn evaluate(
             data.gather(&idx)
         };
         let w = idx.len() as f64;
-        loss += net.loss(theta, &part) * w;
-        match net.accuracy(theta, &part) {
+        let (l, acc) = net.loss_and_accuracy(theta, &part);
+        loss += l * w;
+        match acc {
             Some(a) => hits += a * w,
             None => has_acc = false,
         }

@@ -58,6 +58,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         cfg.optimizer.weight_decay,
         cfg.seed ^ step,
         None,
+        None,
     );
     let elapsed = start.elapsed().as_secs_f64();
     spinner.finish_and_clear();

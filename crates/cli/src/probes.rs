@@ -5,14 +5,17 @@ use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::Net;
 use noisescope_probe::alignment::{
-    average_alignment, average_alignment_gram, directional_alignment, random_unit_directions,
+    average_alignment, average_alignment_gram, directional_alignment, directional_alignment_gram,
+    random_unit_directions,
 };
 use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
 use noisescope_probe::escape::{EscapeConfig, escape_indicator};
+use noisescope_probe::linalg::row_sums;
 use noisescope_probe::sharpness::expected_sharpness;
 use noisescope_probe::{
-    Blocked, Eigenpairs, GaussNewton, GradientNoise, Hessian, LanczosConfig, lanczos,
+    Blocked, Eigenpairs, GaussNewton, GradientNoise, Hessian, LanczosConfig, LinearizedHessian,
+    Operator, lanczos, lanczos_from,
 };
 use serde_json::{Map, Value, json};
 
@@ -36,7 +39,12 @@ impl Anchor {
         weight_decay: f64,
         seed: u64,
     ) -> Self {
-        let eig = top_hessian(cfg, &hessian(cfg, net, theta, data, weight_decay), seed);
+        let eig = top_hessian(
+            cfg,
+            &hessian(cfg, net, theta, data, weight_decay),
+            seed,
+            None,
+        );
         Anchor {
             theta: theta.clone(),
             vectors: eig.vectors,
@@ -52,38 +60,57 @@ fn hessian<'a>(
     theta: &'a Tensor<1>,
     data: &'a DeviceDataset,
     weight_decay: f64,
-) -> Blocked<Hessian<'a>> {
+) -> Blocked<LinearizedHessian<'a>> {
     Blocked {
         inner: Hessian {
             net,
             theta,
             data,
             weight_decay,
-        },
+        }
+        .linearized(),
         block: cfg.chunk.max(1),
     }
 }
 
-/// The top `top_k` eigenpairs of H by Lanczos with `lanczos_steps` (at least 2k) steps.
-fn top_hessian(cfg: &ProbeConfig, h: &Blocked<Hessian>, seed: u64) -> Eigenpairs {
-    lanczos(
-        h,
-        LanczosConfig {
-            k: cfg.top_k,
-            steps: cfg.lanczos_steps.max(2 * cfg.top_k),
-            seed,
-        },
-    )
+/// The top `top_k` eigenpairs of H by Lanczos with `lanczos_steps` (at least 2k) steps, from a
+/// random start or, given `warm` [k, D], from Σ_j u_j plus a random part of 10% of its norm
+/// (so that a direction entering the top k is still found).
+fn top_hessian(
+    cfg: &ProbeConfig,
+    h: &Blocked<LinearizedHessian>,
+    seed: u64,
+    warm: Option<&Tensor<2>>,
+) -> Eigenpairs {
+    let lc = LanczosConfig {
+        k: cfg.top_k,
+        steps: cfg.lanczos_steps.max(2 * cfg.top_k),
+        seed,
+    };
+    match warm {
+        Some(u) if u.dims() == [cfg.top_k, h.dim()] => {
+            let (device, dtype) = (h.device(), h.dtype());
+            let z = random_unit_directions(1, h.dim(), seed, &device, dtype);
+            let start = u.clone().sum_dim(0);
+            let norm = row_sums(start.clone().square()).sqrt().reshape([1, 1]);
+            lanczos_from(h, start + z * norm * 0.1, lc)
+        }
+        _ => lanczos(h, lc),
+    }
 }
 
 /// What the probes found at one θ.
 pub struct ProbeResult {
     /// Values by name.
     pub values: Map<String, Value>,
+    /// The top-k Hessian eigenvectors [k, D] when a probe computed them (the next probe's
+    /// warm start).
+    pub hessian_vectors: Option<Tensor<2>>,
 }
 
 /// Runs `list` at θ on `data` (the training set or the probe subset); `anchor` is the
-/// `direction` probe's reference (none outside a run).
+/// `direction` probe's reference (none outside a run), `warm` the previous probe's top-k
+/// Hessian eigenvectors for a warm-started Lanczos (used when `cfg.warm_start`).
 #[allow(clippy::too_many_arguments)] // each is a separate input of the measurement
 pub fn run(
     cfg: &ProbeConfig,
@@ -94,6 +121,7 @@ pub fn run(
     weight_decay: f64,
     seed: u64,
     anchor: Option<&Anchor>,
+    warm: Option<&Tensor<2>>,
 ) -> ProbeResult {
     let mut values = Map::new();
     let h = hessian(cfg, net, theta, data, weight_decay);
@@ -102,7 +130,7 @@ pub fn run(
         .any(|p| matches!(p, Probe::Spectrum | Probe::Alignment));
     let mut hessian_vectors = None;
     if needs_spectrum {
-        let eig = top_hessian(cfg, &h, seed);
+        let eig = top_hessian(cfg, &h, seed, warm.filter(|_| cfg.warm_start));
         values.insert("lambda_max".into(), json!(eig.values.first()));
         values.insert("hessian_top".into(), json!(eig.values));
         hessian_vectors = Some(eig.vectors);
@@ -148,35 +176,41 @@ pub fn run(
             }
             Probe::Alignment => {
                 let n = noise.as_ref().expect("computed above");
-                let gf = Blocked {
-                    inner: GaussNewton { net, theta, data },
-                    block: cfg.chunk.max(1),
-                };
-                let a = match cfg.alignment_method {
-                    AlignmentMethod::Products => {
-                        average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed)
-                    }
-                    AlignmentMethod::Gram => average_alignment_gram(net, theta, data, n),
-                };
-                values.insert("alignment_mu".into(), json!(a.mu));
-                values.insert("trace_sigma_gf".into(), json!(a.trace_sigma_gf));
-                values.insert("gf_frobenius_sq".into(), json!(a.gf_frobenius_sq));
                 let top = hessian_vectors.as_ref().expect("computed above");
-                values.insert(
-                    "alignment_top".into(),
-                    json!(directional_alignment(&gf, n, a.loss, top)),
-                );
-                let r = random_unit_directions(
+                let random = random_unit_directions(
                     cfg.top_k,
                     net.dim(),
                     seed ^ 0xA11,
                     &theta.device(),
                     theta.dtype(),
                 );
-                values.insert(
-                    "alignment_random".into(),
-                    json!(directional_alignment(&gf, n, a.loss, &r)),
-                );
+                let (a, along_top, along_random) = match cfg.alignment_method {
+                    AlignmentMethod::Products => {
+                        let gf = Blocked {
+                            inner: GaussNewton { net, theta, data },
+                            block: cfg.chunk.max(1),
+                        };
+                        let a =
+                            average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed);
+                        let top = directional_alignment(&gf, n, a.loss, top);
+                        let random = directional_alignment(&gf, n, a.loss, &random);
+                        (a, top, random)
+                    }
+                    AlignmentMethod::Gram => {
+                        let ggn = net.ggn_factors(theta, data);
+                        let a = average_alignment_gram(net.loss(theta, data), &ggn, n);
+                        // One projection of the factors for both sets of directions.
+                        let both = Tensor::cat(vec![top.clone(), random], 0);
+                        let mut top = directional_alignment_gram(&ggn, n, a.loss, &both);
+                        let random = top.split_off(top.len() - cfg.top_k);
+                        (a, top, random)
+                    }
+                };
+                values.insert("alignment_mu".into(), json!(a.mu));
+                values.insert("trace_sigma_gf".into(), json!(a.trace_sigma_gf));
+                values.insert("gf_frobenius_sq".into(), json!(a.gf_frobenius_sq));
+                values.insert("alignment_top".into(), json!(along_top));
+                values.insert("alignment_random".into(), json!(along_random));
             }
             Probe::Direction => {
                 // Without an anchor (a checkpoint probed on its own) there is no θ_0.
@@ -209,5 +243,8 @@ pub fn run(
             }
         }
     }
-    ProbeResult { values }
+    ProbeResult {
+        values,
+        hessian_vectors,
+    }
 }

@@ -213,6 +213,8 @@ pub fn train_loop(
         last_line: Value::Null,
     };
     let mut last: Option<noisescope_noise::StepReport> = None;
+    // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
+    let mut warm: Option<Tensor<2>> = None;
     let log_every = cfg.log_every.max(1);
     // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of the
     // step before, which the checkpoint does not) and logs from the next step on.
@@ -252,7 +254,9 @@ pub fn train_loop(
                     cfg.optimizer.weight_decay,
                     cfg.seed ^ t,
                     anchor.as_ref(),
+                    warm.as_ref(),
                 );
+                warm = r.hessian_vectors;
                 let dt = p0.elapsed().as_secs_f64();
                 tally.probe_s += dt;
                 line.insert("probes".into(), Value::Object(r.values));

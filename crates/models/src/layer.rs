@@ -79,6 +79,21 @@ impl Factors {
         }
     }
 
+    /// [`gram`](Self::gram) for rows in `sets` blocks of n sharing their inputs (see
+    /// `SampleGradients::project_sets`): (Δ Δᵀ) ⊙ (1 1ᵀ ⊗ Ã_1 Ã_1ᵀ), the inputs' [n, n] Gram
+    /// taken once from the first block and tiled, [sets·n, sets·n].
+    pub fn gram_sets(&self, sets: usize) -> Tensor<2> {
+        match self {
+            Factors::Outer { inputs, cotangents } if sets > 1 => {
+                let n = inputs.dims()[0] / sets;
+                let a = inputs.clone().narrow(0, 0, n);
+                cotangents.clone().matmul(cotangents.clone().transpose())
+                    * a.clone().matmul(a.transpose()).repeat(&[sets, sets])
+            }
+            _ => self.gram(),
+        }
+    }
+
     /// The per-sample gradients G_l, [n, D_l] (materializes an outer product).
     pub fn materialize(&self) -> Tensor<2> {
         match self {

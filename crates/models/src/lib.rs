@@ -33,7 +33,7 @@ pub use init::Init;
 pub use layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo};
 pub use layout::{Block, Layout};
 pub use loss::Loss;
-pub use net::Net;
+pub use net::{Linearization, Net};
 pub use pool::MaxPool2;
 pub use sample_grads::SampleGradients;
 pub use zoo::{ModelError, ModelSpec};

@@ -38,8 +38,20 @@ pub struct Net {
 }
 
 /// Activations of one forward pass: a_0 = x, a_1, …, a_L = f.
+#[derive(Debug, Clone)]
 struct Forward {
     acts: Vec<Tensor<2>>,
+}
+
+/// A net's state at one θ on one data set, for repeated curvature products
+/// ([`Net::linearize`], [`Net::curvature_vp`]).
+#[derive(Debug, Clone)]
+pub struct Linearization {
+    thetas: Vec<Option<Tensor<1>>>,
+    fw: Forward,
+    /// δ_l = ∂L/∂a_{l+1} at every layer's output (`None` past the first layer with
+    /// parameters, or without the loss gradient).
+    deltas: Vec<Option<Tensor<2>>>,
 }
 
 impl Net {
@@ -217,8 +229,24 @@ impl Net {
     /// Fraction of samples classified correctly: argmax f = label for several outputs,
     /// 1[f > ½] = label for one output; `None` for data without labels.
     pub fn accuracy(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Option<f64> {
-        let labels = data.labels.as_ref()?;
+        data.labels.as_ref()?;
+        self.accuracy_of(&self.forward(theta, &data.x), data)
+    }
+
+    /// L(θ) and the accuracy (as [`accuracy`](Self::accuracy)) from one forward pass.
+    pub fn loss_and_accuracy(&self, theta: &Tensor<1>, data: &DeviceDataset) -> (f64, Option<f64>) {
         let f = self.forward(theta, &data.x);
+        let loss = self
+            .loss
+            .values(&f, data.y.as_ref())
+            .mean()
+            .into_scalar::<f64>();
+        (loss, self.accuracy_of(&f, data))
+    }
+
+    fn accuracy_of(&self, f: &Tensor<2>, data: &DeviceDataset) -> Option<f64> {
+        let labels = data.labels.as_ref()?;
+        let f = f.clone();
         let n = f.dims()[0];
         let pred: Tensor<1, Int> = if self.out_dim() == 1 {
             f.greater_elem(0.5).int().reshape([n])
@@ -384,23 +412,61 @@ impl Net {
 
     /// H V: the Hessian of L(θ) times k directions V [k, D], as [k, D].
     pub fn hvp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
-        self.curvature_vp(theta, data, v, false)
+        self.curvature_vp(&self.linearize(theta, data, true), data, v, false)
     }
 
     /// G_F V: the Gauss-Newton matrix (1/N) Σ_n J_nᵀ Λ_n J_n times V [k, D], as [k, D].
     pub fn ggn_vp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
-        self.curvature_vp(theta, data, v, true)
+        self.curvature_vp(&self.linearize(theta, data, false), data, v, true)
     }
 
-    fn curvature_vp(
+    /// The net at θ on `data`, kept for many curvature products at that point: the forward
+    /// activations and, with `loss_gradient`, the loss gradient's cotangents δ_l at every
+    /// layer's output. A product then costs an R-forward and an R-backward pass only (the
+    /// forward and backward passes at θ are the same for every direction).
+    pub fn linearize(
         &self,
         theta: &Tensor<1>,
+        data: &DeviceDataset,
+        loss_gradient: bool,
+    ) -> Linearization {
+        let thetas = self.thetas(theta);
+        let fw = self.run_forward(&thetas, &data.x);
+        let mut deltas = vec![None; self.layers.len()];
+        if loss_gradient {
+            let f = fw.acts.last().expect("a net has layers");
+            let mut delta = self.loss.grad(f, data.y.as_ref()) / f.dims()[0] as f64;
+            for l in (0..self.layers.len()).rev() {
+                deltas[l] = Some(delta.clone());
+                if !(l > 0 && self.offsets[l] > 0) {
+                    break;
+                }
+                match self.layers[l]
+                    .backward(self.io(&thetas, &fw, l), delta, true)
+                    .delta_in
+                {
+                    Some(d) => delta = d,
+                    None => break,
+                }
+            }
+        }
+        Linearization { thetas, fw, deltas }
+    }
+
+    /// H V (with `gn` false; the linearization must hold the loss gradient) or G_F V at the
+    /// linearization's θ, [k, D].
+    pub fn curvature_vp(
+        &self,
+        at: &Linearization,
         data: &DeviceDataset,
         v: &Tensor<2>,
         gn: bool,
     ) -> Tensor<2> {
-        let thetas = self.thetas(theta);
-        let fw = self.run_forward(&thetas, &data.x);
+        let (thetas, fw) = (&at.thetas, &at.fw);
+        assert!(
+            gn || at.deltas.iter().any(Option::is_some),
+            "curvature_vp: a Hessian product needs a linearization with the loss gradient"
+        );
         let vs: Vec<Option<Tensor<2>>> = (0..self.layers.len())
             .map(|l| self.slice_dirs(v, l))
             .collect();
@@ -411,7 +477,7 @@ impl Net {
                 ra_in: ra[l].as_ref(),
                 v: vs[l].as_ref(),
             };
-            let next = self.layers[l].r_forward(self.io(&thetas, &fw, l), r);
+            let next = self.layers[l].r_forward(self.io(thetas, fw, l), r);
             ra.push(next);
         }
         let f = fw.acts.last().expect("a net has layers");
@@ -421,24 +487,21 @@ impl Net {
             Tensor::zeros([k, f.dims()[0], f.dims()[1]], (&f.device(), f.dtype()))
         });
         let mut r_delta = self.loss.hess_vec(f, data.y.as_ref(), rf) / n;
-        let mut delta = (!gn).then(|| self.loss.grad(f, data.y.as_ref()) / n);
         let mut parts = Vec::new();
         for l in (0..self.layers.len()).rev() {
-            let io = self.io(&thetas, &fw, l);
+            let io = self.io(thetas, fw, l);
             let need = l > 0 && self.offsets[l] > 0;
             let r = RIo {
                 ra_in: ra[l].as_ref(),
                 v: vs[l].as_ref(),
             };
-            let rb = self.layers[l].r_backward(io, r, delta.as_ref(), r_delta, need);
+            let delta = if gn { None } else { at.deltas[l].as_ref() };
+            let rb = self.layers[l].r_backward(io, r, delta, r_delta, need);
             parts.extend(rb.grad);
             if !need {
                 break;
             }
             r_delta = rb.delta_in.expect("asked for R δ_in");
-            if let Some(d) = delta.take() {
-                delta = self.layers[l].backward(io, d, true).delta_in;
-            }
         }
         parts.reverse();
         Tensor::cat(parts, 1)

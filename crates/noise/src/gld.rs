@@ -380,7 +380,8 @@ impl Surrogate {
                 theta,
                 data,
                 weight_decay: self.weight_decay,
-            },
+            }
+            .linearized(),
             block: 32,
         };
         let seed = self.stream_seed(step, 2);

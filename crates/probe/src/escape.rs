@@ -122,7 +122,7 @@ pub fn escape_indicator(
         weight_decay,
     };
     let h = crate::operator::Blocked {
-        inner: h,
+        inner: h.linearized(),
         block: cfg.chunk.max(1),
     };
     let trace_h_sigma = trace_with_covariance(&h, net, theta, data, noise.mean(), cfg.chunk);

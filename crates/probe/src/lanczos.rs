@@ -10,6 +10,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use crate::host_rows::{Element, HostRows};
 use crate::linalg::{
     ProbeKind, inner_products, random_directions, to_device, to_host, tridiagonal_eigen,
 };
@@ -25,7 +26,42 @@ pub struct Tridiagonal {
     /// The norm β_m of the residual after the last step (0 when the Krylov space closed).
     pub last_beta: f64,
     /// The orthonormal basis Q, [m, D].
-    pub basis: Tensor<2>,
+    pub basis: Basis,
+}
+
+/// A Lanczos basis Q [m, D]: on the device, or as host rows (backends that compute in host
+/// memory) in the run's element type.
+#[derive(Debug, Clone)]
+pub enum Basis {
+    /// Rows of a device tensor (boxed: a tensor handle is large next to the host variants).
+    Device(Box<Tensor<2>>),
+    /// f32 host rows, and the device and dtype of the run.
+    HostF32(HostRows<f32>, Device, DType),
+    /// f64 host rows, and the device and dtype of the run.
+    HostF64(HostRows<f64>, Device, DType),
+}
+
+impl Basis {
+    /// S Q for S [k, m] on the host (row-major), as [k, D] on the run's device.
+    pub fn combine(&self, s: &[f64], k: usize) -> Tensor<2> {
+        match self {
+            Basis::Device(q) => {
+                let m = q.dims()[0];
+                to_device(s.to_vec(), k, m, &q.device(), q.dtype()).matmul(*q.clone())
+            }
+            Basis::HostF32(rows, device, dtype) => rows.combine(s, k, device, *dtype),
+            Basis::HostF64(rows, device, dtype) => rows.combine(s, k, device, *dtype),
+        }
+    }
+
+    /// Q itself, [m, D], on the run's device.
+    pub fn to_tensor(&self) -> Tensor<2> {
+        match self {
+            Basis::Device(q) => *q.clone(),
+            Basis::HostF32(rows, device, dtype) => rows.to_tensor(device, *dtype),
+            Basis::HostF64(rows, device, dtype) => rows.to_tensor(device, *dtype),
+        }
+    }
 }
 
 /// Runs up to `steps` Lanczos steps from `start` [1, D] (normalized here). Stops early when the
@@ -49,45 +85,55 @@ fn stops(j: usize, m: usize, b: f64, scale: f64) -> bool {
 }
 
 /// The recurrence with the basis as host rows: w = A q_j read back, α_j = wᵀq_j, classical
-/// Gram–Schmidt twice against q_0 … q_j in f64, q_{j+1} = w/β_j uploaded for the next product.
-/// The basis holds each q as the device saw it (rounded to f32 in f32 runs), so that Q stays
-/// the basis of the products actually taken.
+/// Gram–Schmidt twice against q_0 … q_j with f64 sums ([`HostRows::orthogonalize_twice`]),
+/// q_{j+1} = w/β_j uploaded for the next product. The basis holds each q as the device saw it
+/// (f32 rows in f32 runs), so that Q stays the basis of the products actually taken.
 pub(crate) fn lanczos_in_host_memory(
     op: &impl Operator,
     start: Tensor<2>,
     steps: usize,
 ) -> Tridiagonal {
+    let (device, dtype) = (op.device(), op.dtype());
+    let (alpha, beta, last_beta, basis) = if dtype == DType::F32 {
+        let (a, b, last, rows) = host_recurrence::<f32>(op, start, steps);
+        (a, b, last, Basis::HostF32(rows, device, dtype))
+    } else {
+        let (a, b, last, rows) = host_recurrence::<f64>(op, start, steps);
+        (a, b, last, Basis::HostF64(rows, device, dtype))
+    };
+    Tridiagonal {
+        alpha,
+        beta,
+        last_beta,
+        basis,
+    }
+}
+
+/// The host recurrence in rows of T: α, β, β_m and the basis.
+fn host_recurrence<T: Element>(
+    op: &impl Operator,
+    start: Tensor<2>,
+    steps: usize,
+) -> (Vec<f64>, Vec<f64>, f64, HostRows<T>) {
     let d = op.dim();
     let m = steps.clamp(1, d);
     let (device, dtype) = (op.device(), op.dtype());
     let mut q = to_host(start);
     let norm = q.iter().map(|x| x * x).sum::<f64>().sqrt();
     q.iter_mut().for_each(|x| *x /= norm);
-    let f32_run = dtype == DType::F32;
-    let mut basis: Vec<f64> = Vec::with_capacity(m * d);
+    let mut rows = HostRows::<T>::new(d, m);
     let mut alpha: Vec<f64> = Vec::with_capacity(m);
     let mut beta = Vec::with_capacity(m);
     let (mut scale, mut last_beta) = (0f64, 0.0);
     for j in 0..m {
-        if f32_run {
-            q.iter_mut().for_each(|x| *x = *x as f32 as f64);
-        }
-        basis.extend_from_slice(&q);
-        let q_dev = to_device(q.clone(), 1, d, &device, dtype);
+        let stored = rows.push(&q);
+        let q_dev = to_device(stored, 1, d, &device, dtype);
         let mut w = to_host(op.apply(&q_dev));
-        alpha.push(w.iter().zip(&q).map(|(a, b)| a * b).sum());
+        // The first pass's coefficient on the newest row is α_j = q_jᵀ A q_j.
+        let (c, norm_sq) = rows.orthogonalize_twice(&mut w);
+        alpha.push(c[j]);
         scale = scale.max(alpha[j].abs());
-        let rows = basis.chunks_exact(d);
-        for _ in 0..2 {
-            let c: Vec<f64> = rows
-                .clone()
-                .map(|r| r.iter().zip(&w).map(|(a, b)| a * b).sum())
-                .collect();
-            for (r, ci) in rows.clone().zip(&c) {
-                w.iter_mut().zip(r).for_each(|(x, a)| *x -= ci * a);
-            }
-        }
-        let b = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let b = norm_sq.sqrt();
         if stops(j, m, b, scale) {
             last_beta = b;
             break;
@@ -95,14 +141,7 @@ pub(crate) fn lanczos_in_host_memory(
         beta.push(b);
         q = w.into_iter().map(|x| x / b).collect();
     }
-    let rows = alpha.len();
-    let basis = to_device(basis, rows, d, &device, dtype);
-    Tridiagonal {
-        alpha,
-        beta,
-        last_beta,
-        basis,
-    }
+    (alpha, beta, last_beta, rows)
 }
 
 /// The recurrence with the basis on the device (GPUs: no transfers but α and β).
@@ -137,12 +176,11 @@ pub(crate) fn lanczos_on_device(op: &impl Operator, start: Tensor<2>, steps: usi
         beta.push(b);
         q = w / b;
     }
-    let basis = Tensor::cat(rows, 0);
     Tridiagonal {
         alpha,
         beta,
         last_beta,
-        basis,
+        basis: Basis::Device(Box::new(Tensor::cat(rows, 0))),
     }
 }
 
@@ -193,18 +231,24 @@ pub fn lanczos(op: &impl Operator, cfg: LanczosConfig) -> Eigenpairs {
         &op.device(),
         op.dtype(),
     );
+    lanczos_from(op, start, cfg)
+}
+
+/// [`lanczos`] from a given start vector [1, D] (normalized here; `cfg.seed` unused), e.g.
+/// the previous top-k eigenvectors of an operator that changed little: when the start lies
+/// in an invariant subspace of dimension k, k steps span it exactly.
+pub fn lanczos_from(op: &impl Operator, start: Tensor<2>, cfg: LanczosConfig) -> Eigenpairs {
     let t = lanczos_tridiagonal(op, start, cfg.steps.max(cfg.k));
     let m = t.alpha.len();
     let (vals, vecs) = tridiagonal_eigen(&t.alpha, &t.beta);
     let k = cfg.k.min(m);
-    let s: Vec<f64> = vecs[..k * m].to_vec();
     let residuals = (0..k)
         .map(|i| (t.last_beta * vecs[i * m + m - 1]).abs())
         .collect();
-    let s = to_device(s, k, m, &op.device(), op.dtype());
+    let vectors = t.basis.combine(&vecs[..k * m], k);
     Eigenpairs {
         values: vals[..k].to_vec(),
-        vectors: s.matmul(t.basis),
+        vectors,
         residuals,
         matvecs: m,
     }

@@ -16,6 +16,7 @@ pub mod covariance;
 pub mod decomposition;
 pub mod density;
 pub mod escape;
+pub mod host_rows;
 pub mod lanczos;
 pub mod linalg;
 pub mod operator;
@@ -28,8 +29,9 @@ pub mod trace;
 mod tests;
 
 pub use covariance::{GradientNoise, minibatch_scale};
-pub use lanczos::{Eigenpairs, LanczosConfig, lanczos};
+pub use lanczos::{Eigenpairs, LanczosConfig, lanczos, lanczos_from};
 pub use operator::{
-    Blocked, DenseOperator, EmpiricalFisher, GaussNewton, GradientCovariance, Hessian, Operator,
+    Blocked, DenseOperator, EmpiricalFisher, GaussNewton, GradientCovariance, Hessian,
+    LinearizedHessian, Operator,
 };
 pub use power::{PowerConfig, power_iteration};

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use noisescope_data::DeviceDataset;
-use noisescope_models::{Net, SampleGradients};
+use noisescope_models::{Linearization, Net, SampleGradients};
 
 /// A symmetric linear operator A on R^D, applied to k directions at once.
 pub trait Operator {
@@ -70,12 +70,63 @@ impl Operator for Hessian<'_> {
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
-        let hv = self.net.hvp(self.theta, self.data, v);
-        if self.weight_decay == 0.0 {
-            hv
-        } else {
-            hv + v.clone() * self.weight_decay
+        with_decay(self.net.hvp(self.theta, self.data, v), v, self.weight_decay)
+    }
+}
+
+impl<'a> Hessian<'a> {
+    /// The same H with the forward and backward passes at θ taken once ([`Net::linearize`]),
+    /// for many products at one θ (Lanczos, Hutchinson, SLQ): each product is then an
+    /// R-forward and an R-backward pass, like an autograd HVP on a retained graph. Holds the
+    /// activations of `data` until dropped.
+    pub fn linearized(&self) -> LinearizedHessian<'a> {
+        LinearizedHessian {
+            net: self.net,
+            at: self.net.linearize(self.theta, self.data, true),
+            data: self.data,
+            weight_decay: self.weight_decay,
+            device: self.theta.device(),
+            dtype: self.theta.dtype(),
         }
+    }
+}
+
+/// ∇²L V + γ V.
+fn with_decay(hv: Tensor<2>, v: &Tensor<2>, gamma: f64) -> Tensor<2> {
+    if gamma == 0.0 {
+        hv
+    } else {
+        hv + v.clone() * gamma
+    }
+}
+
+/// H = ∇²L(θ) + γ I at a θ fixed by [`Hessian::linearized`].
+#[derive(Debug, Clone)]
+pub struct LinearizedHessian<'a> {
+    net: &'a Net,
+    at: Linearization,
+    data: &'a DeviceDataset,
+    weight_decay: f64,
+    device: Device,
+    dtype: DType,
+}
+
+impl Operator for LinearizedHessian<'_> {
+    fn dim(&self) -> usize {
+        self.net.dim()
+    }
+
+    fn device(&self) -> Device {
+        self.device.clone()
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
+        let hv = self.net.curvature_vp(&self.at, self.data, v, false);
+        with_decay(hv, v, self.weight_decay)
     }
 }
 

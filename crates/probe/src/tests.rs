@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::alignment::{
-    average_alignment, average_alignment_gram, directional_alignment, frobenius_sq,
+    average_alignment, average_alignment_gram, directional_alignment, directional_alignment_gram,
+    frobenius_sq,
 };
 use crate::decomposition::escape_decomposition;
 use crate::density::{SlqConfig, slq};
@@ -26,7 +27,7 @@ use crate::trace::{exact_trace, hutch_plus_plus, hutchinson};
 use crate::*;
 
 #[allow(deprecated)]
-fn cpu() -> Device {
+pub(crate) fn cpu() -> Device {
     Device::ndarray()
 }
 
@@ -182,6 +183,33 @@ fn lanczos_top_k_matches_the_dense_spectrum() {
 
 /// The host-memory recurrence (what ndarray runs) and the device one (what GPUs run) build
 /// the same tridiagonal matrix and basis.
+/// A Hessian linearized once at θ gives the same products as one that recomputes the forward
+/// and backward passes for each block, weight decay included.
+#[test]
+fn linearized_hessian_gives_the_same_products() {
+    for p in [tanh_mse(), relu_ce()] {
+        for gamma in [0.0, -0.05] {
+            let h = p.hessian(gamma);
+            let v = crate::linalg::random_directions(
+                4,
+                p.net.dim(),
+                crate::linalg::ProbeKind::Gaussian,
+                5,
+                &cpu(),
+                DType::F64,
+            );
+            let want = to_host(h.apply(&v));
+            let got = to_host(h.linearized().apply(&v));
+            let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-12 * scale, "{} γ={gamma}: {err:e}", p.net.name);
+        }
+    }
+}
+
 #[test]
 fn lanczos_host_and_device_forms_agree() {
     for p in [tanh_mse(), relu_ce()] {
@@ -206,7 +234,7 @@ fn lanczos_host_and_device_forms_agree() {
         {
             assert!(rel(*x, *y) < 1e-9, "{}: {x} vs {y}", p.net.name);
         }
-        let diff = to_host((a.basis - b.basis).abs().max())[0];
+        let diff = to_host((a.basis.to_tensor() - b.basis.to_tensor()).abs().max())[0];
         assert!(diff < 1e-9, "{}: bases differ by {diff}", p.net.name);
     }
 }
@@ -418,7 +446,8 @@ fn alignment_matches_its_dense_formulas() {
             got.mu
         );
         // The sample-space computation gives the same numbers exactly.
-        let gram = average_alignment_gram(&p.net, &p.theta, &p.data, &noise);
+        let ggn = p.net.ggn_factors(&p.theta, &p.data);
+        let gram = average_alignment_gram(loss, &ggn, &noise);
         assert!(rel(gram.mu, want) < 1e-10, "gram μ {} vs {want}", gram.mu);
         assert!(rel(gram.gf_frobenius_sq, fro) < 1e-10);
         assert!(rel(gram.trace_sigma_gf, got.trace_sigma_gf) < 1e-10);
@@ -436,6 +465,7 @@ fn alignment_matches_its_dense_formulas() {
         let rand = alignment::random_unit_directions(3, d, 8, &cpu(), DType::F64);
         for v in [top.vectors, rand] {
             let got = directional_alignment(&p.ggn(), &noise, loss, &v);
+            let in_sample_space = directional_alignment_gram(&ggn, &noise, loss, &v);
             let vh = to_host(v);
             for (j, g) in got.iter().enumerate() {
                 let x = &vh[j * d..(j + 1) * d];
@@ -447,6 +477,8 @@ fn alignment_matches_its_dense_formulas() {
                 };
                 let want = quad(&sigma) / (2.0 * loss * quad(&gf));
                 assert!(rel(*g, want) < 1e-10, "g(v{j}) {g} vs {want}");
+                let s = in_sample_space[j];
+                assert!(rel(s, want) < 1e-10, "sample-space g(v{j}) {s} vs {want}");
             }
         }
     }
