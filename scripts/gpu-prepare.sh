@@ -5,6 +5,7 @@
 #   .gpu/noisescope.gz         the noisescope binary (ndarray + wgpu), stripped and gzipped
 #   .gpu/models-tests.gz       the models crate's test binary (the wgpu-vs-f64 checks)
 #   .gpu/torch_anchor.py       the PyTorch anchor (../shared does not travel)
+#   .gpu/datasets/mnist/       full MNIST (11 MB, gzipped IDX) for the online-alignment timing
 #   .gl/*.deb                  Debian's Vulkan loader, in case the GPU machine lacks libvulkan1
 #
 # Both folders are ignored by git (.git/info/exclude); carry them to the GPU machine.
@@ -37,6 +38,9 @@ gzip -f -9 .gpu/noisescope .gpu/models-tests
 anchor=../shared/bench/torch_anchor.py
 [ -f "$anchor" ] || { echo "gpu-prepare: $anchor not found (../shared must sit beside the checkout)" >&2; exit 1; }
 cp "$anchor" .gpu/torch_anchor.py
+mkdir -p .gpu/datasets/mnist
+cp ../shared/datasets/mnist/* .gpu/datasets/mnist/
+chmod u+w .gpu/datasets/mnist/*
 
 if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
     o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -46,5 +50,5 @@ if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     (cd .gl && apt-get $o download libvulkan1 >/dev/null)
 fi
-du -ch .gpu/* .gl/* | tail -1
+du -ch .gpu .gl | tail -1
 echo "ready: carry .gpu and .gl, run: bash scripts/gpu-check.sh"
