@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check in one call, on a machine with an NVIDIA GPU (prepared by scripts/gpu-prepare.sh
-# on a build machine; carry .gpu and .gl). At most about 9 minutes (every step has a timeout;
-# give the device call timeout_s = 600), typically 7:
+# on a build machine; carry .gpu and .gl). Every step has a timeout, ≈ 11.5 minutes if all ran
+# out (give the device call timeout_s = 600; step 5 runs last, so it is what a slow run loses);
+# typically 7 minutes:
 #   1. the wgpu test subset on the real GPU: the models crate's wgpu-vs-f64 tests, the CLI's
 #      wgpu-vs-ndarray training run, and the bench's own checks;
 #   2. `noisescope bench` on wgpu (Vulkan on the NVIDIA driver), JSON rows;
@@ -48,7 +49,7 @@ NOISESCOPE_REQUIRE_WGPU=1 CARGO_MANIFEST_DIR=$PWD/crates/models timeout 120 "$bi
 
 log "1/5 wgpu tests: the quickstart run on wgpu and on ndarray agree"
 for b in ndarray wgpu; do
-    timeout 90 "$ns" --backend "$b" -q train --config configs/quickstart.toml --set steps=200 \
+    timeout 60 "$ns" --backend "$b" -q train --config configs/quickstart.toml --set steps=200 \
         --out "$out/quickstart-$b" > "$out/quickstart-$b.log" 2>&1 || { log "train on $b failed"; status=1; }
 done
 python3 - "$out" <<'EOF' || status=1
@@ -85,7 +86,7 @@ tail -5 "$out/torch.log"
 log "4/5 ratios"
 python3 scripts/bench_ratio.py "$out/bench.json" "$out/torch.json" --markdown "$out/ratios.md" || status=1
 log "5/5 online alignment probe on full MNIST (wgpu): probe time against training time"
-timeout 120 "$ns" --backend wgpu -q train --config configs/wangwu/online-alignment-mnist.toml \
+timeout 90 "$ns" --backend wgpu -q train --config configs/wangwu/online-alignment-mnist.toml \
     --data-dir .gpu/datasets --set steps=300 --out "$out/online-alignment" \
     > "$out/online-alignment.log" 2>&1 || { log "online alignment run failed"; status=1; }
 python3 - "$out/online-alignment/summary.json" <<'EOF' || status=1

@@ -38,6 +38,8 @@ gzip -f -9 .gpu/noisescope .gpu/models-tests
 anchor=../shared/bench/torch_anchor.py
 [ -f "$anchor" ] || { echo "gpu-prepare: $anchor not found (../shared must sit beside the checkout)" >&2; exit 1; }
 cp "$anchor" .gpu/torch_anchor.py
+[ -f ../shared/datasets/mnist/train-images-idx3-ubyte.gz ] ||
+    { echo "gpu-prepare: ../shared/datasets/mnist not found (full MNIST for gpu-check's step 5)" >&2; exit 1; }
 mkdir -p .gpu/datasets/mnist
 cp ../shared/datasets/mnist/* .gpu/datasets/mnist/
 chmod u+w .gpu/datasets/mnist/*

@@ -144,8 +144,10 @@ pub struct ProbeConfig {
     pub lanczos_steps: usize,
     /// During training, start each probe's Lanczos from the previous probe's top-k Hessian
     /// eigenvectors (their sum plus a random part of 10% of its norm) instead of a random
-    /// vector. H changes little between probes, so the Krylov space holds the top-k pairs
-    /// after fewer steps. The run's first probe, and the first after `--resume`, start cold.
+    /// vector. H changes little between probes, so the same steps give more accurate top-k
+    /// pairs; a direction that newly enters the top k is found more slowly than from a cold
+    /// start. The run's first probe, and the first after `--resume`, start cold (so a resumed
+    /// run's probe values differ from an uninterrupted run's; training does not).
     pub warm_start: bool,
     /// How Tr H is obtained for `escape` (Tr(HΣ̄)).
     pub trace_h: TraceMethod,

@@ -74,8 +74,10 @@ fn hessian<'a>(
 }
 
 /// The top `top_k` eigenpairs of H by Lanczos with `lanczos_steps` (at least 2k) steps, from a
-/// random start or, given `warm` [k, D], from Σ_j u_j plus a random part of 10% of its norm
-/// (so that a direction entering the top k is still found).
+/// random start or, given `warm` [k, D], from Σ_j u_j plus a random part of 10% of its norm.
+/// The random part keeps the Krylov space from being confined to the old subspace, but a
+/// direction that newly enters the top k has ≈ 10× less weight in the start than from a cold
+/// start, so it is found more slowly.
 fn top_hessian(
     cfg: &ProbeConfig,
     h: &Blocked<LinearizedHessian>,
@@ -103,8 +105,8 @@ fn top_hessian(
 pub struct ProbeResult {
     /// Values by name.
     pub values: Map<String, Value>,
-    /// The top-k Hessian eigenvectors [k, D] when a probe computed them (the next probe's
-    /// warm start).
+    /// The top-k Hessian eigenvectors [k, D] when a probe computed them and their eigenvalues
+    /// are finite (the next probe's warm start).
     pub hessian_vectors: Option<Tensor<2>>,
 }
 
@@ -124,15 +126,24 @@ pub fn run(
     warm: Option<&Tensor<2>>,
 ) -> ProbeResult {
     let mut values = Map::new();
-    let h = hessian(cfg, net, theta, data, weight_decay);
+    // H is linearized (a forward and a backward pass, activations kept) only for the probes
+    // that take its products.
+    let h = list
+        .iter()
+        .any(|p| matches!(p, Probe::Spectrum | Probe::Alignment | Probe::Density))
+        .then(|| hessian(cfg, net, theta, data, weight_decay));
     let needs_spectrum = list
         .iter()
         .any(|p| matches!(p, Probe::Spectrum | Probe::Alignment));
     let mut hessian_vectors = None;
+    let mut finite_pairs = false;
     if needs_spectrum {
-        let eig = top_hessian(cfg, &h, seed, warm.filter(|_| cfg.warm_start));
+        let h = h.as_ref().expect("linearized above");
+        let eig = top_hessian(cfg, h, seed, warm.filter(|_| cfg.warm_start));
         values.insert("lambda_max".into(), json!(eig.values.first()));
         values.insert("hessian_top".into(), json!(eig.values));
+        // Non-finite pairs would poison every later warm start.
+        finite_pairs = eig.values.iter().all(|v| v.is_finite());
         hessian_vectors = Some(eig.vectors);
     }
     let noise = list
@@ -229,7 +240,7 @@ pub fn run(
             }
             Probe::Density => {
                 let d = slq(
-                    &h,
+                    h.as_ref().expect("linearized above"),
                     SlqConfig {
                         vectors: 5,
                         steps: cfg.lanczos_steps.min(net.dim()),
@@ -245,6 +256,6 @@ pub fn run(
     }
     ProbeResult {
         values,
-        hessian_vectors,
+        hessian_vectors: hessian_vectors.filter(|_| finite_pairs),
     }
 }

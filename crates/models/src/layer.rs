@@ -85,7 +85,9 @@ impl Factors {
     pub fn gram_sets(&self, sets: usize) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } if sets > 1 => {
-                let n = inputs.dims()[0] / sets;
+                let rows = inputs.dims()[0];
+                assert!(rows.is_multiple_of(sets), "{rows} rows, {sets} blocks");
+                let n = rows / sets;
                 let a = inputs.clone().narrow(0, 0, n);
                 cotangents.clone().matmul(cotangents.clone().transpose())
                     * a.clone().matmul(a.transpose()).repeat(&[sets, sets])

@@ -92,10 +92,9 @@ pub fn average_alignment_gram(
     ggn: &SampleGradients,
     noise: &GradientNoise,
 ) -> AverageAlignment {
-    let n = noise.grads().samples();
+    let (n, sets) = blocks(ggn, noise);
     // One Gram matrix of [G; R] ((o+1)·n rows sharing their inputs): its lower-right block is
     // R Rᵀ, its lower-left block C = R Gᵀ [o·n, n], whose column i is R g_i (mean R ḡ).
-    let sets = ggn.samples() / n + 1;
     let rows = SampleGradients::stack(vec![noise.grads().clone(), ggn.clone()]);
     let k = rows.gram_sets(sets);
     let all = sets * n;
@@ -114,6 +113,18 @@ pub fn average_alignment_gram(
     }
 }
 
+/// n and the number of row blocks of [G; R]: R must hold o blocks of the same n samples as G
+/// (`Net::ggn_factors` at the same θ on the same data).
+fn blocks(ggn: &SampleGradients, noise: &GradientNoise) -> (usize, usize) {
+    let n = noise.grads().samples();
+    assert!(
+        n > 0 && ggn.samples() > 0 && ggn.samples().is_multiple_of(n),
+        "alignment in sample space: {} Gauss-Newton rows are not blocks of the {n} samples",
+        ggn.samples()
+    );
+    (n, ggn.samples() / n + 1)
+}
+
 /// g(θ; v_j) in sample space, equal to [`directional_alignment`]: with p_{ij} = g_iᵀv_j and
 /// q_{(p,i)j} = r_{p,i}ᵀv_j (R as in [`average_alignment_gram`]),
 /// v_jᵀΣ₁v_j = (1/n) Σ_i (p_{ij} − p̄_j)² and v_jᵀG_F v_j = (1/n) Σ_{p,i} q_{(p,i)j}².
@@ -127,8 +138,7 @@ pub fn directional_alignment_gram(
     loss: f64,
     v: &Tensor<2>,
 ) -> Vec<f64> {
-    let n = noise.grads().samples();
-    let sets = ggn.samples() / n + 1;
+    let (n, sets) = blocks(ggn, noise);
     let rows = SampleGradients::stack(vec![noise.grads().clone(), ggn.clone()]);
     let proj = rows.project_sets(sets, v); // [k, sets·n]
     let p = proj.clone().narrow(1, 0, n);

@@ -165,29 +165,18 @@ impl<T: Element> HostRows<T> {
         acc_len: usize,
         f: impl Fn(&[&[T]], &mut [f64], usize, &mut [f64]) + Sync,
     ) -> Vec<f64> {
-        self.sweep_blocks(w, 1, acc_len, f)
-    }
-
-    /// [`sweep`](Self::sweep) over a buffer holding `per` values per index of D.
-    fn sweep_blocks(
-        &self,
-        buf: &mut [f64],
-        per: usize,
-        acc_len: usize,
-        f: impl Fn(&[&[T]], &mut [f64], usize, &mut [f64]) + Sync,
-    ) -> Vec<f64> {
         let rows: Vec<&[T]> = self.values.chunks_exact(self.d).collect();
         let len = part_length(self.d);
         let run = |part: &mut [f64], start: usize| {
             let mut acc = vec![0.0; acc_len];
-            for (b, block) in part.chunks_mut(BLOCK * per).enumerate() {
+            for (b, block) in part.chunks_mut(BLOCK).enumerate() {
                 f(&rows, block, start + b * BLOCK, &mut acc);
             }
             acc
         };
         let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = buf
-                .chunks_mut(len * per)
+            let handles: Vec<_> = w
+                .chunks_mut(len)
                 .enumerate()
                 .map(|(p, part)| {
                     let run = &run;

@@ -181,8 +181,6 @@ fn lanczos_top_k_matches_the_dense_spectrum() {
     }
 }
 
-/// The host-memory recurrence (what ndarray runs) and the device one (what GPUs run) build
-/// the same tridiagonal matrix and basis.
 /// A Hessian linearized once at θ gives the same products as one that recomputes the forward
 /// and backward passes for each block, weight decay included.
 #[test]
@@ -210,6 +208,8 @@ fn linearized_hessian_gives_the_same_products() {
     }
 }
 
+/// The host-memory recurrence (what ndarray runs) and the device one (what GPUs run) build
+/// the same tridiagonal matrix and basis.
 #[test]
 fn lanczos_host_and_device_forms_agree() {
     for p in [tanh_mse(), relu_ce()] {
