@@ -1,10 +1,10 @@
 //! From a run config to the objects a run needs: the net, θ₀, the training and test data on the
 //! device.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use noisescope_data::synthetic::{TeacherStudent, effective_rank, toy2d, uniform_square};
-use noisescope_data::{DeviceDataset, Features, ImageDataset, SearchPath, Split};
+use noisescope_data::{DeviceDataset, Features, ImageDataset, Precision, SearchPath, Split};
 use noisescope_models::Net;
 
 use crate::backend::Opened;
@@ -103,14 +103,39 @@ pub fn features(
     })
 }
 
+/// Uploads one data set and reads a sum of it back, so that a device that cannot hold it
+/// (lavapipe's buffers stop at 128 MiB) fails here, naming the set and its size, rather than
+/// with a backend panic at the first evaluation.
+fn upload(
+    f: &Features,
+    what: &str,
+    device: &Device,
+    precision: Precision,
+) -> Result<DeviceDataset> {
+    let data = DeviceDataset::upload(f, device, precision);
+    let bytes = f.n * f.dim * precision.dtype().size();
+    match data.x.clone().sum().try_into_scalar::<f64>() {
+        Ok(_) => Ok(data),
+        Err(e) => bail!(
+            "could not place the {what} ({} × {} values, {:.0} MB) on the device: {e}",
+            f.n,
+            f.dim,
+            bytes as f64 / 1e6
+        ),
+    }
+}
+
 /// Builds the net and uploads the data of `cfg` to the opened device.
 pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Experiment> {
     opened.check_precision(cfg.precision)?;
     let device = &opened.device;
     let net = cfg.model.build(device, cfg.precision)?;
     let (tr, te, describe) = features(&cfg.data, cfg.seed, search)?;
-    let train = net.adapt(DeviceDataset::upload(&tr, device, cfg.precision));
-    let test = te.map(|t| net.adapt(DeviceDataset::upload(&t, device, cfg.precision)));
+    let train = net.adapt(upload(&tr, "training set", device, cfg.precision)?);
+    let test = match te {
+        Some(t) => Some(net.adapt(upload(&t, "test set", device, cfg.precision)?)),
+        None => None,
+    };
     let probe_theta = Tensor::<1>::zeros([net.dim()], (device, cfg.precision.dtype()));
     net.check(&probe_theta, &train)?;
     Ok(Experiment {
