@@ -5,8 +5,8 @@ use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::Net;
 use noisescope_probe::alignment::{
-    average_alignment, average_alignment_gram, directional_alignment, directional_alignment_gram,
-    random_unit_directions,
+    SampleSpace, average_alignment, average_alignment_gram, directional_alignment,
+    directional_alignment_gram, random_unit_directions,
 };
 use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
@@ -209,10 +209,11 @@ pub fn run(
                     }
                     AlignmentMethod::Gram => {
                         let ggn = net.ggn_factors(theta, data);
-                        let a = average_alignment_gram(net.loss(theta, data), &ggn, n);
+                        let space = SampleSpace::new(n, &ggn, net.loss(theta, data));
+                        let a = average_alignment_gram(&space);
                         // One projection of the factors for both sets of directions.
                         let both = Tensor::cat(vec![top.clone(), random], 0);
-                        let mut top = directional_alignment_gram(&ggn, n, a.loss, &both);
+                        let mut top = directional_alignment_gram(&space, &both);
                         let random = top.split_off(top.len() - cfg.top_k);
                         (a, top, random)
                     }

@@ -49,6 +49,8 @@ struct Forward {
 pub struct Linearization {
     thetas: Vec<Option<Tensor<1>>>,
     fw: Forward,
+    /// The targets the loss compares f with.
+    y: Option<Tensor<2>>,
     /// δ_l = ∂L/∂a_{l+1} at every layer's output (`None` past the first layer with
     /// parameters, or without the loss gradient).
     deltas: Vec<Option<Tensor<2>>>,
@@ -412,12 +414,12 @@ impl Net {
 
     /// H V: the Hessian of L(θ) times k directions V [k, D], as [k, D].
     pub fn hvp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
-        self.curvature_vp(&self.linearize(theta, data, true), data, v, false)
+        self.curvature_vp(&self.linearize(theta, data, true), v, false)
     }
 
     /// G_F V: the Gauss-Newton matrix (1/N) Σ_n J_nᵀ Λ_n J_n times V [k, D], as [k, D].
     pub fn ggn_vp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
-        self.curvature_vp(&self.linearize(theta, data, false), data, v, true)
+        self.curvature_vp(&self.linearize(theta, data, false), v, true)
     }
 
     /// The net at θ on `data`, kept for many curvature products at that point: the forward
@@ -450,18 +452,17 @@ impl Net {
                 }
             }
         }
-        Linearization { thetas, fw, deltas }
+        Linearization {
+            thetas,
+            fw,
+            y: data.y.clone(),
+            deltas,
+        }
     }
 
     /// H V (with `gn` false; the linearization must hold the loss gradient) or G_F V at the
     /// linearization's θ, [k, D].
-    pub fn curvature_vp(
-        &self,
-        at: &Linearization,
-        data: &DeviceDataset,
-        v: &Tensor<2>,
-        gn: bool,
-    ) -> Tensor<2> {
+    pub fn curvature_vp(&self, at: &Linearization, v: &Tensor<2>, gn: bool) -> Tensor<2> {
         let (thetas, fw) = (&at.thetas, &at.fw);
         assert!(
             gn || at.deltas.iter().any(Option::is_some),
@@ -486,7 +487,7 @@ impl Net {
         let rf = ra.last().cloned().flatten().unwrap_or_else(|| {
             Tensor::zeros([k, f.dims()[0], f.dims()[1]], (&f.device(), f.dtype()))
         });
-        let mut r_delta = self.loss.hess_vec(f, data.y.as_ref(), rf) / n;
+        let mut r_delta = self.loss.hess_vec(f, at.y.as_ref(), rf) / n;
         let mut parts = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let io = self.io(thetas, fw, l);

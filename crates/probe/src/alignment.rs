@@ -81,23 +81,46 @@ pub fn average_alignment(
     }
 }
 
-/// μ(θ) exactly in sample space. With R [o·n, D] the rows J_nᵀΛ_n^{1/2}e_p of G_F = RᵀR/n
-/// (`ggn`, from `Net::ggn_factors`) and G [n, D] the per-sample gradients:
-/// ‖G_F‖_F² = ‖R Rᵀ‖_F² / n² and Tr(Σ₁ G_F) = ‖R (G − 1ḡᵀ)ᵀ‖_F² / n², both from Gram
-/// matrices of the layers' factors, O((o·n)²) entries and no product in parameter space.
-/// Cheaper than [`average_alignment`] when o·n is small next to D (an online probe on a
-/// wide net); its memory grows as (o·n)². `loss` is L(θ) on the same n samples.
-pub fn average_alignment_gram(
+/// The per-sample gradients G [n, D] and the Gauss-Newton rows R [o·n, D] of one θ on one data
+/// set (R's rows J_nᵀΛ_n^{1/2}e_p, from `Net::ggn_factors`, so that G_F = RᵀR/n), stacked once
+/// as [G; R]: o + 1 blocks of the same n samples, which share their layer inputs. μ and the
+/// directional alignments are computed from it in sample space, with no product in parameter
+/// space.
+pub struct SampleSpace {
+    rows: SampleGradients,
+    n: usize,
+    sets: usize,
     loss: f64,
-    ggn: &SampleGradients,
-    noise: &GradientNoise,
-) -> AverageAlignment {
-    let (n, sets) = blocks(ggn, noise);
-    // One Gram matrix of [G; R] ((o+1)·n rows sharing their inputs): its lower-right block is
-    // R Rᵀ, its lower-left block C = R Gᵀ [o·n, n], whose column i is R g_i (mean R ḡ).
-    let rows = SampleGradients::stack(vec![noise.grads().clone(), ggn.clone()]);
-    let k = rows.gram_sets(sets);
-    let all = sets * n;
+}
+
+impl SampleSpace {
+    /// From Σ₁'s per-sample gradients, R at the same θ on the same data, and L(θ) there.
+    pub fn new(noise: &GradientNoise, ggn: &SampleGradients, loss: f64) -> Self {
+        let n = noise.grads().samples();
+        assert!(
+            n > 0 && ggn.samples() > 0 && ggn.samples().is_multiple_of(n),
+            "alignment in sample space: {} Gauss-Newton rows are not blocks of the {n} samples",
+            ggn.samples()
+        );
+        SampleSpace {
+            rows: SampleGradients::stack(vec![noise.grads().clone(), ggn.clone()]),
+            n,
+            sets: ggn.samples() / n + 1,
+            loss,
+        }
+    }
+}
+
+/// μ(θ) exactly in sample space: ‖G_F‖_F² = ‖R Rᵀ‖_F² / n² and
+/// Tr(Σ₁ G_F) = ‖R (G − 1ḡᵀ)ᵀ‖_F² / n², both from one Gram matrix of [G; R] (each layer's
+/// input Gram formed once), O(((o+1)·n)²) entries. Cheaper than [`average_alignment`] when o·n
+/// is small next to D (an online probe on a wide net); its memory grows as (o·n)².
+pub fn average_alignment_gram(space: &SampleSpace) -> AverageAlignment {
+    let (n, loss) = (space.n, space.loss);
+    // The lower-right block of K is R Rᵀ, its lower-left block C = R Gᵀ [o·n, n], whose
+    // column i is R g_i (mean R ḡ).
+    let k = space.rows.gram_sets(space.sets);
+    let all = space.sets * n;
     let rrt = k.clone().slice([n..all, n..all]);
     let c = k.slice([n..all, 0..n]);
     let nn = (n * n) as f64;
@@ -113,34 +136,15 @@ pub fn average_alignment_gram(
     }
 }
 
-/// n and the number of row blocks of [G; R]: R must hold o blocks of the same n samples as G
-/// (`Net::ggn_factors` at the same θ on the same data).
-fn blocks(ggn: &SampleGradients, noise: &GradientNoise) -> (usize, usize) {
-    let n = noise.grads().samples();
-    assert!(
-        n > 0 && ggn.samples() > 0 && ggn.samples().is_multiple_of(n),
-        "alignment in sample space: {} Gauss-Newton rows are not blocks of the {n} samples",
-        ggn.samples()
-    );
-    (n, ggn.samples() / n + 1)
-}
-
 /// g(θ; v_j) in sample space, equal to [`directional_alignment`]: with p_{ij} = g_iᵀv_j and
-/// q_{(p,i)j} = r_{p,i}ᵀv_j (R as in [`average_alignment_gram`]),
-/// v_jᵀΣ₁v_j = (1/n) Σ_i (p_{ij} − p̄_j)² and v_jᵀG_F v_j = (1/n) Σ_{p,i} q_{(p,i)j}².
-/// Both projections come from the layers' factors, which share their inputs, so each dense
-/// layer costs one [n, i+1] × [i+1, k·o_l] product for all k directions: no operator is
-/// applied in parameter space (on 784–2048–10 at n = 128, 5 directions, ≈ 20× cheaper than
-/// the Σ₁ and G_F products).
-pub fn directional_alignment_gram(
-    ggn: &SampleGradients,
-    noise: &GradientNoise,
-    loss: f64,
-    v: &Tensor<2>,
-) -> Vec<f64> {
-    let (n, sets) = blocks(ggn, noise);
-    let rows = SampleGradients::stack(vec![noise.grads().clone(), ggn.clone()]);
-    let proj = rows.project_sets(sets, v); // [k, sets·n]
+/// q_{(p,i)j} = r_{p,i}ᵀv_j, v_jᵀΣ₁v_j = (1/n) Σ_i (p_{ij} − p̄_j)² and
+/// v_jᵀG_F v_j = (1/n) Σ_{p,i} q_{(p,i)j}². Both projections come from the layers' factors,
+/// which share their inputs, so each dense layer costs one [n, i+1] × [i+1, k·o_l] product
+/// for all k directions (on 784–2048–10 at n = 128, 5 directions, ≈ 20× cheaper than the Σ₁
+/// and G_F products).
+pub fn directional_alignment_gram(space: &SampleSpace, v: &Tensor<2>) -> Vec<f64> {
+    let (n, sets) = (space.n, space.sets);
+    let proj = space.rows.project_sets(sets, v); // [k, sets·n]
     let p = proj.clone().narrow(1, 0, n);
     let centred = p.clone() - p.mean_dim(1);
     let sigma = to_host(centred.square().mean_dim(1));
@@ -148,7 +152,7 @@ pub fn directional_alignment_gram(
     sigma
         .iter()
         .zip(&curv)
-        .map(|(s, c)| s / (2.0 * loss * c / n as f64))
+        .map(|(s, c)| s / (2.0 * space.loss * c / n as f64))
         .collect()
 }
 

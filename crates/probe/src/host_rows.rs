@@ -9,7 +9,7 @@ use burn::tensor::DType;
 use crate::linalg::to_device;
 
 /// An element type the rows may be stored in.
-pub trait Element: Copy + Send + Sync + 'static {
+pub trait Element: burn::tensor::Element + Send + Sync + 'static {
     /// The value rounded to this type.
     fn store(x: f64) -> Self;
     /// The value as f64.
@@ -65,14 +65,25 @@ impl<T: Element> HostRows<T> {
         self.values.is_empty()
     }
 
-    /// Appends q rounded to T, and returns the stored values as f64.
-    pub fn push(&mut self, q: &[f64]) -> Vec<f64> {
+    /// Appends q rounded to T.
+    pub fn push(&mut self, q: &[f64]) {
         assert_eq!(q.len(), self.d, "HostRows::push: wrong length");
         self.values.extend(q.iter().map(|&x| T::store(x)));
-        self.values[self.values.len() - self.d..]
+    }
+
+    /// Row r as stored, in f64.
+    pub fn row(&self, r: usize) -> Vec<f64> {
+        self.values[r * self.d..(r + 1) * self.d]
             .iter()
             .map(|x| x.load())
             .collect()
+    }
+
+    /// The newest row as a device tensor [1, D], uploaded from the stored values (no f64
+    /// copy on the way).
+    pub fn last_to_device(&self, device: &Device, dtype: DType) -> Tensor<2> {
+        let last = self.values[self.values.len() - self.d..].to_vec();
+        Tensor::from_data(TensorData::new(last, [1, self.d]), (device, dtype))
     }
 
     /// Classical Gram–Schmidt twice against every row: w ← (I − QᵀQ)² w. Returns the first
@@ -113,31 +124,18 @@ impl<T: Element> HostRows<T> {
         let rows: Vec<&[T]> = self.values.chunks_exact(d).collect();
         let len = part_length(d);
         // Each thread fills its columns of the k outputs block by block (every row read once).
-        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..d)
-                .step_by(len)
-                .map(|start| {
-                    let rows = &rows;
-                    scope.spawn(move || {
-                        let end = (start + len).min(d);
-                        let mut out = vec![0.0; k * (end - start)];
-                        for lo in (start..end).step_by(BLOCK) {
-                            let hi = (lo + BLOCK).min(end);
-                            for (r, row) in rows.iter().enumerate() {
-                                for (i, y) in out.chunks_exact_mut(end - start).enumerate() {
-                                    let y = &mut y[lo - start..hi - start];
-                                    axpy(s[i * m + r], &row[lo..hi], y);
-                                }
-                            }
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a host sweep panicked"))
-                .collect()
+        let parts = on_threads((0..d).step_by(len), |start| {
+            let end = (start + len).min(d);
+            let mut out = vec![0.0; k * (end - start)];
+            for lo in (start..end).step_by(BLOCK) {
+                let hi = (lo + BLOCK).min(end);
+                for (r, row) in rows.iter().enumerate() {
+                    for (i, y) in out.chunks_exact_mut(end - start).enumerate() {
+                        axpy(s[i * m + r], &row[lo..hi], &mut y[lo - start..hi - start]);
+                    }
+                }
+            }
+            out
         });
         let mut y = vec![0.0; k * d];
         for (p, out) in parts.iter().enumerate() {
@@ -174,19 +172,8 @@ impl<T: Element> HostRows<T> {
             }
             acc
         };
-        let parts: Vec<Vec<f64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = w
-                .chunks_mut(len)
-                .enumerate()
-                .map(|(p, part)| {
-                    let run = &run;
-                    scope.spawn(move || run(part, p * len))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a host sweep panicked"))
-                .collect()
+        let parts = on_threads(w.chunks_mut(len).enumerate(), |(p, part)| {
+            run(part, p * len)
         });
         add_up(parts)
     }
@@ -197,6 +184,25 @@ fn part_length(d: usize) -> usize {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let threads = threads.min(d.div_ceil(PER_THREAD)).max(1);
     d.div_ceil(threads).max(1)
+}
+
+/// `f` on each item, each on a scoped thread of its own; the results in order.
+fn on_threads<I: Send, R: Send>(
+    items: impl Iterator<Item = I>,
+    f: impl Fn(I) -> R + Sync,
+) -> Vec<R> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .map(|item| {
+                let f = &f;
+                scope.spawn(move || f(item))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a host sweep panicked"))
+            .collect()
+    })
 }
 
 fn add_up(parts: Vec<Vec<f64>>) -> Vec<f64> {
@@ -237,7 +243,8 @@ mod tests {
             }
             let norm = q.iter().map(|x| x * x).sum::<f64>().sqrt();
             q.iter_mut().for_each(|x| *x /= norm);
-            basis.push(rows.push(&q));
+            rows.push(&q);
+            basis.push(rows.row(r));
         }
         assert_eq!(rows.len(), 3);
         let w0: Vec<f64> = (0..d).map(|i| ((i * 13) % 17) as f64 - 8.0).collect();

@@ -126,9 +126,8 @@ fn host_recurrence<T: Element>(
     let mut beta = Vec::with_capacity(m);
     let (mut scale, mut last_beta) = (0f64, 0.0);
     for j in 0..m {
-        let stored = rows.push(&q);
-        let q_dev = to_device(stored, 1, d, &device, dtype);
-        let mut w = to_host(op.apply(&q_dev));
+        rows.push(&q);
+        let mut w = to_host(op.apply(&rows.last_to_device(&device, dtype)));
         // The first pass's coefficient on the newest row is α_j = q_jᵀ A q_j.
         let (c, norm_sq) = rows.orthogonalize_twice(&mut w);
         alpha.push(c[j]);
@@ -139,7 +138,8 @@ fn host_recurrence<T: Element>(
             break;
         }
         beta.push(b);
-        q = w.into_iter().map(|x| x / b).collect();
+        w.iter_mut().for_each(|x| *x /= b);
+        q = w;
     }
     (alpha, beta, last_beta, rows)
 }

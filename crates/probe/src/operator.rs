@@ -83,7 +83,6 @@ impl<'a> Hessian<'a> {
         LinearizedHessian {
             net: self.net,
             at: self.net.linearize(self.theta, self.data, true),
-            data: self.data,
             weight_decay: self.weight_decay,
             device: self.theta.device(),
             dtype: self.theta.dtype(),
@@ -105,7 +104,6 @@ fn with_decay(hv: Tensor<2>, v: &Tensor<2>, gamma: f64) -> Tensor<2> {
 pub struct LinearizedHessian<'a> {
     net: &'a Net,
     at: Linearization,
-    data: &'a DeviceDataset,
     weight_decay: f64,
     device: Device,
     dtype: DType,
@@ -125,7 +123,7 @@ impl Operator for LinearizedHessian<'_> {
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
-        let hv = self.net.curvature_vp(&self.at, self.data, v, false);
+        let hv = self.net.curvature_vp(&self.at, v, false);
         with_decay(hv, v, self.weight_decay)
     }
 }

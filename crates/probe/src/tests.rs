@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::alignment::{
-    average_alignment, average_alignment_gram, directional_alignment, directional_alignment_gram,
-    frobenius_sq,
+    SampleSpace, average_alignment, average_alignment_gram, directional_alignment,
+    directional_alignment_gram, frobenius_sq,
 };
 use crate::decomposition::escape_decomposition;
 use crate::density::{SlqConfig, slq};
@@ -447,7 +447,8 @@ fn alignment_matches_its_dense_formulas() {
         );
         // The sample-space computation gives the same numbers exactly.
         let ggn = p.net.ggn_factors(&p.theta, &p.data);
-        let gram = average_alignment_gram(loss, &ggn, &noise);
+        let space = SampleSpace::new(&noise, &ggn, loss);
+        let gram = average_alignment_gram(&space);
         assert!(rel(gram.mu, want) < 1e-10, "gram μ {} vs {want}", gram.mu);
         assert!(rel(gram.gf_frobenius_sq, fro) < 1e-10);
         assert!(rel(gram.trace_sigma_gf, got.trace_sigma_gf) < 1e-10);
@@ -465,7 +466,7 @@ fn alignment_matches_its_dense_formulas() {
         let rand = alignment::random_unit_directions(3, d, 8, &cpu(), DType::F64);
         for v in [top.vectors, rand] {
             let got = directional_alignment(&p.ggn(), &noise, loss, &v);
-            let in_sample_space = directional_alignment_gram(&ggn, &noise, loss, &v);
+            let in_sample_space = directional_alignment_gram(&space, &v);
             let vh = to_host(v);
             for (j, g) in got.iter().enumerate() {
                 let x = &vh[j * d..(j + 1) * d];
