@@ -11,6 +11,7 @@ mod activation;
 mod conv;
 mod dense;
 mod fixed;
+mod host_conv;
 mod init;
 mod layer;
 mod layout;

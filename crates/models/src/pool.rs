@@ -9,6 +9,7 @@ use burn::prelude::*;
 use burn::tensor::module::{max_pool2d_with_indices, max_pool2d_with_indices_backward};
 use burn::tensor::ops::MaxPoolOptions;
 
+use crate::host_conv::{self, host_dtype, tensor, values, with_real};
 use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
 
 /// 2 × 2 max-pooling.
@@ -41,6 +42,33 @@ impl MaxPool2 {
     fn image(&self, a: Tensor<2>) -> Tensor<4> {
         let n = a.dims()[0];
         a.reshape([n, self.channels, self.input[0], self.input[1]])
+    }
+
+    /// Host memory: the argmax of each window of a_in [n, c·h·w] as flat in-plane positions
+    /// [n·c, h/2·w/2], and the plane and output sizes.
+    fn host_argmax<T: host_conv::Real>(&self, a_in: &Tensor<2>) -> (Vec<u32>, usize, usize) {
+        let n = a_in.dims()[0];
+        let a = values::<T, 2>(a_in.clone());
+        let [h2, w2] = self.output();
+        (
+            host_conv::pool_argmax(n * self.channels, self.input, &a),
+            self.input[0] * self.input[1],
+            h2 * w2,
+        )
+    }
+
+    /// Host memory: the gather z[r] = a[r][argmax], for `src` [m, c·h·w] with m a multiple of
+    /// a_in's n, [m, c·h'·w'].
+    fn host_gather<T: host_conv::Real>(&self, a_in: &Tensor<2>, src: Vec<T>) -> Vec<T> {
+        let (arg, plane, outs) = self.host_argmax::<T>(a_in);
+        host_conv::pool_gather(&arg, outs, plane, &src)
+    }
+
+    /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions,
+    /// [m, c·h·w].
+    fn host_scatter<T: host_conv::Real>(&self, a_in: &Tensor<2>, t: Vec<T>) -> Vec<T> {
+        let (arg, plane, outs) = self.host_argmax::<T>(a_in);
+        host_conv::pool_scatter(&arg, outs, plane, &t)
     }
 
     /// Argmax indices [n, c, h/2, w/2], flat positions h·W + w in each input plane.
@@ -89,12 +117,30 @@ impl Layer for MaxPool2 {
 
     fn forward(&self, _: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
         let n = a_in.dims()[0];
+        if let Some(dt) = host_dtype(&a_in, None) {
+            return with_real!(dt, T => {
+                let z = self.host_gather(&a_in, values::<T, 2>(a_in.clone()));
+                tensor(z, [n, self.out_dim()], &a_in.device())
+            });
+        }
         max_pool2d_with_indices(self.image(a_in), MaxPoolOptions::new([2, 2]))
             .0
             .reshape([n, self.out_dim()])
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        if let Some(dt) = host_dtype(&delta, None) {
+            let (n, device) = (delta.dims()[0], delta.device());
+            return Backward {
+                grad: None,
+                delta_in: need_delta_in.then(|| {
+                    with_real!(dt, T => {
+                        let t = self.host_scatter(io.a_in, values::<T, 2>(delta));
+                        tensor(t, [n, self.in_dim()], &device)
+                    })
+                }),
+            };
+        }
         Backward {
             grad: None,
             delta_in: need_delta_in.then(|| self.scatter(delta, &self.indices(io.a_in))),
@@ -108,6 +154,12 @@ impl Layer for MaxPool2 {
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
         let ra = r.ra_in?;
         let [k, n, _] = ra.dims();
+        if let Some(dt) = host_dtype(ra, None) {
+            return Some(with_real!(dt, T => {
+                let z = self.host_gather(io.a_in, values::<T, 3>(ra.clone()));
+                tensor(z, [k, n, self.out_dim()], &ra.device())
+            }));
+        }
         let [h2, w2] = self.output();
         let plane = self.input[0] * self.input[1];
         let idx = self
@@ -130,6 +182,18 @@ impl Layer for MaxPool2 {
         need: bool,
     ) -> RBackward {
         let [k, n, _] = r_delta.dims();
+        if let Some(dt) = host_dtype(&r_delta, None) {
+            let device = r_delta.device();
+            return RBackward {
+                grad: None,
+                delta_in: need.then(|| {
+                    with_real!(dt, T => {
+                        let t = self.host_scatter(io.a_in, values::<T, 3>(r_delta));
+                        tensor(t, [k, n, self.in_dim()], &device)
+                    })
+                }),
+            };
+        }
         RBackward {
             grad: None,
             delta_in: need.then(|| {

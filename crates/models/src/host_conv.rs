@@ -1,0 +1,678 @@
+//! Host kernels for the convolution and 2 × 2 max-pooling layers when the device is host
+//! memory (ndarray), in f32 or f64.
+//!
+//! Every pass of a valid, stride-1 convolution is a small matmul per sample between the
+//! filters and that sample's patches P_n = unfold(a_n), [c_i·kh·kw, L]:
+//! - forward: z_n = W P_n + b, W [c_o, c_i·kh·kw];
+//! - weight gradient: Σ_n δ_n P_nᵀ and Σ_{n,l} δ_n;
+//! - input cotangent: fold(Wᵀ δ_n).
+//!
+//! Written as burn ops, these passes went through ndarray's element-by-element layout
+//! copies: patch extraction, folding, channel-first transposes and burn's max-pool took
+//! ≈ 90% of a convyu step on 1200 images, the matmuls 9% (perf, 2026-11-27). Here each
+//! sample's patches are built in a buffer that stays in cache, the matmuls go straight to
+//! `matrixmultiply` with strides in place of transposes, and samples are split over the
+//! cores. The wgpu path keeps burn's kernels (`conv.rs`, `pool.rs`).
+
+use std::ops::Range;
+
+use burn::prelude::*;
+use burn::tensor::{DType, Element, TensorData};
+
+/// A float that the host kernels run in.
+pub(crate) trait Real:
+    Element + Copy + Send + Sync + PartialOrd + std::ops::AddAssign
+{
+    /// 0.
+    const ZERO: Self;
+
+    /// C ← A B + β C for an [m, k] A, a [k, n] B and an [m, n] C given by row and column
+    /// strides (elements).
+    ///
+    /// # Safety
+    /// The strides must keep every addressed element inside the given slices (checked by
+    /// [`gemm`]).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
+}
+
+macro_rules! real_with_gemm {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            const ZERO: $t = 0.0;
+            unsafe fn gemm_raw(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: (*const $t, isize, isize),
+                b: (*const $t, isize, isize),
+                beta: $t,
+                c: (*mut $t, isize, isize),
+            ) {
+                // SAFETY: the caller's bounds (checked in `gemm`).
+                unsafe {
+                    $gemm(
+                        m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+                    )
+                }
+            }
+        }
+    };
+}
+real_with_gemm!(f32, matrixmultiply::sgemm);
+real_with_gemm!(f64, matrixmultiply::dgemm);
+
+/// A row-major matrix operand, possibly read transposed: `Mat(s, rows, cols, false)` is s as
+/// [rows, cols]; `Mat(s, rows, cols, true)` is the transpose of s stored as [cols, rows].
+#[derive(Clone, Copy)]
+struct Mat<'a, T>(&'a [T], usize, usize, bool);
+
+impl<T> Mat<'_, T> {
+    fn strides(&self) -> (isize, isize) {
+        let (r, c) = (self.1 as isize, self.2 as isize);
+        if self.3 { (1, r) } else { (c, 1) }
+    }
+}
+
+/// C ← A B (+ C when `accumulate`), C row-major [A.rows, B.cols].
+fn gemm<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool) {
+    let (m, k, n) = (a.1, a.2, b.2);
+    assert!(b.1 == k && a.0.len() >= m * k && b.0.len() >= k * n && c.len() >= m * n);
+    let (rsa, csa) = a.strides();
+    let (rsb, csb) = b.strides();
+    let beta = if accumulate {
+        T::from_elem(1.0)
+    } else {
+        T::ZERO
+    };
+    // SAFETY: the lengths were checked against the shapes the strides address.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            (a.0.as_ptr(), rsa, csa),
+            (b.0.as_ptr(), rsb, csb),
+            beta,
+            (c.as_mut_ptr(), n as isize, 1),
+        )
+    }
+}
+
+/// The shape of a valid, stride-1 convolution over one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// c_i input channels.
+    pub c_in: usize,
+    /// c_o output channels (filters).
+    pub c_out: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+}
+
+impl Geometry {
+    fn out_hw(&self) -> [usize; 2] {
+        [
+            self.input[0] - self.kernel[0] + 1,
+            self.input[1] - self.kernel[1] + 1,
+        ]
+    }
+    /// L, output positions.
+    fn positions(&self) -> usize {
+        let [h, w] = self.out_hw();
+        h * w
+    }
+    /// c_i·kh·kw.
+    fn patch(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+    /// c_i·h·w.
+    fn image(&self) -> usize {
+        self.c_in * self.input[0] * self.input[1]
+    }
+    /// c_o·L.
+    fn out(&self) -> usize {
+        self.c_out * self.positions()
+    }
+
+    /// P = unfold(x), [c_i·kh·kw, L], rows ordered (channel, kernel row, kernel column).
+    fn unfold<T: Real>(&self, x: &[T], cols: &mut [T]) {
+        let ([kh, kw], [ho, wo], [h, w]) = (self.kernel, self.out_hw(), self.input);
+        let l = ho * wo;
+        for c in 0..self.c_in {
+            let plane = &x[c * h * w..(c + 1) * h * w];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = (c * kh + i) * kw + j;
+                    let dst = &mut cols[row * l..(row + 1) * l];
+                    for y in 0..ho {
+                        let src = &plane[(y + i) * w + j..(y + i) * w + j + wo];
+                        dst[y * wo..(y + 1) * wo].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+
+    /// x += fold(cols): each patch entry added back at its input position (the adjoint of
+    /// [`Geometry::unfold`]).
+    fn fold_add<T: Real>(&self, cols: &[T], x: &mut [T]) {
+        let ([kh, kw], [ho, wo], [h, w]) = (self.kernel, self.out_hw(), self.input);
+        let l = ho * wo;
+        for c in 0..self.c_in {
+            let plane = &mut x[c * h * w..(c + 1) * h * w];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = (c * kh + i) * kw + j;
+                    let src = &cols[row * l..(row + 1) * l];
+                    for y in 0..ho {
+                        let dst = &mut plane[(y + i) * w + j..(y + i) * w + j + wo];
+                        for (d, s) in dst.iter_mut().zip(&src[y * wo..(y + 1) * wo]) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits `0..n` over the cores and runs `f` on each part (inline for small n).
+fn split<R: Send>(n: usize, f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n);
+    if threads <= 1 {
+        return vec![f(0..n)];
+    }
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || f(t * per..((t + 1) * per).min(n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a host convolution thread panicked"))
+            .collect()
+    })
+}
+
+/// Fills `out`, `rows` rows of `len`, by `f(row range, its part of out)` over the cores.
+fn split_rows<T: Send>(out: &mut [T], len: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
+    let rows = out.len() / len.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(rows);
+    if threads <= 1 {
+        f(0..rows, out);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        for (t, part) in out.chunks_mut(per * len).enumerate() {
+            scope.spawn(move || f(t * per..t * per + part.len() / len, part));
+        }
+    });
+}
+
+/// An operand over k directions that may be shared by all of them (`per_k == false`):
+/// `data` holds [k or 1, n, len].
+#[derive(Clone, Copy)]
+pub(crate) struct Blocks<'a, T> {
+    data: &'a [T],
+    per_k: bool,
+    n: usize,
+    len: usize,
+}
+
+impl<'a, T> Blocks<'a, T> {
+    fn new(data: &'a [T], k: usize, n: usize, len: usize) -> Self {
+        let blocks = data.len() / (n * len).max(1);
+        assert!(
+            data.len() == blocks * n * len && (blocks == 1 || blocks == k),
+            "host convolution: {} values for [{k} or 1, {n}, {len}]",
+            data.len()
+        );
+        Blocks {
+            data,
+            per_k: blocks == k && k > 1,
+            n,
+            len,
+        }
+    }
+    fn get(&self, k: usize, s: usize) -> &'a [T] {
+        let b = if self.per_k { k } else { 0 };
+        let at = (b * self.n + s) * self.len;
+        &self.data[at..at + self.len]
+    }
+}
+
+/// z[k, n] = W_k ⊛ x_{k,n} + b_k, [k, n, c_o·L], for inputs x [k or 1, n, c_i·h·w], filters
+/// w [k or 1, c_o, c_i·kh·kw] and biases [k or 1, c_o]. A shared input is unfolded once per
+/// sample for all k filters.
+pub(crate) fn forward<T: Real>(
+    g: &Geometry,
+    k: usize,
+    n: usize,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+) -> Vec<T> {
+    let (cp, l, out) = (g.patch(), g.positions(), g.out());
+    let x = Blocks::new(x, k, n, g.image());
+    let wk = Blocks::new(w, k, 1, g.c_out * cp);
+    let bk = b.map(|b| Blocks::new(b, k, 1, g.c_out));
+    let mut z = vec![T::ZERO; k * n * out];
+    // Rows of z are (k, n) pairs; split over samples so that a shared input is unfolded
+    // once per sample: each thread fills z[.., its samples, ..] for every k.
+    let parts = split(n, |range| {
+        let mut cols = vec![T::ZERO; cp * l];
+        let mut part = vec![T::ZERO; k * range.len() * out];
+        for (si, s) in range.clone().enumerate() {
+            for kk in 0..k {
+                if kk == 0 || x.per_k {
+                    g.unfold(x.get(kk, s), &mut cols);
+                }
+                let dst = &mut part[(kk * range.len() + si) * out..][..out];
+                gemm(
+                    Mat(wk.get(kk, 0), g.c_out, cp, false),
+                    Mat(&cols, cp, l, false),
+                    dst,
+                    false,
+                );
+                if let Some(bk) = &bk {
+                    for (row, &bias) in dst.chunks_mut(l).zip(bk.get(kk, 0)) {
+                        row.iter_mut().for_each(|v| *v += bias);
+                    }
+                }
+            }
+        }
+        (range, part)
+    });
+    for (range, part) in parts {
+        for kk in 0..k {
+            let src = &part[kk * range.len() * out..(kk + 1) * range.len() * out];
+            z[(kk * n + range.start) * out..(kk * n + range.end) * out].copy_from_slice(src);
+        }
+    }
+    z
+}
+
+/// Σ_n d_{k,n} P(x_{k,n})ᵀ and, when `bias`, Σ_{n,l} d_{k,n}: [k, c_o·c_i·kh·kw (+ c_o)], for
+/// inputs x [k or 1, n, c_i·h·w] and cotangents d [k or 1, n, c_o·L].
+pub(crate) fn weight_grads<T: Real>(
+    g: &Geometry,
+    k: usize,
+    n: usize,
+    x: &[T],
+    d: &[T],
+    bias: bool,
+) -> Vec<T> {
+    let (cp, l) = (g.patch(), g.positions());
+    let x = Blocks::new(x, k, n, g.image());
+    let d = Blocks::new(d, k, n, g.out());
+    let row = g.c_out * cp + if bias { g.c_out } else { 0 };
+    let parts = split(n, |range| {
+        let mut cols = vec![T::ZERO; cp * l];
+        let mut acc = vec![T::ZERO; k * row];
+        for s in range {
+            for kk in 0..k {
+                if kk == 0 || x.per_k {
+                    g.unfold(x.get(kk, s), &mut cols);
+                }
+                let dk = d.get(kk, s);
+                let dst = &mut acc[kk * row..(kk + 1) * row];
+                // [c_o, L] @ [L, cp] with Pᵀ read in place.
+                gemm(
+                    Mat(dk, g.c_out, l, false),
+                    Mat(&cols, l, cp, true),
+                    &mut dst[..g.c_out * cp],
+                    true,
+                );
+                if bias {
+                    for (acc_b, drow) in dst[g.c_out * cp..].iter_mut().zip(dk.chunks(l)) {
+                        drow.iter().for_each(|&v| *acc_b += v);
+                    }
+                }
+            }
+        }
+        acc
+    });
+    let mut total = vec![T::ZERO; k * row];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// The per-sample gradients [vec(δ_n P_nᵀ); Σ_l δ_n], [n, c_o·c_i·kh·kw + c_o].
+pub(crate) fn per_sample_grads<T: Real>(g: &Geometry, n: usize, x: &[T], d: &[T]) -> Vec<T> {
+    let (cp, l) = (g.patch(), g.positions());
+    let row = g.c_out * cp + g.c_out;
+    let x = Blocks::new(x, 1, n, g.image());
+    let d = Blocks::new(d, 1, n, g.out());
+    let mut out = vec![T::ZERO; n * row];
+    split_rows(&mut out, row, |range, part| {
+        let mut cols = vec![T::ZERO; cp * l];
+        for (s, dst) in range.zip(part.chunks_mut(row)) {
+            g.unfold(x.get(0, s), &mut cols);
+            let ds = d.get(0, s);
+            gemm(
+                Mat(ds, g.c_out, l, false),
+                Mat(&cols, l, cp, true),
+                &mut dst[..g.c_out * cp],
+                false,
+            );
+            for (b, drow) in dst[g.c_out * cp..].iter_mut().zip(ds.chunks(l)) {
+                *b = drow.iter().fold(T::ZERO, |mut a, &v| {
+                    a += v;
+                    a
+                });
+            }
+        }
+    });
+    out
+}
+
+/// fold(W_kᵀ t_{k,n}), [k, n, c_i·h·w], for filters w [k or 1, c_o, c_i·kh·kw] and
+/// cotangents t [k or 1, n, c_o·L].
+pub(crate) fn transpose<T: Real>(g: &Geometry, k: usize, n: usize, w: &[T], t: &[T]) -> Vec<T> {
+    let (cp, l, image) = (g.patch(), g.positions(), g.image());
+    let wk = Blocks::new(w, k, 1, g.c_out * cp);
+    let t = Blocks::new(t, k, n, g.out());
+    let mut out = vec![T::ZERO; k * n * image];
+    split_rows(&mut out, image, |range, part| {
+        let mut cols = vec![T::ZERO; cp * l];
+        for (r, dst) in range.zip(part.chunks_mut(image)) {
+            let (kk, s) = (r / n, r % n);
+            // [cp, c_o] @ [c_o, L] with Wᵀ read in place.
+            gemm(
+                Mat(wk.get(kk, 0), cp, g.c_out, true),
+                Mat(t.get(kk, s), g.c_out, l, false),
+                &mut cols,
+                false,
+            );
+            g.fold_add(&cols, dst);
+        }
+    });
+    out
+}
+
+/// Window argmax of 2 × 2 pooling over planes of h × w: for each output, the flat position
+/// (row·w + column) in its plane of the window's largest entry (the first of equal ones; a
+/// NaN wins, so that divergence shows), [planes, h/2·w/2].
+pub(crate) fn pool_argmax<T: Real>(planes: usize, [h, w]: [usize; 2], a: &[T]) -> Vec<u32> {
+    let (h2, w2) = (h / 2, w / 2);
+    let mut arg = vec![0u32; planes * h2 * w2];
+    split_rows(&mut arg, h2 * w2, |range, part| {
+        for (p, dst) in range.zip(part.chunks_mut(h2 * w2)) {
+            let plane = &a[p * h * w..(p + 1) * h * w];
+            for y in 0..h2 {
+                for x in 0..w2 {
+                    let mut best = (2 * y) * w + 2 * x;
+                    for at in [best + 1, best + w, best + w + 1] {
+                        let (v, b) = (plane[at], plane[best]);
+                        #[allow(clippy::eq_op)]
+                        let nan = v != v && b == b;
+                        if v > b || nan {
+                            best = at;
+                        }
+                    }
+                    dst[y * w2 + x] = best as u32;
+                }
+            }
+        }
+    });
+    arg
+}
+
+/// Gathers each window's argmax entry: out[r, j] = src[r, arg[r mod P, j]] for the
+/// src planes r of `plane` entries and the P argmax rows (planes repeat every P rows, as k
+/// direction blocks of the same n samples), [rows, h/2·w/2].
+pub(crate) fn pool_gather<T: Real>(arg: &[u32], outs: usize, plane: usize, src: &[T]) -> Vec<T> {
+    let p = arg.len() / outs;
+    let rows = src.len() / plane;
+    let mut out = vec![T::ZERO; rows * outs];
+    split_rows(&mut out, outs, |range, part| {
+        for (r, dst) in range.zip(part.chunks_mut(outs)) {
+            let (src, a) = (
+                &src[r * plane..(r + 1) * plane],
+                &arg[(r % p) * outs..][..outs],
+            );
+            dst.iter_mut()
+                .zip(a)
+                .for_each(|(d, &i)| *d = src[i as usize]);
+        }
+    });
+    out
+}
+
+/// The adjoint of [`pool_gather`]: out[r, arg[r mod P, j]] = t[r, j], every other entry 0,
+/// [rows, plane].
+pub(crate) fn pool_scatter<T: Real>(arg: &[u32], outs: usize, plane: usize, t: &[T]) -> Vec<T> {
+    let p = arg.len() / outs;
+    let rows = t.len() / outs;
+    let mut out = vec![T::ZERO; rows * plane];
+    split_rows(&mut out, plane, |range, part| {
+        for (r, dst) in range.zip(part.chunks_mut(plane)) {
+            let (t, a) = (&t[r * outs..(r + 1) * outs], &arg[(r % p) * outs..][..outs]);
+            a.iter().zip(t).for_each(|(&i, &v)| dst[i as usize] = v);
+        }
+    });
+    out
+}
+
+/// The values of `t` on the host as T (a copy: contiguous, row-major).
+///
+/// The product with 1 gives ndarray a fresh array that it hands over without a copy:
+/// `into_data` of an array that is still shared (the forward pass's activations are) walks it
+/// element by element through dynamic-rank indices, which took two thirds of a convyu step.
+pub(crate) fn values<T: Real, const D: usize>(t: Tensor<D>) -> Vec<T> {
+    (t * 1.0)
+        .into_data()
+        .try_into_vec::<T>()
+        .expect("host kernels read the tensor's own dtype")
+}
+
+/// A tensor of `shape` on `device` holding `v`.
+pub(crate) fn tensor<T: Real, const D: usize>(
+    v: Vec<T>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    let dtype = T::dtype();
+    Tensor::from_data(TensorData::new(v, shape), (device, dtype))
+}
+
+/// The float type of `t` when the host kernels take it: f32 or f64 on a host-memory device,
+/// with neither `t` nor the layer's θ `theta` tracked by burn's autodiff (the host kernels
+/// would cut the graph that the autodiff reference checks differentiate through).
+pub(crate) fn host_dtype<const D: usize>(
+    t: &Tensor<D>,
+    theta: Option<&Tensor<1>>,
+) -> Option<DType> {
+    let plain = !t.is_autodiff() && !theta.is_some_and(Tensor::is_autodiff);
+    match t.dtype() {
+        d @ (DType::F32 | DType::F64) if plain && noisescope_data::in_host_memory(&t.device()) => {
+            Some(d)
+        }
+        _ => None,
+    }
+}
+
+/// Runs `$body` with `$T` the Rust float type of the host dtype `$dt` (f32 or f64).
+macro_rules! with_real {
+    ($dt:expr, $T:ident => $body:expr) => {
+        match $dt {
+            burn::tensor::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            _ => {
+                type $T = f32;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_real;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(len: usize, seed: u64) -> Vec<f64> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    const G: Geometry = Geometry {
+        c_in: 2,
+        c_out: 3,
+        input: [5, 6],
+        kernel: [3, 2],
+    };
+
+    /// z[co, y, x] = Σ_{ci,i,j} W[co, ci, i, j] x[ci, y+i, x+j], straight from the definition.
+    fn direct(x: &[f64], w: &[f64]) -> Vec<f64> {
+        let ([kh, kw], [ho, wo], [h, wd]) = (G.kernel, G.out_hw(), G.input);
+        let mut z = vec![0.0; G.out()];
+        for co in 0..G.c_out {
+            for y in 0..ho {
+                for xx in 0..wo {
+                    let mut s = 0.0;
+                    for ci in 0..G.c_in {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                s += w[((co * G.c_in + ci) * kh + i) * kw + j]
+                                    * x[(ci * h + y + i) * wd + xx + j];
+                            }
+                        }
+                    }
+                    z[(co * ho + y) * wo + xx] = s;
+                }
+            }
+        }
+        z
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition_for_shared_and_per_direction_operands() {
+        let (k, n) = (3, 4);
+        let xs = random(k * n * G.image(), 1);
+        let ws = random(k * G.c_out * G.patch(), 2);
+        let bs = random(k * G.c_out, 3);
+        let w0 = &ws[..G.c_out * G.patch()];
+        // Per-direction inputs, one shared filter bank.
+        let z = forward(&G, k, n, &xs, w0, None);
+        for r in 0..k * n {
+            close(
+                &z[r * G.out()..(r + 1) * G.out()],
+                &direct(&xs[r * G.image()..][..G.image()], w0),
+            );
+        }
+        // One shared input, per-direction filters and biases.
+        let z = forward(&G, k, n, &xs[..n * G.image()], &ws, Some(&bs));
+        for kk in 0..k {
+            for s in 0..n {
+                let w = &ws[kk * G.c_out * G.patch()..][..G.c_out * G.patch()];
+                let mut want = direct(&xs[s * G.image()..][..G.image()], w);
+                for (co, row) in want.chunks_mut(G.positions()).enumerate() {
+                    row.iter_mut().for_each(|v| *v += bs[kk * G.c_out + co]);
+                }
+                close(&z[(kk * n + s) * G.out()..][..G.out()], &want);
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_and_transpose_are_the_adjoints_of_forward() {
+        // ⟨d, W ⊛ x⟩ = ⟨weight_grads(x, d), W⟩ = ⟨transpose(W, d), x⟩ for every direction.
+        let (k, n) = (2, 3);
+        let xs = random(k * n * G.image(), 4);
+        let ds = random(k * n * G.out(), 5);
+        let ws = random(k * G.c_out * G.patch(), 6);
+        let p = G.c_out * G.patch();
+        let gw = weight_grads(&G, k, n, &xs, &ds, true);
+        let gw_shared_x = weight_grads(&G, k, n, &xs[..n * G.image()], &ds, false);
+        let t = transpose(&G, k, n, &ws, &ds);
+        let ps = per_sample_grads(&G, n, &xs[..n * G.image()], &ds[..n * G.out()]);
+        for kk in 0..k {
+            let w = &ws[kk * p..(kk + 1) * p];
+            let (mut lhs, mut lhs_shared, mut adj_x, mut bias) = (0.0, 0.0, 0.0, 0.0);
+            for s in 0..n {
+                let (x, d) = (
+                    &xs[(kk * n + s) * G.image()..][..G.image()],
+                    &ds[(kk * n + s) * G.out()..][..G.out()],
+                );
+                lhs += dot(d, &direct(x, w));
+                lhs_shared += dot(d, &direct(&xs[s * G.image()..][..G.image()], w));
+                adj_x += dot(&t[(kk * n + s) * G.image()..][..G.image()], x);
+                bias += d.iter().sum::<f64>();
+            }
+            let row = &gw[kk * (p + G.c_out)..(kk + 1) * (p + G.c_out)];
+            assert!((dot(&row[..p], w) - lhs).abs() < 1e-12);
+            assert!((row[p..].iter().sum::<f64>() - bias).abs() < 1e-12);
+            assert!((dot(&gw_shared_x[kk * p..(kk + 1) * p], w) - lhs_shared).abs() < 1e-12);
+            assert!((adj_x - lhs).abs() < 1e-12);
+        }
+        // The per-sample gradients add up to the (k = 1) gradient.
+        let g1 = weight_grads(&G, 1, n, &xs[..n * G.image()], &ds[..n * G.out()], true);
+        let sum: Vec<f64> = (0..p + G.c_out)
+            .map(|j| (0..n).map(|s| ps[s * (p + G.c_out) + j]).sum())
+            .collect();
+        close(&sum, &g1);
+    }
+
+    #[test]
+    fn pooling_picks_window_maxima_and_scatters_back_to_them() {
+        let (planes, hw) = (3, [4, 6]);
+        let mut a = random(planes * 24, 7);
+        (a[0], a[1]) = (2.0, 2.0); // a tie for the window's maximum: the first entry wins
+        let arg = pool_argmax(planes, hw, &a);
+        assert_eq!(arg.len(), planes * 6);
+        for p in 0..planes {
+            for y in 0..2 {
+                for x in 0..3 {
+                    let window = [0, 1, 6, 7].map(|o| p * 24 + 2 * y * 6 + 2 * x + o);
+                    let best = window.iter().map(|&i| a[i]).fold(f64::MIN, f64::max);
+                    assert_eq!(a[p * 24 + arg[p * 6 + y * 3 + x] as usize], best);
+                }
+            }
+        }
+        assert_eq!(arg[0], 0);
+        // Two blocks of planes share the argmax; scatter is gather's adjoint.
+        let src = random(2 * planes * 24, 8);
+        let t = random(2 * planes * 6, 9);
+        let z = pool_gather(&arg, 6, 24, &src);
+        let back = pool_scatter(&arg, 6, 24, &t);
+        assert!((dot(&z, &t) - dot(&src, &back)).abs() < 1e-12);
+        let mut nan = a.clone();
+        nan[7] = f64::NAN;
+        assert!(pool_gather(&pool_argmax(planes, hw, &nan), 6, 24, &nan)[0].is_nan());
+    }
+}
