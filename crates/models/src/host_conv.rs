@@ -280,18 +280,35 @@ pub(crate) fn forward<T: Real>(
     let parts = split(n, |range| {
         let mut cols = vec![T::ZERO; cp * l];
         let mut part = vec![T::ZERO; k * range.len() * out];
+        // A shared input against k filter banks: one matmul of the stacked banks
+        // [k·c_o, cp] (contiguous as given) with the patches, which are packed once.
+        let stacked = !x.per_k && wk.per_k;
+        let mut buf = vec![T::ZERO; if stacked { k * out } else { 0 }];
         for (si, s) in range.clone().enumerate() {
-            for kk in 0..k {
-                if kk == 0 || x.per_k {
-                    g.unfold(x.get(kk, s), &mut cols);
-                }
-                let dst = &mut part[(kk * range.len() + si) * out..][..out];
+            if stacked {
+                g.unfold(x.get(0, s), &mut cols);
                 gemm(
-                    Mat(wk.get(kk, 0), g.c_out, cp, false),
+                    Mat(w, k * g.c_out, cp, false),
                     Mat(&cols, cp, l, false),
-                    dst,
+                    &mut buf,
                     false,
                 );
+            }
+            for kk in 0..k {
+                let dst = &mut part[(kk * range.len() + si) * out..][..out];
+                if stacked {
+                    dst.copy_from_slice(&buf[kk * out..(kk + 1) * out]);
+                } else {
+                    if kk == 0 || x.per_k {
+                        g.unfold(x.get(kk, s), &mut cols);
+                    }
+                    gemm(
+                        Mat(wk.get(kk, 0), g.c_out, cp, false),
+                        Mat(&cols, cp, l, false),
+                        dst,
+                        false,
+                    );
+                }
                 if let Some(bk) = &bk {
                     for (row, &bias) in dst.chunks_mut(l).zip(bk.get(kk, 0)) {
                         row.iter_mut().for_each(|v| *v += bias);
@@ -327,25 +344,52 @@ pub(crate) fn weight_grads<T: Real>(
     let parts = split(n, |range| {
         let mut cols = vec![T::ZERO; cp * l];
         let mut acc = vec![T::ZERO; k * row];
+        // k cotangents against one shared input: stack them as [k·c_o, L] and accumulate
+        // one matmul per sample into [k·c_o, cp], so that the patches are packed once.
+        let stacked = !x.per_k && d.per_k;
+        let (mut ds, mut wacc) = if stacked {
+            (vec![T::ZERO; k * g.out()], vec![T::ZERO; k * g.c_out * cp])
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for s in range {
-            for kk in 0..k {
-                if kk == 0 || x.per_k {
-                    g.unfold(x.get(kk, s), &mut cols);
+            if stacked {
+                g.unfold(x.get(0, s), &mut cols);
+                for kk in 0..k {
+                    ds[kk * g.out()..(kk + 1) * g.out()].copy_from_slice(d.get(kk, s));
                 }
-                let dk = d.get(kk, s);
-                let dst = &mut acc[kk * row..(kk + 1) * row];
-                // [c_o, L] @ [L, cp] with Pᵀ read in place.
                 gemm(
-                    Mat(dk, g.c_out, l, false),
+                    Mat(&ds, k * g.c_out, l, false),
                     Mat(&cols, l, cp, true),
-                    &mut dst[..g.c_out * cp],
+                    &mut wacc,
                     true,
                 );
+            }
+            for kk in 0..k {
+                let dk = d.get(kk, s);
+                let dst = &mut acc[kk * row..(kk + 1) * row];
+                if !stacked {
+                    if kk == 0 || x.per_k {
+                        g.unfold(x.get(kk, s), &mut cols);
+                    }
+                    // [c_o, L] @ [L, cp] with Pᵀ read in place.
+                    gemm(
+                        Mat(dk, g.c_out, l, false),
+                        Mat(&cols, l, cp, true),
+                        &mut dst[..g.c_out * cp],
+                        true,
+                    );
+                }
                 if bias {
                     for (acc_b, drow) in dst[g.c_out * cp..].iter_mut().zip(dk.chunks(l)) {
                         drow.iter().for_each(|&v| *acc_b += v);
                     }
                 }
+            }
+        }
+        if stacked {
+            for (dst, src) in acc.chunks_mut(row).zip(wacc.chunks(g.c_out * cp)) {
+                dst[..g.c_out * cp].copy_from_slice(src);
             }
         }
         acc
@@ -618,7 +662,7 @@ mod tests {
         let ws = random(k * G.c_out * G.patch(), 6);
         let p = G.c_out * G.patch();
         let gw = weight_grads(&G, k, n, &xs, &ds, true);
-        let gw_shared_x = weight_grads(&G, k, n, &xs[..n * G.image()], &ds, false);
+        let gw_shared_x = weight_grads(&G, k, n, &xs[..n * G.image()], &ds, true);
         let t = transpose(&G, k, n, &ws, &ds);
         let ps = per_sample_grads(&G, n, &xs[..n * G.image()], &ds[..n * G.out()]);
         for kk in 0..k {
@@ -637,7 +681,9 @@ mod tests {
             let row = &gw[kk * (p + G.c_out)..(kk + 1) * (p + G.c_out)];
             assert!((dot(&row[..p], w) - lhs).abs() < 1e-12);
             assert!((row[p..].iter().sum::<f64>() - bias).abs() < 1e-12);
-            assert!((dot(&gw_shared_x[kk * p..(kk + 1) * p], w) - lhs_shared).abs() < 1e-12);
+            let shared = &gw_shared_x[kk * (p + G.c_out)..(kk + 1) * (p + G.c_out)];
+            assert!((dot(&shared[..p], w) - lhs_shared).abs() < 1e-12);
+            assert!((shared[p..].iter().sum::<f64>() - bias).abs() < 1e-12);
             assert!((adj_x - lhs).abs() < 1e-12);
         }
         // The per-sample gradients add up to the (k = 1) gradient.
