@@ -111,7 +111,7 @@ impl Conv2d {
     /// P = unfold(a), [n, c_i·kh·kw, L], patch entries ordered (channel, row, column) as
     /// burn's `unfold4d`. Built from kh·kw shifted slices: burn 0.22's ndarray `unfold4d` and
     /// `fold4d` took 0.3 s and 15 s for convyu's first layer at n = 1200; the slices take
-    /// 0.2 s for both.
+    /// 0.2 s for both. (Host memory now takes `host_conv` instead; GPUs use these passes.)
     fn patches(&self, a: &Tensor<2>) -> Tensor<3> {
         let x = self.image(a.clone());
         let n = x.dims()[0];

@@ -187,12 +187,18 @@ impl Geometry {
     }
 }
 
+/// How many threads share n items: the cores, at most n, at least 1.
+fn threads(n: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n)
+        .max(1)
+}
+
 /// Splits `0..n` over the cores and runs `f` on each part (inline for small n).
 fn split<R: Send>(n: usize, f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n);
-    if threads <= 1 {
+    let threads = threads(n);
+    if threads == 1 {
         return vec![f(0..n)];
     }
     let per = n.div_ceil(threads);
@@ -208,22 +214,48 @@ fn split<R: Send>(n: usize, f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
     })
 }
 
-/// Fills `out`, `rows` rows of `len`, by `f(row range, its part of out)` over the cores.
-fn split_rows<T: Send>(out: &mut [T], len: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
-    let rows = out.len() / len.max(1);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(rows);
-    if threads <= 1 {
-        f(0..rows, out);
-        return;
+/// Fills `out`, [k, n, len], over the cores split by sample: `f(samples, slabs)` gets, for
+/// each of the k blocks, the rows of its samples (`slabs[kk]` is [samples.len(), len]).
+fn split_samples<T: Send>(
+    out: &mut [T],
+    k: usize,
+    n: usize,
+    len: usize,
+    f: impl Fn(Range<usize>, Vec<&mut [T]>) + Sync,
+) {
+    if n == 0 || len == 0 {
+        return f(0..n, Vec::new());
     }
-    let per = rows.div_ceil(threads);
+    let threads = threads(n);
+    let per = n.div_ceil(threads);
+    let mut slabs: Vec<Vec<&mut [T]>> = (0..threads).map(|_| Vec::with_capacity(k)).collect();
+    for block in out.chunks_mut(n * len) {
+        let mut rest = block;
+        for (t, slab) in slabs.iter_mut().enumerate() {
+            let rows = ((t + 1) * per).min(n).saturating_sub(t * per);
+            let (mine, after) = rest.split_at_mut(rows * len);
+            slab.push(mine);
+            rest = after;
+        }
+    }
+    let range = |t: usize| (t * per).min(n)..((t + 1) * per).min(n);
+    if threads == 1 {
+        let slab = slabs.pop().expect("one thread");
+        return f(range(0), slab);
+    }
     std::thread::scope(|scope| {
         let f = &f;
-        for (t, part) in out.chunks_mut(per * len).enumerate() {
-            scope.spawn(move || f(t * per..t * per + part.len() / len, part));
+        for (t, slab) in slabs.into_iter().enumerate() {
+            scope.spawn(move || f(range(t), slab));
         }
+    });
+}
+
+/// Fills `out`, rows of `len`, by `f(row range, its rows)` over the cores.
+fn split_rows<T: Send>(out: &mut [T], len: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
+    let rows = out.len() / len.max(1);
+    split_samples(out, 1, rows, len, |range, mut slab| {
+        f(range, slab.pop().expect("k = 1"))
     });
 }
 
@@ -276,15 +308,14 @@ pub(crate) fn forward<T: Real>(
     let bk = b.map(|b| Blocks::new(b, k, 1, g.c_out));
     let mut z = vec![T::ZERO; k * n * out];
     // Rows of z are (k, n) pairs; split over samples so that a shared input is unfolded
-    // once per sample: each thread fills z[.., its samples, ..] for every k.
-    let parts = split(n, |range| {
+    // once per sample: each thread fills its samples' rows in every k block.
+    split_samples(&mut z, k, n, out, |range, mut slabs| {
         let mut cols = vec![T::ZERO; cp * l];
-        let mut part = vec![T::ZERO; k * range.len() * out];
         // A shared input against k filter banks: one matmul of the stacked banks
         // [k·c_o, cp] (contiguous as given) with the patches, which are packed once.
         let stacked = !x.per_k && wk.per_k;
         let mut buf = vec![T::ZERO; if stacked { k * out } else { 0 }];
-        for (si, s) in range.clone().enumerate() {
+        for (si, s) in range.enumerate() {
             if stacked {
                 g.unfold(x.get(0, s), &mut cols);
                 gemm(
@@ -294,8 +325,8 @@ pub(crate) fn forward<T: Real>(
                     false,
                 );
             }
-            for kk in 0..k {
-                let dst = &mut part[(kk * range.len() + si) * out..][..out];
+            for (kk, slab) in slabs.iter_mut().enumerate() {
+                let dst = &mut slab[si * out..(si + 1) * out];
                 if stacked {
                     dst.copy_from_slice(&buf[kk * out..(kk + 1) * out]);
                 } else {
@@ -316,14 +347,7 @@ pub(crate) fn forward<T: Real>(
                 }
             }
         }
-        (range, part)
     });
-    for (range, part) in parts {
-        for kk in 0..k {
-            let src = &part[kk * range.len() * out..(kk + 1) * range.len() * out];
-            z[(kk * n + range.start) * out..(kk * n + range.end) * out].copy_from_slice(src);
-        }
-    }
     z
 }
 

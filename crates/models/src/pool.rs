@@ -44,31 +44,31 @@ impl MaxPool2 {
         a.reshape([n, self.channels, self.input[0], self.input[1]])
     }
 
-    /// Host memory: the argmax of each window of a_in [n, c·h·w] as flat in-plane positions
-    /// [n·c, h/2·w/2], and the plane and output sizes.
-    fn host_argmax<T: host_conv::Real>(&self, a_in: &Tensor<2>) -> (Vec<u32>, usize, usize) {
-        let n = a_in.dims()[0];
-        let a = values::<T, 2>(a_in.clone());
+    /// Host memory: the argmax of each window of a_in's values `a` [n, c·h·w] as flat
+    /// in-plane positions [n·c, h/2·w/2], with the plane and output sizes.
+    fn host_argmax<T: host_conv::Real>(&self, a: &[T]) -> (Vec<u32>, usize, usize) {
+        let plane = self.input[0] * self.input[1];
         let [h2, w2] = self.output();
+        let planes = a.len() / plane;
         (
-            host_conv::pool_argmax(n * self.channels, self.input, &a),
-            self.input[0] * self.input[1],
+            host_conv::pool_argmax(planes, self.input, a),
+            plane,
             h2 * w2,
         )
     }
 
-    /// Host memory: the gather z[r] = a[r][argmax], for `src` [m, c·h·w] with m a multiple of
-    /// a_in's n, [m, c·h'·w'].
-    fn host_gather<T: host_conv::Real>(&self, a_in: &Tensor<2>, src: Vec<T>) -> Vec<T> {
-        let (arg, plane, outs) = self.host_argmax::<T>(a_in);
-        host_conv::pool_gather(&arg, outs, plane, &src)
+    /// Host memory: the gather z[r] = src[r][argmax] with the argmax of a_in's values `a`, for
+    /// `src` [m, c·h·w] with m a multiple of a_in's n, [m, c·h'·w'].
+    fn host_gather<T: host_conv::Real>(&self, a: &[T], src: &[T]) -> Vec<T> {
+        let (arg, plane, outs) = self.host_argmax(a);
+        host_conv::pool_gather(&arg, outs, plane, src)
     }
 
-    /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions,
-    /// [m, c·h·w].
-    fn host_scatter<T: host_conv::Real>(&self, a_in: &Tensor<2>, t: Vec<T>) -> Vec<T> {
-        let (arg, plane, outs) = self.host_argmax::<T>(a_in);
-        host_conv::pool_scatter(&arg, outs, plane, &t)
+    /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions of a_in's
+    /// values `a`, [m, c·h·w].
+    fn host_scatter<T: host_conv::Real>(&self, a: &[T], t: &[T]) -> Vec<T> {
+        let (arg, plane, outs) = self.host_argmax(a);
+        host_conv::pool_scatter(&arg, outs, plane, t)
     }
 
     /// Argmax indices [n, c, h/2, w/2], flat positions h·W + w in each input plane.
@@ -119,7 +119,8 @@ impl Layer for MaxPool2 {
         let n = a_in.dims()[0];
         if let Some(dt) = host_dtype(&a_in, None) {
             return with_real!(dt, T => {
-                let z = self.host_gather(&a_in, values::<T, 2>(a_in.clone()));
+                let a = values::<T, 2>(a_in.clone());
+                let z = self.host_gather(&a, &a);
                 tensor(z, [n, self.out_dim()], &a_in.device())
             });
         }
@@ -135,7 +136,7 @@ impl Layer for MaxPool2 {
                 grad: None,
                 delta_in: need_delta_in.then(|| {
                     with_real!(dt, T => {
-                        let t = self.host_scatter(io.a_in, values::<T, 2>(delta));
+                        let t = self.host_scatter(&values::<T, 2>(io.a_in.clone()), &values::<T, 2>(delta));
                         tensor(t, [n, self.in_dim()], &device)
                     })
                 }),
@@ -156,7 +157,7 @@ impl Layer for MaxPool2 {
         let [k, n, _] = ra.dims();
         if let Some(dt) = host_dtype(ra, None) {
             return Some(with_real!(dt, T => {
-                let z = self.host_gather(io.a_in, values::<T, 3>(ra.clone()));
+                let z = self.host_gather(&values::<T, 2>(io.a_in.clone()), &values::<T, 3>(ra.clone()));
                 tensor(z, [k, n, self.out_dim()], &ra.device())
             }));
         }
@@ -188,7 +189,7 @@ impl Layer for MaxPool2 {
                 grad: None,
                 delta_in: need.then(|| {
                     with_real!(dt, T => {
-                        let t = self.host_scatter(io.a_in, values::<T, 3>(r_delta));
+                        let t = self.host_scatter(&values::<T, 2>(io.a_in.clone()), &values::<T, 3>(r_delta));
                         tensor(t, [k, n, self.in_dim()], &device)
                     })
                 }),
