@@ -129,6 +129,10 @@ pub struct SweepArgs {
     /// Override a key, e.g. `--set run.steps=20` or `--set values=[32]` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Start over in a folder that already holds this experiment (its finished and
+    /// unfinished runs are deleted); without it, a re-run continues the experiment.
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +165,10 @@ pub struct EscapeArgs {
     /// Override a config key, e.g. `--set run.optimizer.lr=0.05` (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Start over in a folder that already holds this experiment (its finished and
+    /// unfinished runs are deleted); without it, a re-run continues the experiment.
+    #[arg(long)]
+    pub restart: bool,
     /// Phase-2 steps (a short smoke run).
     #[arg(long)]
     pub steps: Option<u64>,

@@ -56,6 +56,36 @@ fn default_log_every() -> u64 {
     100
 }
 
+impl RunConfig {
+    /// Checks every setting for finiteness, sign and size against the net (`dim` = D) and the
+    /// training set (`n` samples) before anything is allocated; the error names the field.
+    pub fn check(&self, dim: usize, n: usize) -> Result<()> {
+        self.optimizer.check().map_err(anyhow::Error::msg)?;
+        self.noise.check(dim, n).map_err(anyhow::Error::msg)?;
+        if let Some(v) = &self.init.values {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                bail!("init.values[{i}] = {}: expected a finite value", v[i]);
+            }
+        }
+        let p = &self.probes;
+        if p.samples == Some(0) {
+            bail!("probes.samples = 0: expected at least 1 sample (or leave it out for all)");
+        }
+        if p.every > 0 && !p.list.is_empty() {
+            p.check(dim)?;
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of host memory the system can still give, when it says (Linux `MemAvailable`).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Where θ₀ comes from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +215,49 @@ impl Default for ProbeConfig {
     }
 }
 
+impl ProbeConfig {
+    /// Checks the probe settings against a net of `dim` parameters; the error names the field.
+    pub fn check(&self, dim: usize) -> Result<()> {
+        if self.top_k == 0 || self.top_k > dim {
+            bail!("probes.top_k = {}: expected 1 ≤ k ≤ D = {dim}", self.top_k);
+        }
+        if self.lanczos_steps == 0 {
+            bail!("probes.lanczos_steps = 0: expected at least 1 step");
+        }
+        if self.chunk == 0 {
+            bail!("probes.chunk = 0: expected at least 1 direction per block");
+        }
+        for (name, m) in [("trace_h", self.trace_h), ("frobenius", self.frobenius)] {
+            let count = match m {
+                TraceMethod::Exact => 1,
+                TraceMethod::Hutchinson { probes } => probes,
+                TraceMethod::HutchPlusPlus { matvecs } => matvecs,
+            };
+            if count == 0 {
+                bail!("probes.{name}: 0 products, expected at least 1");
+            }
+        }
+        let s = &self.sharpness;
+        if !(s.delta.is_finite() && s.delta > 0.0) {
+            bail!(
+                "probes.sharpness.delta = {}: expected a finite δ > 0",
+                s.delta
+            );
+        }
+        if s.samples == 0 || s.batch == 0 {
+            bail!(
+                "probes.sharpness: samples = {}, batch = {}: expected both ≥ 1",
+                s.samples,
+                s.batch
+            );
+        }
+        if self.samples == Some(0) {
+            bail!("probes.samples = 0: expected at least 1 sample (or leave it out for all)");
+        }
+        Ok(())
+    }
+}
+
 /// How the average alignment's traces are computed (see `ProbeConfig::alignment_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,7 +295,7 @@ impl std::str::FromStr for Probe {
 
     fn from_str(s: &str) -> Result<Self> {
         Probe::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
-            .map_err(|_| anyhow::anyhow!("unknown probe `{s}`: expected spectrum, escape, sharpness, noise, alignment or density"))
+            .map_err(|_| anyhow::anyhow!("unknown probe `{s}`: expected spectrum, escape, sharpness, noise, alignment, density or direction"))
     }
 }
 
@@ -264,6 +337,36 @@ pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
         _ => unreachable!("the root is a table"),
     }
     Ok(())
+}
+
+/// The first dotted key, other than those in `allowed`, whose value differs between `a` and
+/// `b`; `None` when they agree.
+pub fn changed_key<T: Serialize>(a: &T, b: &T, allowed: &[&str]) -> Result<Option<String>> {
+    fn walk(a: &toml::Value, b: &toml::Value, path: &str, allowed: &[&str]) -> Option<String> {
+        if allowed.contains(&path) {
+            return None;
+        }
+        match (a, b) {
+            (toml::Value::Table(x), toml::Value::Table(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                keys.into_iter().find_map(|k| {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    match (x.get(k), y.get(k)) {
+                        (Some(u), Some(v)) => walk(u, v, &p, allowed),
+                        _ => (!allowed.contains(&p.as_str())).then_some(p),
+                    }
+                })
+            }
+            _ => (a != b).then(|| path.to_string()),
+        }
+    }
+    let a = toml::Value::try_from(a)?;
+    let b = toml::Value::try_from(b)?;
+    Ok(walk(&a, &b, "", allowed))
 }
 
 /// Parses `text` (from `origin`) with the `key=value` overrides applied.
@@ -354,5 +457,32 @@ model = "toy2d"
         let e = set_key(&mut t, "model.widths.x", "1").unwrap_err();
         assert!(e.to_string().contains("must be a number"), "{e}");
         assert_eq!(t, before, "a failed override changes nothing");
+    }
+
+    proptest::proptest! {
+        /// Arbitrary text, and valid configs with one line replaced by arbitrary text or one
+        /// arbitrary `--set`, give a config or a named error, never a panic; a config that
+        /// loads can be checked against any D and N without a panic.
+        #[test]
+        fn arbitrary_configs_never_panic(
+            text in "\\PC{0,80}",
+            line in 0usize..12,
+            key in "[a-z_.0-9]{1,20}",
+            value in "\\PC{0,12}",
+            dim in 0usize..100,
+            n in 0usize..100,
+        ) {
+            let p = Path::new("fuzz.toml");
+            let _ = parse_with_overrides::<RunConfig>(&text, p, &[]);
+            let quick = include_str!("../../../configs/quickstart.toml");
+            let mut lines: Vec<&str> = quick.lines().collect();
+            let at = line % lines.len();
+            lines[at] = &text;
+            let _ = parse_with_overrides::<RunConfig>(&lines.join("\n"), p, &[]);
+            if let Ok(c) = parse_with_overrides::<RunConfig>(quick, p, &[format!("{key}={value}")]) {
+                let _ = c.check(dim, n);
+                let _ = c.probes.check(dim);
+            }
+        }
     }
 }

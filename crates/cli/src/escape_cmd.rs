@@ -17,8 +17,8 @@ use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::plot;
 use crate::probes::Anchor;
-use crate::rundir::{RunDir, create_experiment_dir, default_out, write_atomic};
-use crate::train_cmd::{RunContext, initial_theta, progress, train_loop};
+use crate::rundir::{default_out, open_experiment_dir, write_atomic};
+use crate::train_cmd::{RunContext, initial_theta, progress, run_unit, train_loop};
 
 /// An escape experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +54,40 @@ pub struct EscapeConfig {
 
 fn one() -> usize {
     1
+}
+
+impl EscapeConfig {
+    /// Checks the experiment's own settings for range and finiteness; the error names the
+    /// field (the run's settings are checked when its net is built).
+    pub fn check(&self) -> Result<()> {
+        if self.repeats == 0 {
+            bail!("repeats = 0: expected at least 1 repetition");
+        }
+        if self.dynamics.is_empty() {
+            bail!("dynamics: empty, expected at least one dynamic");
+        }
+        if !(self.perturb.is_finite() && self.perturb >= 0.0) {
+            bail!("perturb = {}: expected a finite σ ≥ 0", self.perturb);
+        }
+        if let Some(c) = self.lr_over_sharpness {
+            if !(c.is_finite() && c > 0.0) {
+                bail!("lr_over_sharpness = {c}: expected a finite c > 0");
+            }
+        }
+        let lr = self.phase1.lr;
+        if self.phase1.steps > 0 && !(lr.is_finite() && lr > 0.0) {
+            bail!("phase1.lr = {lr}: expected a finite learning rate > 0");
+        }
+        if let Some(s) = self.success {
+            if !s.all_below.is_finite() {
+                bail!(
+                    "success.all_below = {}: expected a finite threshold",
+                    s.all_below
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Phase 1: GD from the run's θ₀.
@@ -98,14 +132,16 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         cfg.dynamics = list.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     }
     cfg.run.backend = Some(format!("{:?}", g.backend).to_lowercase());
+    cfg.check()?;
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
-    create_experiment_dir(
+    open_experiment_dir(
         &out,
         "an escape experiment",
         "escape.toml",
         &toml::to_string(&cfg)?,
+        a.restart,
     )?;
     let start = Instant::now();
     let mut results: Map<String, Value> = Map::new();
@@ -120,6 +156,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     } else {
         Some(experiment::build(&cfg.run, &opened, &search)?)
     };
+
     for r in 0..cfg.repeats {
         let seed = cfg.run.seed.wrapping_add(r as u64);
         let mut base = cfg.run.clone();
@@ -133,6 +170,18 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             }
         };
         let first = r == 0;
+        if first {
+            for d in &cfg.dynamics {
+                let noise = NoiseConfig {
+                    dynamic: *d,
+                    ..cfg.run.noise.clone()
+                };
+                noise
+                    .check(exp.net.dim(), exp.train.n)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("dynamics: {d}"))?;
+            }
+        }
         // Phase 1: GD to θ*.
         let theta0 = initial_theta(&base, &exp.net, &opened.device)?;
         let theta_star = if cfg.phase1.steps > 0 {
@@ -142,14 +191,6 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             p1.noise = NoiseConfig::default();
             p1.optimizer.lr = cfg.phase1.lr;
             p1.probes.every = 0;
-            let dir = if first {
-                Some(RunDir::create(&out.join("phase1"))?)
-            } else {
-                None
-            };
-            if let Some(d) = &dir {
-                d.write("config.toml", toml::to_string(&p1)?.as_bytes())?;
-            }
             let ctx = RunContext {
                 cfg: &p1,
                 exp,
@@ -160,7 +201,12 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             if !g.quiet && first {
                 eprintln!("phase 1: GD, lr {}, {} steps", p1.optimizer.lr, p1.steps);
             }
-            let o = train_loop(&ctx, theta0, dir.as_ref(), false).context("phase 1")?;
+            let o = if first {
+                run_unit(&ctx, theta0, &out.join("phase1"))
+            } else {
+                train_loop(&ctx, theta0, None, false)
+            }
+            .context("phase 1")?;
             if first {
                 phase1_summary = o.summary["final"].clone();
             }
@@ -208,14 +254,6 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 run.log_every = run.steps;
                 run.probes.every = 0;
             }
-            let dir = if first {
-                Some(RunDir::create(&out.join(d.to_string()))?)
-            } else {
-                None
-            };
-            if let Some(dd) = &dir {
-                dd.write("config.toml", toml::to_string(&run)?.as_bytes())?;
-            }
             if !g.quiet && cfg.repeats == 1 {
                 eprintln!("phase 2: {d}, lr {}, {} steps", run.optimizer.lr, run.steps);
             }
@@ -226,8 +264,12 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 until: None,
                 device_name: &opened.description,
             };
-            let o = train_loop(&ctx, theta_star.clone(), dir.as_ref(), false)
-                .with_context(|| format!("phase 2, {d}, repetition {r}"))?;
+            let o = if first {
+                run_unit(&ctx, theta_star.clone(), &out.join(d.to_string()))
+            } else {
+                train_loop(&ctx, theta_star.clone(), None, false)
+            }
+            .with_context(|| format!("phase 2, {d}, repetition {r}"))?;
             if let Some(rule) = cfg.success {
                 let th = o
                     .theta

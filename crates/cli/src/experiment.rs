@@ -125,12 +125,51 @@ fn upload(
     }
 }
 
+/// Refuses a run whose θ-sized buffers would not fit in host memory (on a CPU backend),
+/// before anything is allocated: θ, its gradient, the update's temporaries and optimizer
+/// buffers (8 copies), the k rows of a low-rank or Hessian noise, and the Lanczos basis and
+/// blocks of directions of the probes.
+fn check_memory(cfg: &RunConfig, dim: usize, opened: &Opened) -> Result<()> {
+    if !noisescope_data::in_host_memory(&opened.device) {
+        return Ok(());
+    }
+    let Some(available) = crate::config::available_memory() else {
+        return Ok(());
+    };
+    let rows =
+        8 + match cfg.noise.dynamic {
+            noisescope_noise::Dynamic::LowRank(k) | noisescope_noise::Dynamic::Hessian(k) => {
+                k.saturating_mul(3)
+            }
+            _ => 0,
+        } + if cfg.probes.every > 0 {
+            cfg.probes
+                .lanczos_steps
+                .saturating_add(cfg.probes.chunk)
+                .saturating_add(cfg.probes.sharpness.batch)
+        } else {
+            0
+        };
+    let bytes = (dim as u128) * (rows as u128) * cfg.precision.dtype().size() as u128;
+    if bytes > available as u128 {
+        bail!(
+            "the {} model has D = {dim} parameters: about {rows} vectors of D values ({:.1} GB) would be needed, and {:.1} GB of memory is available",
+            cfg.model.name(),
+            bytes as f64 / 1e9,
+            available as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
 /// Builds the net and uploads the data of `cfg` to the opened device.
 pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Experiment> {
     opened.check_precision(cfg.precision)?;
     let device = &opened.device;
     let net = cfg.model.build(device, cfg.precision)?;
+    check_memory(cfg, net.dim(), opened)?;
     let (tr, te, describe) = features(&cfg.data, cfg.seed, search)?;
+    cfg.check(net.dim(), tr.n)?;
     let train = net.adapt(upload(&tr, "training set", device, cfg.precision)?);
     let test = match te {
         Some(t) => Some(net.adapt(upload(&t, "test set", device, cfg.precision)?)),

@@ -453,7 +453,7 @@ pub fn sweep_summary_figure(
     if sweep.summary.is_empty() {
         return Ok(None);
     }
-    let runs = crate::sweep_cmd::runs(sweep);
+    let runs = crate::sweep_cmd::runs(sweep)?;
     let mut series_names: Vec<Option<String>> = Vec::new();
     for r in &runs {
         if !series_names.contains(&r.series) {
@@ -529,7 +529,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
     } else if dir.join("sweep.toml").is_file() {
         let sweep: crate::sweep_cmd::SweepConfig =
             crate::config::load(&dir.join("sweep.toml"), &[])?;
-        let names: Vec<String> = crate::sweep_cmd::runs(&sweep)
+        let names: Vec<String> = crate::sweep_cmd::runs(&sweep)?
             .into_iter()
             .map(|r| r.name)
             .collect();

@@ -2,7 +2,7 @@
 //! `probes-step-NNNNNNN.json` beside the run's metrics, with figures of the Hessian spectrum
 //! and its density.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
 use noisescope_probe::density::SpectralDensity;
 use serde_json::{Value, json};
@@ -26,8 +26,25 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         Some(s) => rd.path.join(format!("checkpoints/step-{s:07}")),
         None => rd.latest_checkpoint()?,
     };
+    cfg.probes.check(exp.net.dim())?;
     let theta = rundir::load_theta(&ck, &opened.device, cfg.precision)
         .with_context(|| format!("checkpoint {}", ck.display()))?;
+    let d = exp.net.dim();
+    if theta.dims()[0] != d {
+        bail!(
+            "{}: θ has {} entries, the {} net of {} has D = {d}",
+            ck.display(),
+            theta.dims()[0],
+            exp.net.name,
+            rd.path.join("config.toml").display()
+        );
+    }
+    if noisescope_probe::linalg::to_host(theta.clone())
+        .iter()
+        .any(|v| !v.is_finite())
+    {
+        bail!("{}: θ holds NaN or infinite entries", ck.display());
+    }
     let data = match cfg.probes.samples {
         Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
         _ => exp.train.clone(),

@@ -1,11 +1,13 @@
 //! A run directory (DESIGN.md): `config.toml` (resolved), `metrics.jsonl`, `summary.json`,
-//! `checkpoints/step-NNNNNNN/` and `figures/`. Checkpoints are written to a temporary folder
-//! and renamed, so a crash never leaves a half-written one, and `checkpoints/latest` names the
-//! newest complete checkpoint.
+//! `checkpoints/step-NNNNNNN/` and `figures/`. Every write survives a kill at any instant
+//! (docs/reliability.md): files go through a synced temporary and a rename, each metric line is
+//! one `write(2)` (a torn last line is dropped on resume, earlier lines are kept byte for
+//! byte), checkpoints are written to a temporary folder and renamed, and `checkpoints/latest`
+//! names the newest complete checkpoint. Everything loaded back is checked before use.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -31,7 +33,22 @@ struct CheckpointMeta {
     stream: StreamState,
     sampler: Option<SamplerState>,
     noise: Option<NoiseMeta>,
+    /// What the run loop accumulated up to this step (summary statistics, clocks), opaque here.
+    #[serde(default)]
+    run: serde_json::Value,
 }
+
+/// The tensors a checkpoint's `state.safetensors` may hold.
+const STATE_TENSORS: [&str; 5] = [
+    "optimizer.first",
+    "optimizer.second",
+    "noise.std",
+    "noise.vectors",
+    WARM_START,
+];
+
+/// The last probe's top Hessian eigenvectors ([k, D]), kept for `probes.warm_start`.
+const WARM_START: &str = "probes.warm_start";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -53,10 +70,14 @@ impl RunDir {
         }
         fs::create_dir_all(path.join("checkpoints"))
             .with_context(|| format!("creating {}", path.display()))?;
-        fs::create_dir_all(path.join("figures"))?;
-        Ok(RunDir {
+        fs::create_dir_all(path.join("figures"))
+            .with_context(|| format!("creating {}", path.join("figures").display()))?;
+        let rd = RunDir {
             path: path.to_path_buf(),
-        })
+        };
+        // A run killed before its config.toml landed may have left a temporary behind.
+        rd.remove_leftovers()?;
+        Ok(rd)
     }
 
     /// An existing run directory.
@@ -74,124 +95,261 @@ impl RunDir {
         write_atomic(&self.path.join(name), contents)
     }
 
-    /// Appends one JSON line to `metrics.jsonl` and flushes it.
+    /// Appends one JSON line to `metrics.jsonl` as a single `write(2)`, so that a kill leaves
+    /// either the whole line or a torn tail without its newline (dropped on resume).
     pub fn append_metrics(&self, line: &serde_json::Value) -> Result<()> {
         let p = self.path.join("metrics.jsonl");
-        let mut f = OpenOptions::new()
+        let mut text = line.to_string();
+        text.push('\n');
+        OpenOptions::new()
             .create(true)
             .append(true)
             .open(&p)
-            .with_context(|| format!("opening {}", p.display()))?;
-        writeln!(f, "{line}")?;
-        f.flush()?;
-        Ok(())
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("appending to {}", p.display()))
     }
 
-    /// The metric lines, parsed.
-    pub fn metrics(&self) -> Result<Vec<serde_json::Value>> {
+    /// The complete metric lines as written (without their newline) and parsed. A last line
+    /// without its newline was torn by a kill and is left out; any other line that is not JSON
+    /// is an error naming it.
+    pub fn metric_lines(&self) -> Result<Vec<(String, serde_json::Value)>> {
         let p = self.path.join("metrics.jsonl");
-        if !p.exists() {
-            return Ok(Vec::new());
-        }
-        BufReader::new(File::open(&p)?)
-            .lines()
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        };
+        let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &bytes[..i],
+            None => return Ok(Vec::new()),
+        };
+        complete
+            .split(|&b| b == b'\n')
             .enumerate()
-            .map(|(i, l)| {
-                let l = l?;
-                serde_json::from_str(&l)
-                    .with_context(|| format!("{} line {}: not JSON", p.display(), i + 1))
+            .map(|(i, raw)| {
+                let text = std::str::from_utf8(raw)
+                    .ok()
+                    .with_context(|| format!("{} line {}: not UTF-8", p.display(), i + 1))?;
+                let v = serde_json::from_str(text)
+                    .with_context(|| format!("{} line {}: not JSON", p.display(), i + 1))?;
+                Ok((text.to_string(), v))
             })
             .collect()
     }
 
-    /// Drops the metric lines past `step` (a resumed run writes them again).
-    pub fn truncate_metrics(&self, step: u64) -> Result<()> {
-        let keep: Vec<String> = self
-            .metrics()?
+    /// The metric lines, parsed.
+    pub fn metrics(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(self.metric_lines()?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Drops the metric lines past `step` and a torn last line, keeping the others byte for
+    /// byte (a resumed run writes the dropped ones again); returns the kept lines, parsed.
+    pub fn truncate_metrics(&self, step: u64) -> Result<Vec<serde_json::Value>> {
+        let (keep, values): (Vec<String>, Vec<serde_json::Value>) = self
+            .metric_lines()?
             .into_iter()
-            .filter(|m| m["step"].as_u64().is_some_and(|s| s <= step) && m.get("final").is_none())
-            .map(|m| m.to_string())
-            .collect();
+            .filter(|(_, m)| {
+                m["step"].as_u64().is_some_and(|s| s <= step) && m.get("final").is_none()
+            })
+            .unzip();
         let mut text = keep.join("\n");
         if !text.is_empty() {
             text.push('\n');
         }
-        self.write("metrics.jsonl", text.as_bytes())
+        self.write("metrics.jsonl", text.as_bytes())?;
+        Ok(values)
     }
 
-    /// The newest complete checkpoint's folder.
+    /// The newest complete checkpoint's folder, or `None` when the run has none yet.
+    ///
+    /// `checkpoints/latest` must name a `step-N` folder of this run's `checkpoints/`. Without
+    /// it (a kill between a checkpoint's rename and the pointer's write) the newest `step-N`
+    /// folder is taken: folders are renamed into place only once complete.
+    pub fn find_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let dir = self.path.join("checkpoints");
+        let p = dir.join("latest");
+        match fs::read_to_string(&p) {
+            Ok(name) => {
+                let name = name.trim();
+                let ok = name
+                    .strip_prefix("step-")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !ok {
+                    bail!(
+                        "{}: names `{name}`, not a step-N checkpoint folder of this run",
+                        p.display()
+                    );
+                }
+                let ck = dir.join(name);
+                if !ck.is_dir() {
+                    bail!(
+                        "{}: names {}, which does not exist",
+                        p.display(),
+                        ck.display()
+                    );
+                }
+                Ok(Some(ck))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Ok(entries) = fs::read_dir(&dir) else {
+                    return Ok(None);
+                };
+                Ok(entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
+                        e.path().is_dir().then_some((n, e.path()))
+                    })
+                    .max_by_key(|(n, _)| *n)
+                    .map(|(_, p)| p))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+        }
+    }
+
+    /// The newest complete checkpoint's folder; an error when there is none.
     pub fn latest_checkpoint(&self) -> Result<PathBuf> {
-        let p = self.path.join("checkpoints/latest");
-        let name = fs::read_to_string(&p)
-            .with_context(|| format!("{}: no checkpoint to resume from", p.display()))?;
-        Ok(self.path.join("checkpoints").join(name.trim()))
+        self.find_checkpoint()?.with_context(|| {
+            format!(
+                "{}: no checkpoint yet",
+                self.path.join("checkpoints").display()
+            )
+        })
     }
 
-    /// Saves the trainer's state as `checkpoints/step-NNNNNNN/` and points `latest` at it.
-    pub fn save_checkpoint(&self, state: &TrainerState, layout: &Layout) -> Result<PathBuf> {
+    /// Removes the temporary folders and files that a killed checkpoint or write left.
+    pub fn remove_leftovers(&self) -> Result<()> {
+        for dir in [self.path.clone(), self.path.join("checkpoints")] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().to_string();
+                let p = e.path();
+                if name.starts_with(".tmp-") && p.is_dir() {
+                    fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+                } else if name.ends_with(".tmp~") && p.is_file() {
+                    fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the trainer's state, with `run` (the run loop's tallies), as
+    /// `checkpoints/step-NNNNNNN/` and points `latest` at it. The folder is written and synced
+    /// under a temporary name and renamed; on any error the temporary is removed and the
+    /// previous checkpoint stays the latest.
+    pub fn save_checkpoint(
+        &self,
+        state: &TrainerState,
+        layout: &Layout,
+        run: &serde_json::Value,
+        warm: Option<&Tensor<2>>,
+    ) -> Result<PathBuf> {
         let name = format!("step-{:07}", state.step);
         let dir = self.path.join("checkpoints");
-        let tmp = dir.join(format!(".tmp-{name}"));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp)?;
-        // θ and its per-layer blocks.
-        let theta = host(&state.theta);
-        let mut model: Vec<(String, Vec<usize>, HostVec)> =
-            vec![("theta".into(), vec![theta.len()], theta.clone())];
-        for b in &layout.blocks {
-            model.push((
-                b.name.clone(),
-                b.shape.clone(),
-                theta.slice(b.offset, b.len),
-            ));
-        }
-        fs::write(tmp.join("model.safetensors"), serialize(&model)?)?;
-        let mut tensors: Vec<(String, Vec<usize>, HostVec)> = Vec::new();
-        for (key, t) in [
-            ("optimizer.first", &state.optimizer.first),
-            ("optimizer.second", &state.optimizer.second),
-        ] {
-            if let Some(t) = t {
-                let v = host(t);
-                tensors.push((key.into(), vec![v.len()], v));
-            }
-        }
-        let noise = match &state.cached_noise {
-            None => None,
-            Some(NoiseShape::Iso { std, dim }) => Some(NoiseMeta::Iso {
-                std: *std,
-                dim: *dim,
-            }),
-            Some(NoiseShape::Diag { std }) => {
-                let v = host(std);
-                tensors.push(("noise.std".into(), vec![v.len()], v));
-                Some(NoiseMeta::Diag)
-            }
-            Some(NoiseShape::LowRank { vectors, std }) => {
-                let [k, d] = vectors.dims();
-                tensors.push((
-                    "noise.vectors".into(),
-                    vec![k, d],
-                    host(&vectors.clone().reshape([k * d])),
-                ));
-                Some(NoiseMeta::LowRank { std: std.clone() })
-            }
-        };
-        fs::write(tmp.join("state.safetensors"), serialize(&tensors)?)?;
-        let meta = CheckpointMeta {
-            step: state.step,
-            optimizer_t: state.optimizer.t,
-            stream: state.stream,
-            sampler: state.sampler.clone(),
-            noise,
-        };
-        fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(&meta)?)?;
         let final_dir = dir.join(&name);
-        let _ = fs::remove_dir_all(&final_dir);
-        fs::rename(&tmp, &final_dir)?;
-        write_atomic(&dir.join("latest"), name.as_bytes())?;
-        Ok(final_dir)
+        // A resumed run reaches the step of its checkpoint again with the same state: the
+        // complete folder is kept (replacing it would leave a moment with no checkpoint).
+        if final_dir.join("state.json").is_file() {
+            write_atomic(&dir.join("latest"), name.as_bytes())?;
+            return Ok(final_dir);
+        }
+        let tmp = dir.join(format!(".tmp-{name}"));
+        let result = write_checkpoint(&tmp, state, layout, run, warm).and_then(|()| {
+            if final_dir.exists() {
+                fs::remove_dir_all(&final_dir)
+                    .with_context(|| format!("removing {}", final_dir.display()))?;
+            }
+            fs::rename(&tmp, &final_dir)
+                .with_context(|| format!("renaming {} to {name}", tmp.display()))?;
+            sync_dir(&dir)?;
+            write_atomic(&dir.join("latest"), name.as_bytes())?;
+            Ok(final_dir.clone())
+        });
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
     }
+}
+
+/// Writes a checkpoint's three files into `tmp` (made anew) and syncs them.
+fn write_checkpoint(
+    tmp: &Path,
+    state: &TrainerState,
+    layout: &Layout,
+    run: &serde_json::Value,
+    warm: Option<&Tensor<2>>,
+) -> Result<()> {
+    if tmp.exists() {
+        fs::remove_dir_all(tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    // θ and its per-layer blocks.
+    let theta = host(&state.theta);
+    let mut model: Vec<(String, Vec<usize>, HostVec)> =
+        vec![("theta".into(), vec![theta.len()], theta.clone())];
+    for b in &layout.blocks {
+        model.push((
+            b.name.clone(),
+            b.shape.clone(),
+            theta.slice(b.offset, b.len),
+        ));
+    }
+    write_synced(&tmp.join("model.safetensors"), &serialize(&model)?)?;
+    let mut tensors: Vec<(String, Vec<usize>, HostVec)> = Vec::new();
+    for (key, t) in [
+        ("optimizer.first", &state.optimizer.first),
+        ("optimizer.second", &state.optimizer.second),
+    ] {
+        if let Some(t) = t {
+            let v = host(t);
+            tensors.push((key.into(), vec![v.len()], v));
+        }
+    }
+    let noise = match &state.cached_noise {
+        None => None,
+        Some(NoiseShape::Iso { std, dim }) => Some(NoiseMeta::Iso {
+            std: *std,
+            dim: *dim,
+        }),
+        Some(NoiseShape::Diag { std }) => {
+            let v = host(std);
+            tensors.push(("noise.std".into(), vec![v.len()], v));
+            Some(NoiseMeta::Diag)
+        }
+        Some(NoiseShape::LowRank { vectors, std }) => {
+            let [k, d] = vectors.dims();
+            tensors.push((
+                "noise.vectors".into(),
+                vec![k, d],
+                host(&vectors.clone().reshape([k * d])),
+            ));
+            Some(NoiseMeta::LowRank { std: std.clone() })
+        }
+    };
+    if let Some(w) = warm {
+        let [k, d] = w.dims();
+        tensors.push((
+            WARM_START.into(),
+            vec![k, d],
+            host(&w.clone().reshape([k * d])),
+        ));
+    }
+    write_synced(&tmp.join("state.safetensors"), &serialize(&tensors)?)?;
+    let meta = CheckpointMeta {
+        step: state.step,
+        optimizer_t: state.optimizer.t,
+        stream: state.stream,
+        sampler: state.sampler.clone(),
+        noise,
+        run: run.clone(),
+    };
+    write_synced(&tmp.join("state.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    sync_dir(tmp)
 }
 
 /// `runs/<config stem><suffix>-<unix seconds>`: where results go without `--out`.
@@ -225,7 +383,87 @@ pub fn create_experiment_dir(
     write_atomic(&out.join(config_name), config.as_bytes())
 }
 
-/// θ of a checkpoint folder, or of a run directory's latest checkpoint, as [D].
+/// Opens the folder of a multi-run experiment (`escape`, `sweep`) whose resolved config is
+/// `config` (written as `config_name`), with `figures/`. A folder that holds the same
+/// experiment is continued (its finished runs are kept, unfinished ones resume); one that
+/// holds another is refused unless `restart`, which deletes it first. `what` names the
+/// experiment in messages.
+pub fn open_experiment_dir(
+    out: &Path,
+    what: &str,
+    config_name: &str,
+    config: &str,
+    restart: bool,
+) -> Result<()> {
+    let saved = out.join(config_name);
+    if restart && out.exists() {
+        if !saved.is_file() {
+            bail!(
+                "--restart: {} does not hold {what} ({config_name} is missing); not deleting it",
+                out.display()
+            );
+        }
+        fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
+    }
+    match fs::read_to_string(&saved) {
+        Ok(text) if text == config => {}
+        // Nothing ran yet (the last attempt stopped at a config error, say): nothing to mix.
+        Ok(_) if !holds_runs(out, 3) => {}
+        Ok(_) => bail!(
+            "{} holds {what} with other settings ({} differs); pass --restart to start over, or choose another --out",
+            out.display(),
+            saved.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if out.join("summary.json").exists() {
+                bail!(
+                    "{} already holds results; choose another --out",
+                    out.display()
+                );
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", saved.display())),
+    }
+    fs::create_dir_all(out.join("figures"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    RunDir {
+        path: out.to_path_buf(),
+    }
+    .remove_leftovers()?;
+    write_atomic(&saved, config.as_bytes())
+}
+
+/// Whether `dir` or a folder below it (to `depth` levels) holds a run or results.
+fn holds_runs(dir: &Path, depth: usize) -> bool {
+    if dir.join("config.toml").is_file() || dir.join("summary.json").is_file() {
+        return true;
+    }
+    depth > 0
+        && fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.path().is_dir() && holds_runs(&e.path(), depth - 1))
+        })
+}
+
+/// Checks that `name` (from a config: a sweep series or value) is one plain folder name, so
+/// that no run is written outside the experiment's folder.
+pub fn check_folder_name(what: &str, name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || name.starts_with('~');
+    if bad {
+        bail!(
+            "{what} `{name}` cannot name a folder: it must be non-empty, without `/`, `\\` or NUL, and not `.`, `..` or start with `~`"
+        );
+    }
+    Ok(())
+}
+
+/// θ of a checkpoint folder, or of a run directory's latest checkpoint, as [D] in
+/// `precision` (converted when the checkpoint holds the other one).
 pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<Tensor<1>> {
     let dir = if path.join("model.safetensors").is_file() {
         path.to_path_buf()
@@ -233,63 +471,205 @@ pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<
         RunDir::open(path)?.latest_checkpoint()?
     };
     let file = dir.join("model.safetensors");
-    let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = read_file(&file)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{}: not a safetensors file", file.display()))?;
     let t = st
         .tensor("theta")
         .with_context(|| format!("{}: no tensor `theta`", file.display()))?;
+    if t.shape().len() != 1 || t.shape()[0] == 0 {
+        bail!(
+            "{}: tensor `theta` has shape {:?}, expected [D] with D ≥ 1",
+            file.display(),
+            t.shape()
+        );
+    }
     to_tensor(&t, device, precision).with_context(|| format!("{}: tensor `theta`", file.display()))
 }
 
-/// Loads the trainer state of checkpoint folder `dir`.
-pub fn load_checkpoint(dir: &Path, device: &Device, precision: Precision) -> Result<TrainerState> {
-    let theta = load_theta(dir, device, precision)?;
-    let meta: CheckpointMeta = serde_json::from_slice(
-        &fs::read(dir.join("state.json"))
-            .with_context(|| format!("reading {}/state.json", dir.display()))?,
-    )
-    .with_context(|| format!("{}/state.json: not a checkpoint state", dir.display()))?;
+/// Loads the trainer state of checkpoint folder `dir`, with the run loop's tallies saved
+/// beside it. Everything the files can get wrong on their own is checked here (names, shapes,
+/// element types against the run's precision, the step against the folder's name); whether
+/// the state fits the run's model, optimizer and dynamic is [`noisescope_noise::Trainer::check`]'s
+/// part.
+pub fn load_checkpoint(
+    dir: &Path,
+    device: &Device,
+    precision: Precision,
+) -> Result<(TrainerState, serde_json::Value)> {
+    let want = match precision.dtype() {
+        DType::F64 => Dtype::F64,
+        _ => Dtype::F32,
+    };
+    let model_file = dir.join("model.safetensors");
+    let model_bytes = read_file(&model_file)?;
+    let model = safetensors::SafeTensors::deserialize(&model_bytes)
+        .with_context(|| format!("{}: not a safetensors file", model_file.display()))?;
+    let theta_view = model
+        .tensor("theta")
+        .with_context(|| format!("{}: no tensor `theta`", model_file.display()))?;
+    check_view(&model_file, "theta", &theta_view, 1, want)?;
+    let theta = to_tensor(&theta_view, device, precision)?;
+    let meta_file = dir.join("state.json");
+    let meta: CheckpointMeta = serde_json::from_slice(&read_file(&meta_file)?)
+        .with_context(|| format!("{}: not a checkpoint state", meta_file.display()))?;
+    let named = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("step-"))
+        .and_then(|n| n.parse::<u64>().ok());
+    if named.is_some_and(|n| n != meta.step) {
+        bail!(
+            "{}: step {} in a folder named for step {}",
+            meta_file.display(),
+            meta.step,
+            named.unwrap_or_default()
+        );
+    }
     let file = dir.join("state.safetensors");
-    let bytes = fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = read_file(&file)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{}: not a safetensors file", file.display()))?;
-    let get = |name: &str| -> Result<Option<Tensor<1>>> {
+    for name in st.names() {
+        if !STATE_TENSORS.contains(&&*name) {
+            bail!(
+                "{}: unknown tensor `{name}` (expected some of {})",
+                file.display(),
+                STATE_TENSORS.join(", ")
+            );
+        }
+    }
+    let get = |name: &str, rank: usize| -> Result<Option<(Tensor<1>, Vec<usize>)>> {
         match st.tensor(name) {
-            Ok(t) => Ok(Some(to_tensor(&t, device, precision)?)),
+            Ok(t) => {
+                check_view(&file, name, &t, rank, want)?;
+                Ok(Some((
+                    to_tensor(&t, device, precision)?,
+                    t.shape().to_vec(),
+                )))
+            }
             Err(_) => Ok(None),
         }
     };
+    let lacks = |name: &str| format!("{}: lacks tensor `{name}`", file.display());
+    let stray = |name: &str, kind: &str| {
+        anyhow::anyhow!(
+            "{}: tensor `{name}` does not belong to a{kind} covariance",
+            file.display()
+        )
+    };
     let cached_noise = match meta.noise {
-        None => None,
-        Some(NoiseMeta::Iso { std, dim }) => Some(NoiseShape::Iso { std, dim }),
-        Some(NoiseMeta::Diag) => Some(NoiseShape::Diag {
-            std: get("noise.std")?.context("checkpoint lacks noise.std")?,
-        }),
+        None => {
+            if let Some(n) = ["noise.std", "noise.vectors"]
+                .into_iter()
+                .find(|n| st.tensor(n).is_ok())
+            {
+                return Err(stray(n, " missing"));
+            }
+            None
+        }
+        Some(NoiseMeta::Iso { std, dim }) => {
+            if !(std.is_finite() && std >= 0.0) {
+                bail!(
+                    "{}: noise std {std} is not a finite σ ≥ 0",
+                    meta_file.display()
+                );
+            }
+            Some(NoiseShape::Iso { std, dim })
+        }
+        Some(NoiseMeta::Diag) => {
+            if st.tensor("noise.vectors").is_ok() {
+                return Err(stray("noise.vectors", " diagonal"));
+            }
+            Some(NoiseShape::Diag {
+                std: get("noise.std", 1)?.with_context(|| lacks("noise.std"))?.0,
+            })
+        }
         Some(NoiseMeta::LowRank { std }) => {
-            let v = st
-                .tensor("noise.vectors")
-                .context("checkpoint lacks noise.vectors")?;
-            let [k, d] = [v.shape()[0], v.shape()[1]];
-            let flat = to_tensor(&v, device, precision)?;
+            if st.tensor("noise.std").is_ok() {
+                return Err(stray("noise.std", " low-rank"));
+            }
+            let (flat, shape) = get("noise.vectors", 2)?.with_context(|| lacks("noise.vectors"))?;
             Some(NoiseShape::LowRank {
-                vectors: flat.reshape([k, d]),
+                vectors: flat.reshape([shape[0], shape[1]]),
                 std,
             })
         }
     };
-    Ok(TrainerState {
+    let state = TrainerState {
         step: meta.step,
         theta,
         optimizer: OptimizerState {
-            first: get("optimizer.first")?,
-            second: get("optimizer.second")?,
+            first: get("optimizer.first", 1)?.map(|(t, _)| t),
+            second: get("optimizer.second", 1)?.map(|(t, _)| t),
             t: meta.optimizer_t,
         },
         stream: meta.stream,
         sampler: meta.sampler,
         cached_noise,
-    })
+    };
+    Ok((state, meta.run))
+}
+
+/// The warm-start vectors a checkpoint keeps, [k, D], if any.
+pub fn load_warm_start(
+    dir: &Path,
+    device: &Device,
+    precision: Precision,
+) -> Result<Option<Tensor<2>>> {
+    let file = dir.join("state.safetensors");
+    let bytes = read_file(&file)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", file.display()))?;
+    let Ok(t) = st.tensor(WARM_START) else {
+        return Ok(None);
+    };
+    let want = match precision.dtype() {
+        DType::F64 => Dtype::F64,
+        _ => Dtype::F32,
+    };
+    check_view(&file, WARM_START, &t, 2, want)?;
+    let [k, d] = [t.shape()[0], t.shape()[1]];
+    Ok(Some(to_tensor(&t, device, precision)?.reshape([k, d])))
+}
+
+/// The step a checkpoint folder holds (its `state.json`).
+pub fn checkpoint_step(dir: &Path) -> Result<u64> {
+    let file = dir.join("state.json");
+    let meta: CheckpointMeta = serde_json::from_slice(&read_file(&file)?)
+        .with_context(|| format!("{}: not a checkpoint state", file.display()))?;
+    Ok(meta.step)
+}
+
+/// Checks one stored tensor's rank and element type.
+fn check_view(file: &Path, name: &str, t: &TensorView<'_>, rank: usize, want: Dtype) -> Result<()> {
+    if t.shape().len() != rank {
+        bail!(
+            "{}: tensor `{name}` has shape {:?}, expected {rank} dimension(s)",
+            file.display(),
+            t.shape()
+        );
+    }
+    if t.shape().contains(&0) {
+        bail!(
+            "{}: tensor `{name}` has shape {:?}, with an empty dimension",
+            file.display(),
+            t.shape()
+        );
+    }
+    if t.dtype() != want {
+        bail!(
+            "{}: tensor `{name}` is {:?}, the run's precision is {want:?}",
+            file.display(),
+            t.dtype()
+        );
+    }
+    Ok(())
+}
+
+/// A file's bytes; the error names the file.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Host copy of a tensor in its own precision.
@@ -379,10 +759,99 @@ fn to_tensor(t: &TensorView<'_>, device: &Device, precision: Precision) -> Resul
     ))
 }
 
-/// Writes `path` through a temporary file beside it and a rename.
+/// Writes `path` through a synced temporary file beside it and a rename, so that a kill or a
+/// full disk leaves either the old or the new contents; errors name the file, and a failed
+/// write removes its temporary.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp~");
-    fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    let result = write_synced(&tmp, contents).and_then(|()| {
+        fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        })?;
+    }
     Ok(())
+}
+
+/// Writes and syncs one file.
+fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
+    File::create(path)
+        .and_then(|mut f| {
+            f.write_all(contents)?;
+            f.sync_all()
+        })
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Syncs a folder, so that the renames inside it survive a power loss.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(deprecated)]
+    fn device() -> Device {
+        Device::ndarray()
+    }
+
+    proptest::proptest! {
+        /// Checkpoint folders with arbitrary files, and with well-formed safetensors holding
+        /// tensors of arbitrary names, ranks, sizes and element types beside an arbitrary
+        /// state.json, load or give a named error, never a panic.
+        #[test]
+        fn arbitrary_checkpoints_never_panic(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            which in 0usize..3,
+            tensors in proptest::collection::vec(
+                (0usize..7, proptest::collection::vec(0usize..4, 0..3), proptest::bool::ANY),
+                0..4,
+            ),
+            meta in 0usize..5,
+        ) {
+            let names = ["theta", "optimizer.first", "optimizer.second", "noise.std",
+                "noise.vectors", "probes.warm_start", "other"];
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("step-0000003");
+            fs::create_dir_all(&dir).unwrap();
+            let mut stored: Vec<(String, Vec<usize>, HostVec)> = Vec::new();
+            for (name, shape, f64s) in &tensors {
+                let n: usize = shape.iter().product();
+                let v = if *f64s { HostVec::F64(vec![0.5; n]) } else { HostVec::F32(vec![0.5; n]) };
+                if !stored.iter().any(|(s, _, _)| s == names[*name]) {
+                    stored.push((names[*name].to_string(), shape.clone(), v));
+                }
+            }
+            let good = serialize(&stored).unwrap();
+            let metas = [
+                r#"{"step":3,"optimizer_t":3,"stream":{"seed":1,"word_pos":0},"sampler":null,"noise":null}"#,
+                r#"{"step":3,"optimizer_t":3,"stream":{"seed":1,"word_pos":0},"sampler":null,"noise":{"kind":"low-rank","std":[1.0]}}"#,
+                r#"{"step":3,"optimizer_t":3,"stream":{"seed":1,"word_pos":0},"sampler":null,"noise":{"kind":"diag"},"run":{"step_loss":1}}"#,
+                r#"{"step":4,"optimizer_t":0,"stream":{"seed":1,"word_pos":0},"sampler":null,"noise":{"kind":"iso","std":-1.0,"dim":2}}"#,
+                "{",
+            ];
+            for (i, f) in ["model.safetensors", "state.safetensors", "state.json"].iter().enumerate() {
+                let bytes = if i == which { junk.clone() } else if i == 2 { metas[meta].as_bytes().to_vec() } else { good.clone() };
+                fs::write(dir.join(f), bytes).unwrap();
+            }
+            for precision in [Precision::F32, Precision::F64] {
+                let _ = load_checkpoint(&dir, &device(), precision);
+                let _ = load_warm_start(&dir, &device(), precision);
+                let _ = load_theta(&dir, &device(), precision);
+                let _ = checkpoint_step(&dir);
+            }
+        }
+    }
 }

@@ -14,8 +14,8 @@ use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::plot;
-use crate::rundir::{RunDir, create_experiment_dir, default_out, write_atomic};
-use crate::train_cmd::{RunContext, initial_theta, train_loop};
+use crate::rundir::{check_folder_name, default_out, open_experiment_dir, write_atomic};
+use crate::train_cmd::{RunContext, initial_theta, run_unit};
 
 /// A sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,8 +62,12 @@ pub struct SweepRun {
     pub name: String,
 }
 
-/// The runs of a sweep in order: series by series, value by value.
-pub fn runs(sweep: &SweepConfig) -> Vec<SweepRun> {
+/// The runs of a sweep in order: series by series, value by value. Every series name and
+/// value label must be a plain folder name ([`check_folder_name`]).
+pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
+    for s in &sweep.series {
+        check_folder_name("series name", &s.name)?;
+    }
     let label = |v: &toml::Value| match v {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -78,14 +82,15 @@ pub fn runs(sweep: &SweepConfig) -> Vec<SweepRun> {
         .flat_map(|s| {
             sweep.values.iter().map(move |v| {
                 let base = format!("{}={}", sweep.key, label(v));
-                SweepRun {
+                check_folder_name("sweep value", &base)?;
+                Ok(SweepRun {
                     series: s.map(|s| s.name.clone()),
                     value: v.clone(),
                     name: match s {
                         Some(s) => format!("{}/{base}", s.name),
                         None => base,
                     },
-                }
+                })
             })
         })
         .collect()
@@ -101,10 +106,17 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
-    create_experiment_dir(&out, "a sweep", "sweep.toml", &toml::to_string(&sweep)?)?;
+    let units = runs(&sweep)?;
+    open_experiment_dir(
+        &out,
+        "a sweep",
+        "sweep.toml",
+        &toml::to_string(&sweep)?,
+        a.restart,
+    )?;
     let mut finals = Map::new();
     let mut names = Vec::new();
-    for r in runs(&sweep) {
+    for r in units {
         let name = r.name.clone();
         let mut table = sweep.run.clone();
         if let Some(sname) = &r.series {
@@ -132,8 +144,7 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
                 cfg.steps
             );
         }
-        let dir = RunDir::create(&out.join(&name))?;
-        dir.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
+        let dir = out.join(&name);
         let theta0 = initial_theta(&cfg, &exp.net, &opened.device)?;
         let ctx = RunContext {
             cfg: &cfg,
@@ -144,10 +155,10 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
         };
         // A diverged run is a result (the learning rate was too large for this width, say):
         // its summary is on disk; record it and go on.
-        let summary = match train_loop(&ctx, theta0, Some(&dir), false) {
+        let summary = match run_unit(&ctx, theta0, &dir) {
             Ok(o) => o.summary,
             Err(e) => {
-                let written = std::fs::read_to_string(dir.path.join("summary.json"))
+                let written = std::fs::read_to_string(dir.join("summary.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
                 match written {

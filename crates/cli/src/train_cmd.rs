@@ -27,7 +27,27 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
     let (cfg, dir, resume) = match &a.resume {
         Some(dir) => {
             let rd = RunDir::open(dir)?;
-            let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
+            let path = rd.path.join("config.toml");
+            let saved: RunConfig = config::load(&path, &[])?;
+            let cfg: RunConfig = config::load(&path, &a.set)?;
+            // A resumed run continues the run that its config.toml describes: only its length
+            // may change, and the new length is written back there.
+            if let Some(key) = config::changed_key(&saved, &cfg, &["steps"])? {
+                bail!(
+                    "--resume {}: --set may change only `steps` (the run continues the settings of its config.toml); `{key}` differs",
+                    rd.path.display()
+                );
+            }
+            if cfg.steps != saved.steps {
+                rd.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
+            }
+            rd.remove_leftovers()?;
+            if let Some(why) = nothing_to_do(&rd, &cfg, a.until)? {
+                if !g.quiet {
+                    eprintln!("{}: {why}; nothing to do", rd.path.display());
+                }
+                return Ok(());
+            }
             (cfg, rd, true)
         }
         None => {
@@ -72,6 +92,31 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
         println!("{}", summary_line(&outcome.summary));
     }
     Ok(())
+}
+
+/// Why a `--resume` of `dir` has nothing left to run, if so: the run completed (its summary
+/// says so and its last checkpoint is at the end), or its last checkpoint is at or past
+/// `--until`.
+fn nothing_to_do(dir: &RunDir, cfg: &RunConfig, until: Option<u64>) -> Result<Option<String>> {
+    let Some(ck) = dir.find_checkpoint()? else {
+        return Ok(None);
+    };
+    let step = rundir::checkpoint_step(&ck)?;
+    let summary: Option<Value> = std::fs::read(dir.path.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let status = summary.as_ref().and_then(|s| s["status"].as_str());
+    if step >= cfg.steps && status == Some("completed") {
+        return Ok(Some(format!("the run completed all {} steps", cfg.steps)));
+    }
+    if let Some(u) = until.filter(|&u| step >= u) {
+        if summary.is_some() {
+            return Ok(Some(format!(
+                "its last checkpoint is at step {step}, at or past --until {u}"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// θ₀: explicit values, a checkpoint's θ, or the init scheme with the run's seed.
@@ -134,6 +179,38 @@ pub fn effective_optimizer(cfg: &RunConfig) -> Result<OptimizerConfig> {
     Ok(o)
 }
 
+/// One run of a multi-run experiment (a phase, a dynamic, a sweep point) in its own run
+/// directory `path`: started there, continued from its latest checkpoint when a previous
+/// process left it unfinished, or, when it completed, read back (its summary and final θ)
+/// without running again. A folder holding a run with other settings is an error.
+pub fn run_unit(ctx: &RunContext, theta0: Tensor<1>, path: &std::path::Path) -> Result<Outcome> {
+    let cfg = ctx.cfg;
+    if !path.join("config.toml").is_file() {
+        let rd = RunDir::create(path)?;
+        rd.write("config.toml", toml::to_string(cfg)?.as_bytes())?;
+        return train_loop(ctx, theta0, Some(&rd), false);
+    }
+    let rd = RunDir::open(path)?;
+    let saved: RunConfig = config::load(&rd.path.join("config.toml"), &[])?;
+    if let Some(key) = config::changed_key(&saved, cfg, &[])? {
+        bail!(
+            "{} holds a run whose `{key}` differs from this experiment's; pass --restart to start over",
+            rd.path.display()
+        );
+    }
+    rd.remove_leftovers()?;
+    if nothing_to_do(&rd, cfg, None)?.is_some() {
+        let file = rd.path.join("summary.json");
+        let summary: Value = serde_json::from_slice(
+            &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
+        )
+        .with_context(|| format!("{}: not JSON", file.display()))?;
+        let theta = rundir::load_theta(&rd.path, &theta0.device(), cfg.precision)?;
+        return Ok(Outcome { summary, theta });
+    }
+    train_loop(ctx, theta0, Some(&rd), true)
+}
+
 /// What a run needs besides θ₀.
 pub struct RunContext<'a> {
     pub cfg: &'a RunConfig,
@@ -172,27 +249,13 @@ pub fn train_loop(
         cfg.steps,
         cfg.seed,
     )?;
-    if resume {
-        let dir = dir.expect("resume needs a run directory");
-        let ck = dir.latest_checkpoint()?;
-        let state = rundir::load_checkpoint(&ck, &exp.train.x.device(), cfg.precision)?;
-        dir.truncate_metrics(state.step)?;
-        trainer.restore(state)?;
-    }
+    // The direction probe measures θ_t − θ_0 over the top Hessian eigenvectors at θ_0: taken
+    // at θ₀ before any restore, so that a resumed run measures from the same anchor.
+    let wants_anchor = cfg.probes.every > 0 && cfg.probes.list.contains(&Probe::Direction);
     let probe_data = match cfg.probes.samples {
         Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
         _ => exp.train.clone(),
     };
-    let stop = ctx.until.unwrap_or(cfg.steps).min(cfg.steps);
-    let bar = progress(ctx.quiet, cfg.steps, trainer.steps_done());
-    let start = Instant::now();
-    // The direction probe measures θ_t − θ_0 over the top Hessian eigenvectors at θ_0.
-    let wants_anchor = cfg.probes.every > 0 && cfg.probes.list.contains(&Probe::Direction);
-    if wants_anchor && resume {
-        bail!(
-            "probes.list has \"direction\", which measures from the run's first θ; such a run cannot be resumed"
-        );
-    }
     let anchor_start = Instant::now();
     let anchor = wants_anchor.then(|| {
         probes::Anchor::at(
@@ -204,28 +267,84 @@ pub fn train_loop(
             cfg.seed,
         )
     });
+    let anchor_s = anchor_start.elapsed().as_secs_f64();
     let mut tally = Tally {
-        start,
-        probe_s: anchor_start.elapsed().as_secs_f64(),
+        start: Instant::now(),
+        before_s: 0.0,
+        probe_s: anchor_s,
         eval_s: 0.0,
         step_loss: StepLoss::default(),
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
     };
-    let mut last: Option<noisescope_noise::StepReport> = None;
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
+    // The step whose metric line a resumed run already holds.
+    let mut logged_at: Option<u64> = None;
+    if resume {
+        let dir = dir.expect("resume needs a run directory");
+        match dir.find_checkpoint()? {
+            Some(ck) => {
+                let device = exp.train.x.device();
+                let (state, run) = rundir::load_checkpoint(&ck, &device, cfg.precision)?;
+                let step = state.step;
+                if step > cfg.steps {
+                    bail!(
+                        "{}: step {step} is past the run's {} steps",
+                        ck.display(),
+                        cfg.steps
+                    );
+                }
+                trainer
+                    .restore(state)
+                    .with_context(|| format!("{}: does not fit this run", ck.display()))?;
+                tally
+                    .restore(&run)
+                    .with_context(|| format!("{}/state.json: run tallies", ck.display()))?;
+                warm = rundir::load_warm_start(&ck, &device, cfg.precision)?;
+                if let Some(w) = &warm {
+                    if w.dims()[1] != net.dim() || w.dims()[0] > net.dim() {
+                        bail!(
+                            "{}: warm-start vectors {:?} do not fit D = {}",
+                            ck.join("state.safetensors").display(),
+                            w.dims(),
+                            net.dim()
+                        );
+                    }
+                }
+                // Lines up to the checkpoint are kept byte for byte; the late means and the
+                // last line are rebuilt from them in the order they were first added.
+                for line in dir.truncate_metrics(step)? {
+                    let t = line["step"].as_u64().unwrap_or_default();
+                    tally.late.add(t, &line);
+                    logged_at = Some(t);
+                    tally.last_line = line;
+                }
+                logged_at = logged_at.filter(|&t| t == step);
+            }
+            None => {
+                // Killed before its first checkpoint: the run starts over in its folder.
+                dir.write("metrics.jsonl", b"")?;
+            }
+        }
+    }
+    let probe_data = match cfg.probes.samples {
+        Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
+        _ => exp.train.clone(),
+    };
+    let stop = ctx.until.unwrap_or(cfg.steps).min(cfg.steps);
+    let bar = progress(ctx.quiet, cfg.steps, trainer.steps_done());
+    let mut last: Option<noisescope_noise::StepReport> = None;
     let log_every = cfg.log_every.max(1);
-    // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of the
-    // step before, which the checkpoint does not) and logs from the next step on.
-    let mut skip_log = resume;
     loop {
         let t = trainer.steps_done();
         let probe_now = cfg.probes.every > 0
             && t.is_multiple_of(cfg.probes.every)
             && !cfg.probes.list.is_empty();
+        // A resumed run keeps the metric line of its checkpoint's step (it holds the noise of
+        // the step before, which the checkpoint does not) and logs from the next step on.
         if (t.is_multiple_of(log_every) || t == cfg.steps || probe_now)
-            && !std::mem::take(&mut skip_log)
+            && logged_at.take() != Some(t)
         {
             let e0 = Instant::now();
             let mut line = evaluate_line(
@@ -262,7 +381,7 @@ pub fn train_loop(
                 line.insert("probes".into(), Value::Object(r.values));
                 line.insert("probe_time_s".into(), json!(dt));
             }
-            line.insert("time_s".into(), json!(start.elapsed().as_secs_f64()));
+            line.insert("time_s".into(), json!(tally.elapsed_s()));
             let line = Value::Object(line);
             tally.late.add(t, &line);
             if let Some(d) = dir {
@@ -274,15 +393,16 @@ pub fn train_loop(
             break;
         }
         // θ_t is saved only once its loss has come out finite in the step below.
+        // The tallies are saved as they stand before step t, like the state.
         let pending = (dir.is_some()
             && cfg.checkpoint_every > 0
             && t > 0
             && t.is_multiple_of(cfg.checkpoint_every))
-        .then(|| trainer.state());
+        .then(|| (trainer.state(), tally.to_checkpoint()));
         match trainer.step() {
             Ok(r) => {
-                if let (Some(d), Some(state)) = (dir, pending) {
-                    d.save_checkpoint(&state, &net.layout)?;
+                if let (Some(d), Some((state, run))) = (dir, pending) {
+                    d.save_checkpoint(&state, &net.layout, &run, warm.as_ref())?;
                 }
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
@@ -323,7 +443,12 @@ pub fn train_loop(
         "stopped"
     };
     if let Some(d) = dir {
-        d.save_checkpoint(&trainer.state(), &net.layout)?;
+        d.save_checkpoint(
+            &trainer.state(),
+            &net.layout,
+            &tally.to_checkpoint(),
+            warm.as_ref(),
+        )?;
     }
     let summary = tally.write(ctx, dir, status, done, lr)?;
     Ok(Outcome {
@@ -333,8 +458,8 @@ pub fn train_loop(
 }
 
 /// Mean and variance of the loss each step's gradient was taken on (the minibatch loss for
-/// SGD), over the steps this process ran (Welford's update).
-#[derive(Default)]
+/// SGD), over the steps of the run, resumed runs included (Welford's update).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct StepLoss {
     n: u64,
     mean: f64,
@@ -449,7 +574,10 @@ fn evaluate_line(
 /// What a run accumulates for its summary: its clocks, the per-step loss statistics, the
 /// late-run means and the last metric line.
 struct Tally {
+    /// When this process started on the run.
     start: Instant,
+    /// Wall time the run had taken before this process (resumed runs).
+    before_s: f64,
     probe_s: f64,
     eval_s: f64,
     step_loss: StepLoss,
@@ -458,6 +586,42 @@ struct Tally {
 }
 
 impl Tally {
+    /// Wall time of the run so far, over all the processes that ran it.
+    fn elapsed_s(&self) -> f64 {
+        self.before_s + self.start.elapsed().as_secs_f64()
+    }
+
+    /// What a checkpoint keeps so that a resumed run's summary continues this one: the step
+    /// loss moments and the clocks (the late means and the last line come back from the
+    /// metric lines).
+    fn to_checkpoint(&self) -> Value {
+        json!({
+            "step_loss": self.step_loss,
+            "elapsed_s": self.elapsed_s(),
+            "probe_s": self.probe_s,
+            "eval_s": self.eval_s,
+        })
+    }
+
+    /// Continues the tallies of a checkpoint (see [`Tally::to_checkpoint`]); a checkpoint
+    /// from before they were saved leaves them at zero.
+    fn restore(&mut self, run: &Value) -> Result<()> {
+        if run.is_null() {
+            return Ok(());
+        }
+        self.step_loss = serde_json::from_value(run["step_loss"].clone())?;
+        let clock = |k: &str| {
+            run[k]
+                .as_f64()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .with_context(|| format!("`{k}` is not a time"))
+        };
+        self.before_s = clock("elapsed_s")?;
+        self.probe_s += clock("probe_s")?;
+        self.eval_s = clock("eval_s")?;
+        Ok(())
+    }
+
     /// The run's summary, written as `summary.json` when there is a run directory.
     fn write(
         &self,
@@ -468,7 +632,7 @@ impl Tally {
         lr: f64,
     ) -> Result<Value> {
         let (cfg, exp) = (ctx.cfg, ctx.exp);
-        let total = self.start.elapsed().as_secs_f64();
+        let total = self.elapsed_s();
         let l = &self.step_loss;
         let var = if l.n > 1 {
             l.m2 / (l.n - 1) as f64

@@ -37,7 +37,25 @@ impl ImageDataset {
         };
         let images_path = file_in(dir, fi).ok_or_else(|| missing(fi))?;
         let labels_path = file_in(dir, fl).ok_or_else(|| missing(fl))?;
-        let ds = Self::from_files(&images_path, &labels_path, spec.n_classes())?;
+        // The registry knows each file's decompressed size: read no further than it.
+        let [rows, cols] = spec.image_shape;
+        let images =
+            crate::idx::read_maybe_gz_limited(&images_path, 16 + (fi.count * rows * cols) as u64)
+                .and_then(|b| crate::idx::parse_idx(&images_path, &b))
+                .and_then(|a| crate::idx::images_from_idx(&images_path, a))?;
+        if (images.rows, images.cols) != (rows, cols) {
+            return Err(DataError::BadDims {
+                path: images_path,
+                detail: format!(
+                    "{} images are {rows}×{cols}, found {}×{}",
+                    spec.name, images.rows, images.cols
+                ),
+            });
+        }
+        let labels = crate::idx::read_maybe_gz_limited(&labels_path, 8 + fl.count as u64)
+            .and_then(|b| crate::idx::parse_idx(&labels_path, &b))
+            .and_then(|a| crate::idx::labels_from_idx(&labels_path, a, spec.n_classes()))?;
+        let ds = Self::from_parts(&images_path, images, &labels_path, labels, spec.n_classes())?;
         if ds.len() != fi.count {
             return Err(DataError::BadDims {
                 path: images_path,
@@ -70,6 +88,16 @@ impl ImageDataset {
     pub fn from_files(images: &Path, labels: &Path, classes: usize) -> Result<Self> {
         let im = read_images(images)?;
         let lab = read_labels(labels, classes)?;
+        Self::from_parts(images, im, labels, lab, classes)
+    }
+
+    fn from_parts(
+        images: &Path,
+        im: crate::idx::IdxImages,
+        labels: &Path,
+        lab: Vec<u8>,
+        classes: usize,
+    ) -> Result<Self> {
         if im.n != lab.len() {
             return Err(DataError::CountMismatch {
                 images: images.to_path_buf(),

@@ -59,6 +59,9 @@ pub struct FetchOptions {
     pub mirrors: Option<Vec<String>>,
     /// Limit for one whole file transfer.
     pub timeout: Duration,
+    /// Limit for connecting, for a server that accepted to start answering, and for any
+    /// silence while it sends (a stalled mirror fails after it, not after `timeout`).
+    pub idle: Duration,
 }
 
 impl Default for FetchOptions {
@@ -66,6 +69,7 @@ impl Default for FetchOptions {
         FetchOptions {
             mirrors: None,
             timeout: Duration::from_secs(600),
+            idle: Duration::from_secs(30),
         }
     }
 }
@@ -95,9 +99,12 @@ pub fn fetch(
         ));
     }
     std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+    remove_partial_downloads(dest)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(opts.timeout))
-        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_connect(Some(opts.idle))
+        .timeout_per_read(Some(opts.idle))
+        .timeout_recv_response(Some(opts.idle))
         .build()
         .into();
 
@@ -159,6 +166,18 @@ pub fn fetch(
         }
     }
     crate::verify::verify(spec, dest, false)
+}
+
+/// Removes the `.part` files that a killed download left in `dest`.
+fn remove_partial_downloads(dest: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dest).map_err(|e| DataError::io(dest, e))?;
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name.ends_with(".part") && e.path().is_file() {
+            std::fs::remove_file(e.path()).map_err(|err| DataError::io(&e.path(), err))?;
+        }
+    }
+    Ok(())
 }
 
 fn join_url(base: &str, file: &str) -> String {
@@ -282,6 +301,7 @@ mod tests {
         FetchOptions {
             mirrors: Some(mirrors),
             timeout: Duration::from_secs(30),
+            idle: Duration::from_secs(2),
         }
     }
 
@@ -383,6 +403,47 @@ mod tests {
         )
         .unwrap();
         assert!(std::fs::metadata(&target).unwrap().len() > 1000);
+    }
+
+    #[test]
+    fn a_stalled_mirror_fails_after_the_idle_limit_and_leaves_nothing() {
+        // Accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for c in listener.incoming().take(4) {
+                open.push(c);
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let dest = tempfile::tempdir().unwrap();
+        // A .part that a killed download left is removed too.
+        std::fs::write(
+            dest.path().join(".train-images-idx3-ubyte.gz.x.part"),
+            b"xx",
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let err = fetch(
+            &FASHION_MNIST_SMALL,
+            dest.path(),
+            &opts(vec![format!("http://{addr}/")]),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, DataError::Download { .. }), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "waited {:?}",
+            start.elapsed()
+        );
+        assert!(
+            leftovers(dest.path()).is_empty(),
+            "{:?}",
+            leftovers(dest.path())
+        );
+        drop(held);
     }
 
     #[test]

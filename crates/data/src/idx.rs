@@ -35,17 +35,39 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     decode_maybe_gz(path, raw)
 }
 
+/// As [`read_maybe_gz`], refusing a file whose contents (decompressed) exceed `limit` bytes
+/// without reading past it: a small gzip that inflates to gigabytes stops at the limit.
+pub fn read_maybe_gz_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_limited(path, raw, limit)
+}
+
 /// As [`read_maybe_gz`], on bytes already read from `path`.
 pub fn decode_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
+    decode_limited(path, raw, u64::MAX)
+}
+
+fn decode_limited(path: &Path, raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {
     let named_gz = path.extension().is_some_and(|e| e == "gz");
+    let too_long = || DataError::Gzip {
+        path: path.to_path_buf(),
+        detail: format!("its contents exceed the {limit} bytes expected"),
+    };
     if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        let cap = (raw.len() as u64)
+            .saturating_mul(4)
+            .min(limit.saturating_add(1));
+        let mut out = Vec::with_capacity(cap as usize);
         GzDecoder::new(raw.as_slice())
+            .take(limit.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| DataError::Gzip {
                 path: path.to_path_buf(),
                 detail: e.to_string(),
             })?;
+        if out.len() as u64 > limit {
+            return Err(too_long());
+        }
         Ok(out)
     } else if named_gz {
         Err(DataError::Gzip {
@@ -55,6 +77,8 @@ pub fn decode_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
                 &raw[..raw.len().min(2)]
             ),
         })
+    } else if raw.len() as u64 > limit {
+        Err(too_long())
     } else {
         Ok(raw)
     }
@@ -371,5 +395,34 @@ mod tests {
         let err = read_idx(Path::new("/nonexistent/dir/file.gz")).unwrap_err();
         assert!(matches!(err, DataError::Io { .. }));
         assert!(err.to_string().contains("/nonexistent/dir/file.gz"));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, raw or behind a gzip header, give an IDX array or a named error,
+        /// never a panic; so do IDX headers with arbitrary dimensions (a header that claims
+        /// more than the file holds is caught before any allocation).
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            dims in proptest::collection::vec(0u32..u32::MAX, 0..4),
+            kind in 0u8..16,
+            gz in proptest::bool::ANY,
+        ) {
+            let p = Path::new("fuzz.idx");
+            let _ = parse_idx(p, &bytes);
+            let mut header = vec![0, 0, kind, dims.len() as u8];
+            for d in &dims {
+                header.extend(d.to_be_bytes());
+            }
+            header.extend(&bytes);
+            if let Ok(a) = parse_idx(p, &header) {
+                let _ = images_from_idx(p, a.clone());
+                let _ = labels_from_idx(p, a, 10);
+            }
+            let mut wrapped = GZIP_MAGIC.to_vec();
+            wrapped.extend(&bytes);
+            let _ = decode_maybe_gz(Path::new("fuzz.gz"), if gz { wrapped } else { bytes.clone() });
+            let _ = read_maybe_gz_limited(Path::new("/nonexistent/fuzz"), 8);
+        }
     }
 }

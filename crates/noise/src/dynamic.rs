@@ -204,6 +204,55 @@ pub struct NoiseConfig {
     pub eigensolver: EigenSolver,
 }
 
+impl NoiseConfig {
+    /// Checks every setting for finiteness and range against a net of `dim` parameters
+    /// trained on `n` samples; the error names the field.
+    pub fn check(&self, dim: usize, n: usize) -> Result<(), String> {
+        if let Dynamic::LowRank(k) | Dynamic::Hessian(k) = self.dynamic {
+            let most = if matches!(self.dynamic, Dynamic::LowRank(_)) {
+                dim.min(n)
+            } else {
+                dim
+            };
+            if k == 0 || k > most {
+                return Err(format!(
+                    "noise.dynamic = \"{}\": k = {k}, expected 1 ≤ k ≤ {most} (D = {dim}, N = {n})",
+                    self.dynamic
+                ));
+            }
+        }
+        if self.batch == 0 {
+            return Err("noise.batch = 0: expected a batch size ≥ 1".into());
+        }
+        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
+            return Err(format!(
+                "noise.sigma = {}: expected a finite σ ≥ 0",
+                self.sigma
+            ));
+        }
+        if self.refresh == 0 {
+            return Err("noise.refresh = 0: expected ≥ 1 step".into());
+        }
+        if let TraceTarget::Fixed(v) = self.trace {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "noise.trace.fixed = {v}: expected a finite Tr C ≥ 0"
+                ));
+            }
+        }
+        match self.eigensolver {
+            EigenSolver::Lanczos { steps: 0 } => {
+                return Err("noise.eigensolver.steps = 0: expected ≥ 1".into());
+            }
+            EigenSolver::Power { iterations: 0 } => {
+                return Err("noise.eigensolver.iterations = 0: expected ≥ 1".into());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 impl Default for NoiseConfig {
     fn default() -> Self {
         NoiseConfig {

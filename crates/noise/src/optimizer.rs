@@ -80,6 +80,66 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// Checks every setting for finiteness and range; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let finite = |name: &str, v: f64, ok: bool, want: &str| {
+            if v.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(format!("optimizer.{name} = {v}: expected {want}"))
+            }
+        };
+        finite("lr", self.lr, self.lr > 0.0, "a finite learning rate > 0")?;
+        finite(
+            "momentum",
+            self.momentum,
+            (0.0..1.0).contains(&self.momentum),
+            "0 ≤ μ < 1",
+        )?;
+        finite(
+            "weight_decay",
+            self.weight_decay,
+            true,
+            "a finite γ (negative allowed)",
+        )?;
+        if let Some(c) = self.width_scale {
+            finite("width_scale", c, c > 0.0, "a finite c > 0")?;
+        }
+        match self.schedule {
+            Schedule::Constant => {}
+            Schedule::Step { every, factor } => {
+                if every == 0 {
+                    return Err("optimizer.schedule.every = 0: expected ≥ 1 step".into());
+                }
+                finite(
+                    "schedule.factor",
+                    factor,
+                    factor > 0.0,
+                    "a finite factor > 0",
+                )?;
+            }
+            Schedule::Linear { end, .. } => {
+                finite("schedule.end", end, end >= 0.0, "a finite end ≥ 0")?;
+            }
+        }
+        if let Algorithm::Adam { beta1, beta2, eps } = self.algorithm {
+            finite(
+                "algorithm.beta1",
+                beta1,
+                (0.0..1.0).contains(&beta1),
+                "0 ≤ β₁ < 1",
+            )?;
+            finite(
+                "algorithm.beta2",
+                beta2,
+                (0.0..1.0).contains(&beta2),
+                "0 ≤ β₂ < 1",
+            )?;
+            finite("algorithm.eps", eps, eps > 0.0, "a finite ε > 0")?;
+        }
+        Ok(())
+    }
+
     /// η_t at step t of `total`.
     pub fn lr_at(&self, t: u64, total: u64) -> f64 {
         let f = match self.schedule {

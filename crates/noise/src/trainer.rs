@@ -30,6 +30,21 @@ pub enum StepError {
     /// The sampler could not be set up.
     #[error("sampler: {0}")]
     Sampler(String),
+    /// A saved state does not fit this run (another model, optimizer or dynamic).
+    #[error("{field}: {detail}")]
+    State {
+        /// The part of the state that is wrong (`theta`, `optimizer.first`, `sampler`, …).
+        field: &'static str,
+        /// Expected against found.
+        detail: String,
+    },
+}
+
+fn bad_state(field: &'static str, detail: impl Into<String>) -> StepError {
+    StepError::State {
+        field,
+        detail: detail.into(),
+    }
 }
 
 /// What one step measured.
@@ -60,6 +75,12 @@ pub struct TrainerState {
     pub sampler: Option<SamplerState>,
     /// The covariance kept between refreshes.
     pub cached_noise: Option<NoiseShape>,
+}
+
+fn all_finite(t: &Tensor<1>) -> bool {
+    noisescope_probe::linalg::to_host(t.clone())
+        .iter()
+        .all(|v| v.is_finite())
 }
 
 /// A run: net, training data, dynamic, optimizer and random streams.
@@ -107,8 +128,15 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Puts a saved state back (the run must have been created with the same settings).
+    /// Puts a saved state back after checking it against this run.
+    ///
+    /// # Errors
+    /// [`StepError::State`] names the first part of `state` that does not fit: θ of another
+    /// length or with non-finite entries, an optimizer buffer the rule needs but lacks (or has
+    /// and does not use), a sampler state for a dynamic without one (or none for `sgd`), an
+    /// index or permutation outside the data, or a cached covariance of another shape.
     pub fn restore(&mut self, state: TrainerState) -> Result<(), StepError> {
+        self.check(&state)?;
         self.step = state.step;
         self.theta = state.theta;
         self.optimizer.state = state.optimizer;
@@ -124,6 +152,145 @@ impl<'a> Trainer<'a> {
             None => None,
         };
         self.surrogate.cached = state.cached_noise;
+        Ok(())
+    }
+
+    /// Whether `state` fits this run (see [`Trainer::restore`]).
+    pub fn check(&self, state: &TrainerState) -> Result<(), StepError> {
+        let d = self.net.dim();
+        let len = |t: &Tensor<1>| t.dims()[0];
+        if len(&state.theta) != d {
+            return Err(bad_state(
+                "theta",
+                format!(
+                    "{} entries, the {} net has D = {d}",
+                    len(&state.theta),
+                    self.net.name
+                ),
+            ));
+        }
+        if !all_finite(&state.theta) {
+            return Err(bad_state("theta", "holds NaN or infinite entries"));
+        }
+        let oc = &self.optimizer.config;
+        let (wants_first, wants_second) = match oc.algorithm {
+            crate::optimizer::Algorithm::Adam { .. } => (true, true),
+            crate::optimizer::Algorithm::Sgd => (oc.momentum != 0.0, false),
+        };
+        // Buffers exist from the first update on; a state before any update has none.
+        let started = state.optimizer.t > 0;
+        for (field, buf, wanted) in [
+            ("optimizer.first", &state.optimizer.first, wants_first),
+            ("optimizer.second", &state.optimizer.second, wants_second),
+        ] {
+            match buf {
+                None if wanted && started => {
+                    return Err(bad_state(
+                        field,
+                        format!(
+                            "missing, but the optimizer ({oc:?}) keeps it after {} updates",
+                            state.optimizer.t
+                        ),
+                    ));
+                }
+                Some(_) if !wanted => {
+                    return Err(bad_state(
+                        field,
+                        format!("present, but the optimizer ({oc:?}) has none"),
+                    ));
+                }
+                Some(b) if len(b) != d => {
+                    return Err(bad_state(field, format!("{} entries, D = {d}", len(b))));
+                }
+                Some(b) if !all_finite(b) => {
+                    return Err(bad_state(field, "holds NaN or infinite entries"));
+                }
+                _ => {}
+            }
+        }
+        if state.optimizer.t != state.step {
+            return Err(bad_state(
+                "optimizer.t",
+                format!("{} updates at step {}", state.optimizer.t, state.step),
+            ));
+        }
+        let c = &self.surrogate.config;
+        match (&state.sampler, self.sampler.is_some()) {
+            (None, true) => {
+                return Err(bad_state(
+                    "sampler",
+                    format!("missing, but {} draws minibatches", c.dynamic),
+                ));
+            }
+            (Some(_), false) => {
+                return Err(bad_state(
+                    "sampler",
+                    format!("present, but {} draws no minibatches", c.dynamic),
+                ));
+            }
+            (Some(s), true) => {
+                let n = self.data.n;
+                let mut seen = vec![false; if s.perm.is_empty() { 0 } else { n }];
+                for &i in &s.perm {
+                    if i >= n || std::mem::replace(&mut seen[i.min(n - 1)], true) {
+                        return Err(bad_state(
+                            "sampler.perm",
+                            format!("not a permutation of 0..{n} (index {i})"),
+                        ));
+                    }
+                }
+                if s.pos > n {
+                    return Err(bad_state(
+                        "sampler.pos",
+                        format!("{} is past {n} samples", s.pos),
+                    ));
+                }
+            }
+            (None, false) => {}
+        }
+        match &state.cached_noise {
+            None => {}
+            Some(_) if !c.dynamic.refreshed() => {
+                return Err(bad_state(
+                    "noise",
+                    format!(
+                        "a cached covariance, but {} keeps none between steps",
+                        c.dynamic
+                    ),
+                ));
+            }
+            Some(NoiseShape::LowRank { vectors, std }) => {
+                let [k, dd] = vectors.dims();
+                let most = match c.dynamic {
+                    Dynamic::LowRank(k) | Dynamic::Hessian(k) => k,
+                    _ => 1,
+                };
+                if dd != d || k != std.len() || k > most {
+                    return Err(bad_state(
+                        "noise.vectors",
+                        format!(
+                            "[{k}, {dd}] with {} scales; {} keeps at most {most} rows of D = {d}",
+                            std.len(),
+                            c.dynamic
+                        ),
+                    ));
+                }
+                if std.iter().any(|s| !s.is_finite())
+                    || !all_finite(&vectors.clone().reshape([k * dd]))
+                {
+                    return Err(bad_state("noise.vectors", "holds NaN or infinite entries"));
+                }
+            }
+            Some(_) => {
+                return Err(bad_state(
+                    "noise",
+                    format!(
+                        "{} keeps a low-rank covariance, the state holds another kind",
+                        c.dynamic
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -68,16 +68,24 @@ pub fn random_directions(
 
 /// Eigenpairs of a symmetric n×n matrix (row-major, f64), eigenvalues in descending order,
 /// eigenvectors as the rows of a row-major [n, n] array.
+///
+/// A matrix with NaN or infinite entries (θ or data that diverged) has no eigenpairs: every
+/// value and vector entry comes back NaN, so that callers record the failure (a probe's null,
+/// a dynamic's error) instead of the process aborting.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     assert_eq!(a.len(), n * n, "symmetric_eigen: {n}×{n} matrix");
     if n == 0 {
         return (Vec::new(), Vec::new());
     }
+    let failed = || (vec![f64::NAN; n], vec![f64::NAN; n * n]);
+    if a.iter().any(|v| !v.is_finite()) {
+        return failed();
+    }
     // Symmetrize: rounding in the products that built `a` leaves it slightly asymmetric.
     let m = Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (a[i * n + j] + a[j * n + i]));
-    let eig = m
-        .self_adjoint_eigen(Side::Lower)
-        .expect("symmetric eigendecomposition of a finite matrix");
+    let Ok(eig) = m.self_adjoint_eigen(Side::Lower) else {
+        return failed();
+    };
     let s = eig.S().column_vector();
     let u = eig.U();
     // faer returns ascending order.
