@@ -52,7 +52,7 @@ impl ImageDataset {
                 ),
             });
         }
-        let labels = crate::idx::read_maybe_gz_limited(&labels_path, 8 + fl.count as u64)
+        let labels = crate::idx::read_maybe_gz_limited(&labels_path, fl.idx_size(spec.image_shape))
             .and_then(|b| crate::idx::parse_idx(&labels_path, &b))
             .and_then(|a| crate::idx::labels_from_idx(&labels_path, a, spec.n_classes()))?;
         let ds = Self::from_parts(&images_path, images, &labels_path, labels, spec.n_classes())?;

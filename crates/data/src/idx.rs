@@ -47,7 +47,9 @@ pub fn decode_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     decode_limited(path, raw, u64::MAX)
 }
 
-fn decode_limited(path: &Path, raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {
+/// As [`decode_maybe_gz`], refusing contents of more than `limit` bytes without inflating
+/// past them.
+pub fn decode_limited(path: &Path, raw: Vec<u8>, limit: u64) -> Result<Vec<u8>> {
     let named_gz = path.extension().is_some_and(|e| e == "gz");
     let too_long = || DataError::Gzip {
         path: path.to_path_buf(),

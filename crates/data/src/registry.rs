@@ -64,6 +64,15 @@ impl FileSpec {
         self
     }
 
+    /// The size of its decompressed IDX bytes for images of `shape`: a 16-byte header and
+    /// the pixels, or an 8-byte header and the labels. Readers stop there (a gzip bomb).
+    pub fn idx_size(&self, shape: [usize; 2]) -> u64 {
+        match self.kind {
+            FileKind::Images => 16 + (self.count * shape[0] * shape[1]) as u64,
+            FileKind::Labels => 8 + self.count as u64,
+        }
+    }
+
     /// The name without `.gz`, under which an uncompressed copy is also accepted.
     pub fn raw_name(&self) -> &'static str {
         self.file_name.strip_suffix(".gz").unwrap_or(self.file_name)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-use crate::idx::{decode_maybe_gz, images_from_idx, labels_from_idx, parse_idx};
+use crate::idx::{images_from_idx, labels_from_idx, parse_idx};
 use crate::locate::file_in;
 use crate::registry::{DatasetSpec, FileKind, FileSpec};
 
@@ -115,7 +115,7 @@ pub fn verify_file(
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let outer = sha256_hex(&bytes);
     let compressed = bytes.starts_with(&[0x1f, 0x8b]);
-    let raw = decode_maybe_gz(path, bytes)?;
+    let raw = crate::idx::decode_limited(path, bytes, f.idx_size(spec.image_shape))?;
     let inner = if compressed {
         sha256_hex(&raw)
     } else {
