@@ -366,22 +366,17 @@ fn broken_checkpoints_and_run_folders_are_named_errors() {
     );
     let ck = "checkpoints/step-0000010";
     type Breaker = Box<dyn Fn(&Path)>;
-    let edit_state = |f: fn(&mut Vec<Stored>)| -> Breaker {
+    // Rewrites one safetensors file of the checkpoint.
+    let edit = |file: &'static str, f: fn(&mut Vec<Stored>)| -> Breaker {
         Box::new(move |run: &Path| {
-            let file = run.join(ck).join("state.safetensors");
+            let file = run.join(ck).join(file);
             let mut t = read_tensors(&file);
             f(&mut t);
             write_tensors(&file, &t);
         })
     };
-    let edit_model = |f: fn(&mut Vec<Stored>)| -> Breaker {
-        Box::new(move |run: &Path| {
-            let file = run.join(ck).join("model.safetensors");
-            let mut t = read_tensors(&file);
-            f(&mut t);
-            write_tensors(&file, &t);
-        })
-    };
+    let edit_state = |f| edit("state.safetensors", f);
+    let edit_model = |f| edit("model.safetensors", f);
     let edit_json = |f: fn(&mut serde_json::Value)| -> Breaker {
         Box::new(move |run: &Path| {
             let file = run.join(ck).join("state.json");

@@ -22,83 +22,89 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// `args` followed by `--set s` for each of `sets`.
+fn with_sets(args: &[&str], sets: &[&str]) -> Vec<String> {
+    let mut v = strings(args);
+    for s in sets {
+        v.extend(["--set".into(), s.to_string()]);
+    }
+    v
+}
+
 fn train_cmd(out: &Path) -> Vec<String> {
     let o = out.to_str().unwrap();
     // A run killed before its config.toml exists is started again, as a user would.
     if out.join("config.toml").is_file() {
         return strings(&["--quiet", "train", "--resume", o]);
     }
-    let mut v = strings(&[
-        "--quiet",
-        "train",
-        "--config",
-        "configs/quickstart.toml",
-        "--out",
-        o,
-    ]);
-    for s in [
-        "model.widths=[784, 16, 10]",
-        "data.train=200",
-        "data.test=100",
-        "steps=40",
-        "log_every=5",
-        "checkpoint_every=5",
-        "optimizer.momentum=0.5",
-        "probes.every=10",
-        "probes.list=[\"spectrum\", \"escape\"]",
-        "probes.samples=50",
-        "probes.lanczos_steps=10",
-        "probes.warm_start=true",
-        "probes.trace_h={method = \"hutchinson\", probes = 5}",
-    ] {
-        v.extend(["--set".into(), s.into()]);
-    }
-    v
+    with_sets(
+        &[
+            "--quiet",
+            "train",
+            "--config",
+            "configs/quickstart.toml",
+            "--out",
+            o,
+        ],
+        &[
+            "model.widths=[784, 16, 10]",
+            "data.train=200",
+            "data.test=100",
+            "steps=40",
+            "log_every=5",
+            "checkpoint_every=5",
+            "optimizer.momentum=0.5",
+            "probes.every=10",
+            "probes.list=[\"spectrum\", \"escape\"]",
+            "probes.samples=50",
+            "probes.lanczos_steps=10",
+            "probes.warm_start=true",
+            "probes.trace_h={method = \"hutchinson\", probes = 5}",
+        ],
+    )
 }
 
 fn escape_cmd(out: &Path) -> Vec<String> {
-    let mut v = strings(&[
-        "--quiet",
-        "escape",
-        "--config",
-        "configs/wangwu/escape-synthetic.toml",
-        "--phase1-steps",
-        "100",
-        "--steps",
-        "30",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    for s in [
-        "phase1.log_every=20",
-        "run.checkpoint_every=5",
-        "run.probes.every=5",
-        "run.probes.lanczos_steps=20",
-    ] {
-        v.extend(["--set".into(), s.into()]);
-    }
-    v
+    with_sets(
+        &[
+            "--quiet",
+            "escape",
+            "--config",
+            "configs/wangwu/escape-synthetic.toml",
+            "--phase1-steps",
+            "100",
+            "--steps",
+            "30",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            "phase1.log_every=20",
+            "run.checkpoint_every=5",
+            "run.probes.every=5",
+            "run.probes.lanczos_steps=20",
+        ],
+    )
 }
 
 fn sweep_cmd(out: &Path) -> Vec<String> {
-    let mut v = strings(&[
-        "--quiet",
-        "sweep",
-        "--config",
-        "configs/zhu2019/alignment-width.toml",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    for s in [
-        "values=[8, 16]",
-        "run.steps=40",
-        "run.checkpoint_every=5",
-        "run.optimizer.schedule.from=20",
-        "run.data.n=200",
-    ] {
-        v.extend(["--set".into(), s.into()]);
-    }
-    v
+    with_sets(
+        &[
+            "--quiet",
+            "sweep",
+            "--config",
+            "configs/zhu2019/alignment-width.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            "values=[8, 16]",
+            "run.steps=40",
+            "run.checkpoint_every=5",
+            "run.optimizer.schedule.from=20",
+            "run.data.n=200",
+        ],
+    )
 }
 
 /// Runs `args`; kills it after `kill_after` when given. Whether it ran to the end.

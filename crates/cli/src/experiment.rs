@@ -133,7 +133,7 @@ fn check_memory(cfg: &RunConfig, dim: usize, opened: &Opened) -> Result<()> {
     if !noisescope_data::in_host_memory(&opened.device) {
         return Ok(());
     }
-    let Some(available) = crate::config::available_memory() else {
+    let Some(available) = available_memory() else {
         return Ok(());
     };
     let rows =
@@ -160,6 +160,14 @@ fn check_memory(cfg: &RunConfig, dim: usize, opened: &Opened) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Bytes of host memory the system can still give, when it says (Linux `MemAvailable`).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Builds the net and uploads the data of `cfg` to the opened device.

@@ -472,8 +472,7 @@ pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<
     };
     let file = dir.join("model.safetensors");
     let bytes = read_file(&file)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", file.display()))?;
+    let st = parse_safetensors(&file, &bytes)?;
     let t = st
         .tensor("theta")
         .with_context(|| format!("{}: no tensor `theta`", file.display()))?;
@@ -487,32 +486,30 @@ pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<
     to_tensor(&t, device, precision).with_context(|| format!("{}: tensor `theta`", file.display()))
 }
 
-/// Loads the trainer state of checkpoint folder `dir`, with the run loop's tallies saved
-/// beside it. Everything the files can get wrong on their own is checked here (names, shapes,
-/// element types against the run's precision, the step against the folder's name); whether
-/// the state fits the run's model, optimizer and dynamic is [`noisescope_noise::Trainer::check`]'s
-/// part.
-pub fn load_checkpoint(
-    dir: &Path,
-    device: &Device,
-    precision: Precision,
-) -> Result<(TrainerState, serde_json::Value)> {
-    let want = match precision.dtype() {
-        DType::F64 => Dtype::F64,
-        _ => Dtype::F32,
-    };
+/// A checkpoint as loaded: the trainer state, the run loop's tallies (`state.json`'s `run`)
+/// and the last probe's Hessian eigenvectors for `probes.warm_start` ([k, D]), if kept.
+pub struct Checkpoint {
+    pub state: TrainerState,
+    pub run: serde_json::Value,
+    pub warm: Option<Tensor<2>>,
+}
+
+/// Loads checkpoint folder `dir`. Everything the files can get wrong on their own is
+/// checked here (names, shapes, element types against the run's precision, the step against
+/// the folder's name); whether the state fits the run's model, optimizer and dynamic is
+/// [`noisescope_noise::Trainer::check`]'s part.
+pub fn load_checkpoint(dir: &Path, device: &Device, precision: Precision) -> Result<Checkpoint> {
+    let want = stored_dtype(precision);
     let model_file = dir.join("model.safetensors");
     let model_bytes = read_file(&model_file)?;
-    let model = safetensors::SafeTensors::deserialize(&model_bytes)
-        .with_context(|| format!("{}: not a safetensors file", model_file.display()))?;
+    let model = parse_safetensors(&model_file, &model_bytes)?;
     let theta_view = model
         .tensor("theta")
         .with_context(|| format!("{}: no tensor `theta`", model_file.display()))?;
     check_view(&model_file, "theta", &theta_view, 1, want)?;
     let theta = to_tensor(&theta_view, device, precision)?;
     let meta_file = dir.join("state.json");
-    let meta: CheckpointMeta = serde_json::from_slice(&read_file(&meta_file)?)
-        .with_context(|| format!("{}: not a checkpoint state", meta_file.display()))?;
+    let meta = read_meta(&meta_file)?;
     let named = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -528,8 +525,7 @@ pub fn load_checkpoint(
     }
     let file = dir.join("state.safetensors");
     let bytes = read_file(&file)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", file.display()))?;
+    let st = parse_safetensors(&file, &bytes)?;
     for name in st.names() {
         if !STATE_TENSORS.contains(&&*name) {
             bail!(
@@ -608,37 +604,37 @@ pub fn load_checkpoint(
         sampler: meta.sampler,
         cached_noise,
     };
-    Ok((state, meta.run))
-}
-
-/// The warm-start vectors a checkpoint keeps, [k, D], if any.
-pub fn load_warm_start(
-    dir: &Path,
-    device: &Device,
-    precision: Precision,
-) -> Result<Option<Tensor<2>>> {
-    let file = dir.join("state.safetensors");
-    let bytes = read_file(&file)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", file.display()))?;
-    let Ok(t) = st.tensor(WARM_START) else {
-        return Ok(None);
-    };
-    let want = match precision.dtype() {
-        DType::F64 => Dtype::F64,
-        _ => Dtype::F32,
-    };
-    check_view(&file, WARM_START, &t, 2, want)?;
-    let [k, d] = [t.shape()[0], t.shape()[1]];
-    Ok(Some(to_tensor(&t, device, precision)?.reshape([k, d])))
+    let warm = get(WARM_START, 2)?.map(|(t, shape)| t.reshape([shape[0], shape[1]]));
+    Ok(Checkpoint {
+        state,
+        run: meta.run,
+        warm,
+    })
 }
 
 /// The step a checkpoint folder holds (its `state.json`).
 pub fn checkpoint_step(dir: &Path) -> Result<u64> {
-    let file = dir.join("state.json");
-    let meta: CheckpointMeta = serde_json::from_slice(&read_file(&file)?)
-        .with_context(|| format!("{}: not a checkpoint state", file.display()))?;
-    Ok(meta.step)
+    Ok(read_meta(&dir.join("state.json"))?.step)
+}
+
+/// A checkpoint's `state.json`.
+fn read_meta(file: &Path) -> Result<CheckpointMeta> {
+    serde_json::from_slice(&read_file(file)?)
+        .with_context(|| format!("{}: not a checkpoint state", file.display()))
+}
+
+/// The tensors of a safetensors file's bytes; the error names the file.
+fn parse_safetensors<'a>(file: &Path, bytes: &'a [u8]) -> Result<safetensors::SafeTensors<'a>> {
+    safetensors::SafeTensors::deserialize(bytes)
+        .with_context(|| format!("{}: not a safetensors file", file.display()))
+}
+
+/// The element type a run of `precision` stores.
+fn stored_dtype(precision: Precision) -> Dtype {
+    match precision.dtype() {
+        DType::F64 => Dtype::F64,
+        _ => Dtype::F32,
+    }
 }
 
 /// Checks one stored tensor's rank and element type.
@@ -848,7 +844,6 @@ mod tests {
             }
             for precision in [Precision::F32, Precision::F64] {
                 let _ = load_checkpoint(&dir, &device(), precision);
-                let _ = load_warm_start(&dir, &device(), precision);
                 let _ = load_theta(&dir, &device(), precision);
                 let _ = checkpoint_step(&dir);
             }

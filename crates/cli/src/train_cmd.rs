@@ -286,7 +286,11 @@ pub fn train_loop(
         match dir.find_checkpoint()? {
             Some(ck) => {
                 let device = exp.train.x.device();
-                let (state, run) = rundir::load_checkpoint(&ck, &device, cfg.precision)?;
+                let rundir::Checkpoint {
+                    state,
+                    run,
+                    warm: kept,
+                } = rundir::load_checkpoint(&ck, &device, cfg.precision)?;
                 let step = state.step;
                 if step > cfg.steps {
                     bail!(
@@ -301,7 +305,7 @@ pub fn train_loop(
                 tally
                     .restore(&run)
                     .with_context(|| format!("{}/state.json: run tallies", ck.display()))?;
-                warm = rundir::load_warm_start(&ck, &device, cfg.precision)?;
+                warm = kept;
                 if let Some(w) = &warm {
                     if w.dims()[1] != net.dim() || w.dims()[0] > net.dim() {
                         bail!(

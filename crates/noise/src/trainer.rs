@@ -230,9 +230,9 @@ impl<'a> Trainer<'a> {
             }
             (Some(s), true) => {
                 let n = self.data.n;
-                let mut seen = vec![false; if s.perm.is_empty() { 0 } else { n }];
+                let mut seen = vec![false; n];
                 for &i in &s.perm {
-                    if i >= n || std::mem::replace(&mut seen[i.min(n - 1)], true) {
+                    if i >= n || std::mem::replace(&mut seen[i], true) {
                         return Err(bad_state(
                             "sampler.perm",
                             format!("not a permutation of 0..{n} (index {i})"),
