@@ -669,6 +669,20 @@ fn broken_checkpoints_and_run_folders_are_named_errors() {
         ],
         "probes.top_k",
     );
+    fails_naming(
+        "probe with another seed (other random labels)",
+        &[
+            "--quiet",
+            "probe",
+            "--run",
+            path(&sgd),
+            "--probes",
+            "spectrum",
+            "--set",
+            "seed=1",
+        ],
+        "only probes.*",
+    );
 }
 
 /// Copies the bundled Fashion-MNIST sample into `dir/fashion-mnist-small`, then lets `f`

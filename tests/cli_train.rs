@@ -314,6 +314,93 @@ fn fashion_mnist_escape_smoke() {
     assert!(out.join("figures/escape.svg").exists());
 }
 
+/// A campaign as scripts/zhu2019-campaign.sh grows one: per seed, a chosen subset of the
+/// dynamics run to an early step with --until, then on to the end; `plot` on the root combines
+/// the seed folders into a table of mean ± s.e. and a figure.
+#[test]
+fn escape_campaign_grows_breadth_first_and_combines_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("campaign");
+    let run = |seed: u64, extra: &[&str]| {
+        let out = root.join(format!("seed-{seed}"));
+        let seed_set = format!("run.seed={seed}");
+        let mut args = vec![
+            "--quiet",
+            "escape",
+            "--config",
+            "configs/zhu2019/fashionmnist-escape.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--phase1-steps",
+            "2",
+            "--dynamics",
+            "gd,ggn",
+            "--set",
+            &seed_set,
+        ];
+        for s in [
+            "run.data.name=\"fashion-mnist-small\"",
+            "run.data.train=40",
+            "run.data.random_labels=10",
+            "run.data.test=50",
+            "run.log_every=2",
+            "run.checkpoint_every=2",
+            "run.probes.every=2",
+            "run.probes.list=[\"sharpness\"]",
+            "run.probes.sharpness.samples=8",
+        ] {
+            args.extend(["--set", s]);
+        }
+        args.extend(extra);
+        noisescope(&args)
+    };
+    for seed in [0, 1] {
+        ok(&run(seed, &["--until", "2"]));
+    }
+    let unit = root.join("seed-0/ggn");
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(unit.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["status"], "stopped");
+    assert_eq!(metrics(&unit).last().unwrap()["step"], 2);
+    // One checkpoint kept (the config keeps 1).
+    let kept = std::fs::read_dir(unit.join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("step-")
+        })
+        .count();
+    assert_eq!(kept, 1);
+    for seed in [0, 1] {
+        ok(&run(seed, &[]));
+    }
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(root.join("seed-1/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["dynamics"]["ggn"]["status"], "completed");
+    assert_eq!(s["dynamics"]["ggn"]["step"], 4);
+    assert!(s["dynamics"].get("sgd").is_none(), "sgd was not run");
+    // A dynamic outside the experiment's list is refused, by name.
+    let err = failure(&run(0, &["--dynamics", "hessian-7"]));
+    assert!(err.contains("hessian-7"), "{err}");
+    let o = noisescope(&["plot", root.to_str().unwrap()]);
+    ok(&o);
+    let table = std::fs::read_to_string(root.join("table.md")).unwrap();
+    assert!(table.starts_with("Units completed: 4 of 18"), "{table}");
+    assert!(table.contains("| `ggn` | 4 (2) |"), "{table}");
+    assert!(table.contains("| `sgd` | not started |"), "{table}");
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(root.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(c["seeds"], serde_json::json!([0, 1]));
+    assert!(c["dynamics"]["gd"]["test_acc"]["se"].as_f64().is_some());
+    let svg = std::fs::read_to_string(root.join("figures/escape-seeds.svg")).unwrap();
+    assert!(svg.contains("ggn") && svg.contains("phase 1"));
+}
+
 /// The same run on wgpu (lavapipe in CI) and on ndarray: host-drawn random streams make the
 /// runs the same up to f32 rounding, probes included. Without a Vulkan/Metal/DX12 adapter the
 /// test says so and passes, unless NOISESCOPE_REQUIRE_WGPU is set.

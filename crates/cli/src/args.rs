@@ -175,12 +175,18 @@ pub struct EscapeArgs {
     /// Phase-1 steps.
     #[arg(long)]
     pub phase1_steps: Option<u64>,
-    /// Only these dynamics (comma-separated).
+    /// Run only these of the experiment's dynamics (comma-separated); the others' folders
+    /// are left as they are and still enter the summary.
     #[arg(long, value_delimiter = ',')]
     pub dynamics: Option<Vec<String>>,
     /// Repetitions.
     #[arg(long)]
     pub repeats: Option<usize>,
+    /// Stop every phase-2 run at this step, with a checkpoint (phase 1 runs in full); a
+    /// later run with a larger --until, or none, continues them. Grows a campaign breadth
+    /// first.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,10 @@ pub struct RunConfig {
     /// Steps between checkpoints (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: u64,
+    /// Checkpoints kept: the newest this many (0: all). A long run whose folder is committed
+    /// keeps 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keep_checkpoints: usize,
     /// Element type on the device.
     #[serde(default)]
     pub precision: Precision,
@@ -56,16 +60,20 @@ fn default_log_every() -> u64 {
     100
 }
 
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 impl RunConfig {
     /// Checks every setting for finiteness, sign and size against the net (`dim` = D) and the
     /// training set (`n` samples) before anything is allocated; the error names the field.
     pub fn check(&self, dim: usize, n: usize) -> Result<()> {
         self.optimizer.check().map_err(anyhow::Error::msg)?;
         self.noise.check(dim, n).map_err(anyhow::Error::msg)?;
-        if let Some(v) = &self.init.values {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                bail!("init.values[{i}] = {}: expected a finite value", v[i]);
-            }
+        if let Some(v) = &self.init.values
+            && let Some(i) = v.iter().position(|x| !x.is_finite())
+        {
+            bail!("init.values[{i}] = {}: expected a finite value", v[i]);
         }
         let p = &self.probes;
         if p.samples == Some(0) {
@@ -173,6 +181,10 @@ pub struct ProbeConfig {
     pub warm_start: bool,
     /// How Tr H is obtained for `escape` (Tr(HΣ̄)).
     pub trace_h: TraceMethod,
+    /// How Tr(HΣ₁) is obtained for `escape`: `exact` (N Hessian products) or an unbiased
+    /// estimate with its standard error in sample space, Tr(HΣ₁) = E_z[zᵀ B z] with
+    /// B = (1/N) G_c H G_cᵀ (`hutchinson` or `hutch-plus-plus`: one Hessian product each).
+    pub trace_h_sigma: TraceMethod,
     /// How ‖G_F‖_F² is obtained for `alignment`.
     pub frobenius: TraceMethod,
     /// How the `alignment` probe gets Tr(Σ₁G_F) and ‖G_F‖_F²: `"products"` (N Gauss-Newton
@@ -198,6 +210,7 @@ impl Default for ProbeConfig {
             lanczos_steps: 100,
             warm_start: false,
             trace_h: TraceMethod::Hutchinson { probes: 100 },
+            trace_h_sigma: TraceMethod::Exact,
             frobenius: TraceMethod::Hutchinson { probes: 100 },
             alignment_method: AlignmentMethod::Products,
             chunk: 50,
@@ -219,7 +232,11 @@ impl ProbeConfig {
         if self.chunk == 0 {
             bail!("probes.chunk = 0: expected at least 1 direction per block");
         }
-        for (name, m) in [("trace_h", self.trace_h), ("frobenius", self.frobenius)] {
+        for (name, m) in [
+            ("trace_h", self.trace_h),
+            ("trace_h_sigma", self.trace_h_sigma),
+            ("frobenius", self.frobenius),
+        ] {
             let count = match m {
                 TraceMethod::Exact => 1,
                 TraceMethod::Hutchinson { probes } => probes,

@@ -69,22 +69,22 @@ impl EscapeConfig {
         if !(self.perturb.is_finite() && self.perturb >= 0.0) {
             bail!("perturb = {}: expected a finite σ ≥ 0", self.perturb);
         }
-        if let Some(c) = self.lr_over_sharpness {
-            if !(c.is_finite() && c > 0.0) {
-                bail!("lr_over_sharpness = {c}: expected a finite c > 0");
-            }
+        if let Some(c) = self.lr_over_sharpness
+            && !(c.is_finite() && c > 0.0)
+        {
+            bail!("lr_over_sharpness = {c}: expected a finite c > 0");
         }
         let lr = self.phase1.lr;
         if self.phase1.steps > 0 && !(lr.is_finite() && lr > 0.0) {
             bail!("phase1.lr = {lr}: expected a finite learning rate > 0");
         }
-        if let Some(s) = self.success {
-            if !s.all_below.is_finite() {
-                bail!(
-                    "success.all_below = {}: expected a finite threshold",
-                    s.all_below
-                );
-            }
+        if let Some(s) = self.success
+            && !s.all_below.is_finite()
+        {
+            bail!(
+                "success.all_below = {}: expected a finite threshold",
+                s.all_below
+            );
         }
         Ok(())
     }
@@ -128,11 +128,39 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     if let Some(r) = a.repeats {
         cfg.repeats = r;
     }
-    if let Some(list) = &a.dynamics {
-        cfg.dynamics = list.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
-    }
     cfg.run.backend = Some(format!("{:?}", g.backend).to_lowercase());
     cfg.check()?;
+    // `--dynamics` picks which of the experiment's units this process runs; the experiment
+    // (escape.toml, the combined summary) keeps the config's list, so that processes running
+    // different dynamics into one folder agree on it.
+    let selected: Vec<Dynamic> = match &a.dynamics {
+        Some(list) => {
+            let picked: Vec<Dynamic> = list.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
+            if let Some(d) = picked.iter().find(|d| !cfg.dynamics.contains(d)) {
+                bail!(
+                    "--dynamics: {d} is not among the experiment's dynamics ({}); add it with --set 'dynamics=[…]'",
+                    cfg.dynamics
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            picked
+        }
+        None => cfg.dynamics.clone(),
+    };
+    if let Some(u) = a.until {
+        if cfg.repeats > 1 {
+            bail!(
+                "--until: only for experiments of one repetition (this one has {})",
+                cfg.repeats
+            );
+        }
+        if u == 0 {
+            bail!("--until 0: expected a phase-2 step ≥ 1");
+        }
+    }
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
@@ -145,8 +173,8 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     )?;
     let start = Instant::now();
     let mut results: Map<String, Value> = Map::new();
-    let mut successes = vec![0usize; cfg.dynamics.len()];
-    let mut finals: Vec<Vec<Value>> = vec![Vec::new(); cfg.dynamics.len()];
+    let mut successes = vec![0usize; selected.len()];
+    let mut finals: Vec<Vec<Value>> = vec![Vec::new(); selected.len()];
     let mut phase1_summary = Value::Null;
     let mut lambda_star: Option<f64> = None;
     let bar = progress(g.quiet || cfg.repeats == 1, cfg.repeats as u64, 0);
@@ -171,7 +199,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         };
         let first = r == 0;
         if first {
-            for d in &cfg.dynamics {
+            for d in &selected {
                 let noise = NoiseConfig {
                     dynamic: *d,
                     ..cfg.run.noise.clone()
@@ -239,7 +267,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             theta_star
         };
         // Phase 2: every dynamic from θ*, the same seed for all.
-        for (i, d) in cfg.dynamics.iter().enumerate() {
+        for (i, d) in selected.iter().enumerate() {
             let mut run = base.clone();
             run.noise.dynamic = *d;
             if let Some(lr) = lr2 {
@@ -261,7 +289,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 cfg: &run,
                 exp,
                 quiet: g.quiet || cfg.repeats > 1,
-                until: None,
+                until: a.until,
                 device_name: &opened.description,
             };
             let o = if first {
@@ -287,29 +315,44 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    for (i, d) in cfg.dynamics.iter().enumerate() {
-        let mut entry = Map::new();
-        entry.insert("final".into(), finals[i][0].clone());
-        if cfg.success.is_some() {
-            entry.insert("successes".into(), json!(successes[i]));
-            entry.insert("repeats".into(), json!(cfg.repeats));
-            entry.insert(
-                "success_rate".into(),
-                json!(successes[i] as f64 / cfg.repeats as f64),
-            );
-        }
-        for key in ["train_loss", "test_acc", "test_loss"] {
-            let v: Vec<f64> = finals[i].iter().filter_map(|f| f[key].as_f64()).collect();
-            if v.len() > 1 {
-                let m = v.iter().sum::<f64>() / v.len() as f64;
-                let sd =
-                    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
-                entry.insert(format!("{key}_mean"), json!(m));
-                entry.insert(format!("{key}_sd"), json!(sd));
+    if cfg.repeats == 1 {
+        // One unit folder per dynamic: the summary is built from all of them, so that it
+        // also holds the units that other processes (or earlier runs) finished.
+        results = units_summary(&out, &cfg.dynamics)?;
+    } else {
+        for (i, d) in selected.iter().enumerate() {
+            let mut entry = Map::new();
+            entry.insert("final".into(), finals[i][0].clone());
+            if cfg.success.is_some() {
+                entry.insert("successes".into(), json!(successes[i]));
+                entry.insert("repeats".into(), json!(cfg.repeats));
+                entry.insert(
+                    "success_rate".into(),
+                    json!(successes[i] as f64 / cfg.repeats as f64),
+                );
             }
+            for key in ["train_loss", "test_acc", "test_loss"] {
+                let v: Vec<f64> = finals[i].iter().filter_map(|f| f[key].as_f64()).collect();
+                if v.len() > 1 {
+                    let m = v.iter().sum::<f64>() / v.len() as f64;
+                    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>()
+                        / (v.len() - 1) as f64)
+                        .sqrt();
+                    entry.insert(format!("{key}_mean"), json!(m));
+                    entry.insert(format!("{key}_sd"), json!(sd));
+                }
+            }
+            results.insert(d.to_string(), Value::Object(entry));
         }
-        results.insert(d.to_string(), Value::Object(entry));
     }
+    let shown = EscapeConfig {
+        dynamics: if cfg.repeats == 1 {
+            cfg.dynamics.clone()
+        } else {
+            selected.clone()
+        },
+        ..cfg.clone()
+    };
     let summary = json!({
         "dynamics": results,
         "phase1": phase1_summary,
@@ -322,11 +365,11 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let figures = plot::escape_figures(&out, &cfg)?;
+    let figures = plot::escape_figures(&out, &shown)?;
     if g.json {
         crate::output::print_json(&summary);
     } else {
-        print_table(&cfg, &summary);
+        print_table(&shown, &summary);
         for f in figures {
             println!("figure: {}", f.display());
         }
@@ -335,13 +378,46 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The summary entry of every dynamic whose unit folder exists: `{"status", "step",
+/// "final"}` from its `summary.json` when it has one (finished or stopped by `--until`),
+/// else `{"status": "started"}`.
+fn units_summary(out: &std::path::Path, dynamics: &[Dynamic]) -> Result<Map<String, Value>> {
+    let mut results = Map::new();
+    for d in dynamics {
+        let dir = out.join(d.to_string());
+        if !dir.is_dir() {
+            continue;
+        }
+        let file = dir.join("summary.json");
+        let entry = match std::fs::read(&file) {
+            Ok(bytes) => {
+                let s: Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: not JSON", file.display()))?;
+                json!({
+                    "status": s["status"],
+                    "step": s["final"]["step"],
+                    "final": s["final"],
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"status": "started"}),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        };
+        results.insert(d.to_string(), entry);
+    }
+    Ok(results)
+}
+
 fn print_table(cfg: &EscapeConfig, s: &Value) {
     println!(
-        "{:<16} {:>12} {:>12} {:>10}",
-        "dynamic", "train loss", "test acc", "success"
+        "{:<16} {:>12} {:>12} {:>10} {:>8}",
+        "dynamic", "train loss", "test acc", "success", "step"
     );
     for d in &cfg.dynamics {
         let e = &s["dynamics"][d.to_string()];
+        if e.is_null() {
+            println!("{:<16} not started", d.to_string());
+            continue;
+        }
         let f = &e["final"];
         let acc = f["test_acc"]
             .as_f64()
@@ -349,12 +425,14 @@ fn print_table(cfg: &EscapeConfig, s: &Value) {
         let rate = e["success_rate"]
             .as_f64()
             .map_or("-".into(), |r| format!("{:.0}%", 100.0 * r));
+        let step = f["step"].as_u64().map_or("-".into(), |s| s.to_string());
         println!(
-            "{:<16} {:>12.4e} {:>12} {:>10}",
+            "{:<16} {:>12.4e} {:>12} {:>10} {:>8}",
             d.to_string(),
             f["train_loss"].as_f64().unwrap_or(f64::NAN),
             acc,
-            rate
+            rate,
+            step
         );
     }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod backend;
 mod bench;
+mod campaign;
 mod config;
 mod data_cmd;
 mod escape_cmd;

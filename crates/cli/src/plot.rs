@@ -541,6 +541,8 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             .into_iter()
             .chain(sweep_summary_figure(dir, &sweep, &summary)?)
             .collect()
+    } else if let seeds @ [_, ..] = crate::campaign::seed_folders(dir).as_slice() {
+        crate::campaign::report(dir, seeds)?
     } else if let Some(panels) = theory_panels(dir)? {
         let (name, panels) = panels;
         let p = dir.join(format!("figures/{name}.svg"));
@@ -566,7 +568,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
         vec![p]
     } else {
         anyhow::bail!(
-            "{}: neither a run, an escape experiment, a sweep nor a theory experiment (no metrics.jsonl, escape.toml, sweep.toml or theory summary)",
+            "{}: neither a run, an escape experiment, a campaign, a sweep nor a theory experiment (no metrics.jsonl, escape.toml, seed-N/escape.toml, sweep.toml or theory summary)",
             dir.display()
         );
     };
@@ -736,14 +738,19 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                             ErrorBar::new_vertical(x, lo, y, y + se, c.stroke_width(1), 6)
                         }))
                         .map_err(err)?;
-                    chart
+                    let drawn = chart
                         .draw_series(
                             v.iter()
                                 .map(|&(x, y, _)| Circle::new((x, y), 4, c.filled())),
                         )
-                        .map_err(err)?
-                        .label(pts.name.clone())
-                        .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+                        .map_err(err)?;
+                    // Unnamed points belong to a curve of the same colour, which has the
+                    // legend entry.
+                    if !pts.name.is_empty() {
+                        drawn
+                            .label(pts.name.clone())
+                            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+                    }
                 }
                 chart
                     .configure_series_labels()

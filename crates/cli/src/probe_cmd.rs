@@ -17,6 +17,18 @@ use crate::rundir::{self, RunDir};
 
 pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     let rd = RunDir::open(&a.run)?;
+    // The data, model and seed must stay the run's: `seed` alone redraws the random labels,
+    // and probes of θ on other data mean nothing.
+    if let Some(s) = a
+        .set
+        .iter()
+        .find(|s| !s.trim_start().starts_with("probes."))
+    {
+        bail!(
+            "--set {s}: `probe` takes only probes.* settings; the data, model and seed are the run's ({})",
+            rd.path.join("config.toml").display()
+        );
+    }
     let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
     let list: Vec<Probe> = a.probes.iter().map(|s| s.parse()).collect::<Result<_>>()?;
     let opened = backend::open(g.backend, g.device)?;

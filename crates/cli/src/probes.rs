@@ -88,6 +88,7 @@ fn top_hessian(
         k: cfg.top_k,
         steps: cfg.lanczos_steps.max(2 * cfg.top_k),
         seed,
+        tol: 0.0,
     };
     match warm {
         Some(u) if u.dims() == [cfg.top_k, h.dim()] => {
@@ -162,11 +163,13 @@ pub fn run(
                     weight_decay,
                     EscapeConfig {
                         trace_h: cfg.trace_h,
+                        trace_h_sigma: cfg.trace_h_sigma,
                         chunk: cfg.chunk,
                         seed,
                     },
                 );
                 values.insert("trace_h_sigma".into(), json!(e.trace_h_sigma));
+                values.insert("trace_h_sigma_se".into(), json!(e.trace_h_sigma_se));
                 values.insert("trace_h_sigma_iso".into(), json!(e.isotropic));
                 values.insert("escape_ratio".into(), json!(e.ratio));
                 values.insert("trace_h".into(), json!(e.trace_h.value));

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use noisescope_data::{Precision, SamplerState};
 use noisescope_models::Layout;
-use noisescope_noise::{NoiseShape, OptimizerState, StreamState, TrainerState};
+use noisescope_noise::{Covariance, NoiseShape, OptimizerState, StreamState, TrainerState};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,7 @@ enum NoiseMeta {
     Iso { std: f64, dim: usize },
     Diag,
     LowRank { std: Vec<f64> },
+    Ggn { scale: f64, trace: f64 },
 }
 
 impl RunDir {
@@ -218,6 +219,39 @@ impl RunDir {
         })
     }
 
+    /// Removes all but the newest `keep` checkpoint folders (`keep` = 0: keeps all), never the
+    /// one `latest` names. Each is renamed to a `.tmp-` name before its removal, so that a
+    /// kill mid-removal leaves no partial `step-N` folder behind (leftovers go with
+    /// [`RunDir::remove_leftovers`]).
+    pub fn prune_checkpoints(&self, keep: usize) -> Result<()> {
+        if keep == 0 {
+            return Ok(());
+        }
+        let dir = self.path.join("checkpoints");
+        let latest = self.find_checkpoint()?;
+        let mut steps: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
+                e.path().is_dir().then_some((n, e.path()))
+            })
+            .collect();
+        steps.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        for (_, p) in steps.into_iter().skip(keep) {
+            if latest.as_deref() == Some(p.as_path()) {
+                continue;
+            }
+            let name = p.file_name().expect("a step folder").to_string_lossy();
+            let doomed = dir.join(format!(".tmp-old-{name}"));
+            fs::rename(&p, &doomed).with_context(|| format!("renaming {}", p.display()))?;
+            fs::remove_dir_all(&doomed)
+                .with_context(|| format!("removing {}", doomed.display()))?;
+        }
+        Ok(())
+    }
+
     /// Removes the temporary folders and files that a killed checkpoint or write left.
     pub fn remove_leftovers(&self) -> Result<()> {
         for dir in [self.path.clone(), self.path.join("checkpoints")] {
@@ -312,16 +346,20 @@ fn write_checkpoint(
     }
     let noise = match &state.cached_noise {
         None => None,
-        Some(NoiseShape::Iso { std, dim }) => Some(NoiseMeta::Iso {
+        Some(Covariance::Ggn { scale, trace }) => Some(NoiseMeta::Ggn {
+            scale: *scale,
+            trace: *trace,
+        }),
+        Some(Covariance::Shape(NoiseShape::Iso { std, dim })) => Some(NoiseMeta::Iso {
             std: *std,
             dim: *dim,
         }),
-        Some(NoiseShape::Diag { std }) => {
+        Some(Covariance::Shape(NoiseShape::Diag { std })) => {
             let v = host(std);
             tensors.push(("noise.std".into(), vec![v.len()], v));
             Some(NoiseMeta::Diag)
         }
-        Some(NoiseShape::LowRank { vectors, std }) => {
+        Some(Covariance::Shape(NoiseShape::LowRank { vectors, std })) => {
             let [k, d] = vectors.dims();
             tensors.push((
                 "noise.vectors".into(),
@@ -527,7 +565,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device, precision: Precision) -> Res
     let bytes = read_file(&file)?;
     let st = parse_safetensors(&file, &bytes)?;
     for name in st.names() {
-        if !STATE_TENSORS.contains(&&*name) {
+        if !STATE_TENSORS.contains(&name) {
             bail!(
                 "{}: unknown tensor `{name}` (expected some of {})",
                 file.display(),
@@ -571,25 +609,40 @@ pub fn load_checkpoint(dir: &Path, device: &Device, precision: Precision) -> Res
                     meta_file.display()
                 );
             }
-            Some(NoiseShape::Iso { std, dim })
+            Some(Covariance::Shape(NoiseShape::Iso { std, dim }))
+        }
+        Some(NoiseMeta::Ggn { scale, trace }) => {
+            if let Some(n) = ["noise.std", "noise.vectors"]
+                .into_iter()
+                .find(|n| st.tensor(n).is_ok())
+            {
+                return Err(stray(n, " ggn"));
+            }
+            if !(scale.is_finite() && scale >= 0.0 && trace.is_finite() && trace >= 0.0) {
+                bail!(
+                    "{}: ggn scale {scale} and Tr C {trace} are not finite values ≥ 0",
+                    meta_file.display()
+                );
+            }
+            Some(Covariance::Ggn { scale, trace })
         }
         Some(NoiseMeta::Diag) => {
             if st.tensor("noise.vectors").is_ok() {
                 return Err(stray("noise.vectors", " diagonal"));
             }
-            Some(NoiseShape::Diag {
+            Some(Covariance::Shape(NoiseShape::Diag {
                 std: get("noise.std", 1)?.with_context(|| lacks("noise.std"))?.0,
-            })
+            }))
         }
         Some(NoiseMeta::LowRank { std }) => {
             if st.tensor("noise.std").is_ok() {
                 return Err(stray("noise.std", " low-rank"));
             }
             let (flat, shape) = get("noise.vectors", 2)?.with_context(|| lacks("noise.vectors"))?;
-            Some(NoiseShape::LowRank {
+            Some(Covariance::Shape(NoiseShape::LowRank {
                 vectors: flat.reshape([shape[0], shape[1]]),
                 std,
-            })
+            }))
         }
     };
     let state = TrainerState {

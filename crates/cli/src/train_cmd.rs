@@ -109,12 +109,12 @@ fn nothing_to_do(dir: &RunDir, cfg: &RunConfig, until: Option<u64>) -> Result<Op
     if step >= cfg.steps && status == Some("completed") {
         return Ok(Some(format!("the run completed all {} steps", cfg.steps)));
     }
-    if let Some(u) = until.filter(|&u| step >= u) {
-        if summary.is_some() {
-            return Ok(Some(format!(
-                "its last checkpoint is at step {step}, at or past --until {u}"
-            )));
-        }
+    if let Some(u) = until.filter(|&u| step >= u)
+        && summary.is_some()
+    {
+        return Ok(Some(format!(
+            "its last checkpoint is at step {step}, at or past --until {u}"
+        )));
     }
     Ok(None)
 }
@@ -199,7 +199,7 @@ pub fn run_unit(ctx: &RunContext, theta0: Tensor<1>, path: &std::path::Path) -> 
         );
     }
     rd.remove_leftovers()?;
-    if nothing_to_do(&rd, cfg, None)?.is_some() {
+    if nothing_to_do(&rd, cfg, ctx.until)?.is_some() {
         let file = rd.path.join("summary.json");
         let summary: Value = serde_json::from_slice(
             &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
@@ -306,15 +306,15 @@ pub fn train_loop(
                     .restore(&run)
                     .with_context(|| format!("{}/state.json: run tallies", ck.display()))?;
                 warm = kept;
-                if let Some(w) = &warm {
-                    if w.dims()[1] != net.dim() || w.dims()[0] > net.dim() {
-                        bail!(
-                            "{}: warm-start vectors {:?} do not fit D = {}",
-                            ck.join("state.safetensors").display(),
-                            w.dims(),
-                            net.dim()
-                        );
-                    }
+                if let Some(w) = &warm
+                    && (w.dims()[1] != net.dim() || w.dims()[0] > net.dim())
+                {
+                    bail!(
+                        "{}: warm-start vectors {:?} do not fit D = {}",
+                        ck.join("state.safetensors").display(),
+                        w.dims(),
+                        net.dim()
+                    );
                 }
                 // Lines up to the checkpoint are kept byte for byte; the late means and the
                 // last line are rebuilt from them in the order they were first added.
@@ -407,6 +407,7 @@ pub fn train_loop(
             Ok(r) => {
                 if let (Some(d), Some((state, run))) = (dir, pending) {
                     d.save_checkpoint(&state, &net.layout, &run, warm.as_ref())?;
+                    d.prune_checkpoints(cfg.keep_checkpoints)?;
                 }
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
@@ -453,6 +454,7 @@ pub fn train_loop(
             &tally.to_checkpoint(),
             warm.as_ref(),
         )?;
+        d.prune_checkpoints(cfg.keep_checkpoints)?;
     }
     let summary = tally.write(ctx, dir, status, done, lr)?;
     Ok(Outcome {

@@ -174,7 +174,7 @@ fn remove_partial_downloads(dest: &Path) -> Result<()> {
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with('.') && name.ends_with(".part") && e.path().is_file() {
-            std::fs::remove_file(e.path()).map_err(|err| DataError::io(&e.path(), err))?;
+            std::fs::remove_file(e.path()).map_err(|err| DataError::io(e.path(), err))?;
         }
     }
     Ok(())

@@ -30,11 +30,17 @@ pub enum Dynamic {
 }
 
 impl Dynamic {
-    /// Whether C is recomputed only every `refresh` steps (the eigen-decomposed surrogates).
+    /// Whether C is estimated at θ and kept for `refresh` steps (every dynamic but gd, sgd
+    /// and iso-const).
     pub fn refreshed(self) -> bool {
         matches!(
             self,
-            Dynamic::LowRank(_) | Dynamic::Hessian(_) | Dynamic::HessianTop1
+            Dynamic::IsoDynamic
+                | Dynamic::Diag
+                | Dynamic::Ggn
+                | Dynamic::LowRank(_)
+                | Dynamic::Hessian(_)
+                | Dynamic::HessianTop1
         )
     }
 
@@ -159,13 +165,21 @@ pub enum Apply {
 }
 
 /// How the top Hessian eigenvector(s) are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "method")]
 pub enum EigenSolver {
     /// Lanczos with full reorthogonalization.
     Lanczos {
-        /// Steps (≥ k).
+        /// Steps (≥ k); with `tol` > 0, the most steps.
         steps: usize,
+        /// Stop once the top-k Ritz pairs have residuals ‖H u − λ u‖ ≤ tol · λ_1 (0: always
+        /// `steps` steps).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        tol: f64,
+        /// Start from the previous refresh's eigenvectors (their sum plus a 10% random
+        /// direction) instead of a random vector.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        warm_start: bool,
     },
     /// Power iteration with deflation (Zhu et al.'s code: 30 iterations).
     Power {
@@ -188,7 +202,8 @@ pub struct NoiseConfig {
     pub trace: TraceTarget,
     /// σ of `iso-const`.
     pub sigma: f64,
-    /// Steps between recomputations of C for lowrank, hessian and hessian-top1.
+    /// Steps between recomputations of C: Tr Σ_m of iso-dynamic, diag Σ_m of diag, Tr G_F
+    /// of ggn, the eigenpairs of lowrank, hessian and hessian-top1 (1: every step).
     pub refresh: usize,
     /// Rescale `lowrank` to the trace target (false: Zhu et al.'s code).
     pub rescale: bool,
@@ -233,16 +248,21 @@ impl NoiseConfig {
         if self.refresh == 0 {
             return Err("noise.refresh = 0: expected ≥ 1 step".into());
         }
-        if let TraceTarget::Fixed(v) = self.trace {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!(
-                    "noise.trace.fixed = {v}: expected a finite Tr C ≥ 0"
-                ));
-            }
+        if let TraceTarget::Fixed(v) = self.trace
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(format!(
+                "noise.trace.fixed = {v}: expected a finite Tr C ≥ 0"
+            ));
         }
         match self.eigensolver {
-            EigenSolver::Lanczos { steps: 0 } => {
+            EigenSolver::Lanczos { steps: 0, .. } => {
                 return Err("noise.eigensolver.steps = 0: expected ≥ 1".into());
+            }
+            EigenSolver::Lanczos { tol, .. } if !(tol.is_finite() && tol >= 0.0) => {
+                return Err(format!(
+                    "noise.eigensolver.tol = {tol}: expected a finite tolerance ≥ 0"
+                ));
             }
             EigenSolver::Power { iterations: 0 } => {
                 return Err("noise.eigensolver.iterations = 0: expected ≥ 1".into());
@@ -266,7 +286,11 @@ impl Default for NoiseConfig {
             estimate: CovarianceEstimate::Exact,
             inject: Injection::EveryStep,
             apply: Apply::Gradient,
-            eigensolver: EigenSolver::Lanczos { steps: 100 },
+            eigensolver: EigenSolver::Lanczos {
+                steps: 100,
+                tol: 0.0,
+                warm_start: false,
+            },
         }
     }
 }
@@ -296,4 +320,8 @@ mod tests {
             assert!(e.to_string().contains(bad), "{e}");
         }
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }

@@ -6,8 +6,8 @@ use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::{Factors, Net, SampleGradients};
 use noisescope_probe::{
-    Blocked, GradientNoise, Hessian, LanczosConfig, PowerConfig, lanczos, minibatch_scale,
-    power_iteration,
+    Blocked, GradientNoise, Hessian, LanczosConfig, PowerConfig, lanczos, lanczos_from,
+    minibatch_scale, power_iteration,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -72,11 +72,24 @@ pub struct Draw {
 pub enum Covariance {
     /// C in factored form.
     Shape(NoiseShape),
-    /// C = scale² G_F, sampled exactly as scale · (1/√N) Σ_n J_nᵀ Λ_n^{1/2} z_n.
+    /// C = scale² G_F(θ), sampled exactly as scale · (1/√N) Σ_n J_nᵀ Λ_n^{1/2} z_n at the
+    /// current θ; the scale is kept between refreshes.
     Ggn {
-        /// √(Tr C / Tr G_F).
+        /// √(Tr C / Tr G_F) at the last refresh.
         scale: f64,
+        /// Tr C at the last refresh.
+        trace: f64,
     },
+}
+
+impl Covariance {
+    /// Tr C (for ggn: at the last refresh).
+    pub fn trace(&self) -> f64 {
+        match self {
+            Covariance::Shape(shape) => shape.trace(),
+            Covariance::Ggn { trace, .. } => *trace,
+        }
+    }
 }
 
 /// C for one step and the traces behind it.
@@ -99,8 +112,8 @@ pub struct Surrogate {
     pub weight_decay: f64,
     /// The run's seed (eigensolver starts and minibatch passes derive from it and the step).
     pub seed: u64,
-    /// The covariance in use, for the dynamics refreshed every `refresh` steps.
-    pub cached: Option<NoiseShape>,
+    /// The covariance in use, kept between refreshes.
+    pub cached: Option<Covariance>,
 }
 
 impl Surrogate {
@@ -200,39 +213,57 @@ impl Surrogate {
             }
             _ => {}
         }
-        if dynamic.refreshed() {
-            let mut trace_sigma_m = None;
-            if refresh_step || self.cached.is_none() {
-                let (noise, s) = self.sigma(net, theta, data, step)?;
-                let tsm = s * noise.trace();
-                trace_sigma_m = Some(tsm);
-                let target = self.target(tsm);
-                if !(target.is_finite() && target > 0.0) {
-                    return Err(NoiseError::BadTrace {
-                        step,
-                        dynamic,
-                        trace: target,
-                    });
-                }
-                self.cached =
-                    Some(self.refreshed_shape(step, net, theta, data, &noise, s, target)?);
-            }
-            if cfg.inject == Injection::RefreshSteps && !refresh_step {
-                return Ok(Prepared {
-                    trace_sigma_m,
-                    ..none
-                });
-            }
-            let shape = self.cached.clone().expect("refreshed above");
+        let mut trace_sigma_m = None;
+        if refresh_step || self.cached.is_none() {
+            let (noise, s) = self.sigma(net, theta, data, step)?;
+            let (covariance, tsm) = self.estimate(step, net, theta, data, &noise, s)?;
+            trace_sigma_m = Some(tsm);
+            self.cached = Some(covariance);
+        }
+        if cfg.inject == Injection::RefreshSteps && !refresh_step {
             return Ok(Prepared {
-                trace_c: shape.trace(),
-                covariance: Some(Covariance::Shape(shape)),
                 trace_sigma_m,
+                ..none
             });
         }
-        // Recomputed every step: iso-dynamic, diag, ggn. diag Σ₁ is formed once and gives the
-        // trace too.
-        let (noise, s) = self.sigma(net, theta, data, step)?;
+        let covariance = self.cached.clone().expect("estimated above");
+        Ok(Prepared {
+            trace_c: covariance.trace(),
+            covariance: Some(covariance),
+            trace_sigma_m,
+        })
+    }
+
+    /// C at θ from Σ₁ (`noise`, with Σ_m = s Σ₁) and Tr Σ_m, for every dynamic that matches
+    /// the trace.
+    fn estimate(
+        &self,
+        step: u64,
+        net: &Net,
+        theta: &Tensor<1>,
+        data: &DeviceDataset,
+        noise: &GradientNoise,
+        s: f64,
+    ) -> Result<(Covariance, f64), NoiseError> {
+        let dynamic = self.config.dynamic;
+        let d = net.dim();
+        if matches!(
+            dynamic,
+            Dynamic::LowRank(_) | Dynamic::Hessian(_) | Dynamic::HessianTop1
+        ) {
+            let tsm = s * noise.trace();
+            let target = self.target(tsm);
+            if !(target.is_finite() && target > 0.0) {
+                return Err(NoiseError::BadTrace {
+                    step,
+                    dynamic,
+                    trace: target,
+                });
+            }
+            let shape = self.refreshed_shape(step, net, theta, data, noise, s, target)?;
+            return Ok((Covariance::Shape(shape), tsm));
+        }
+        // iso-dynamic, diag, ggn: diag Σ₁ is formed once and gives the trace too.
         let diag = noise.diagonal();
         let tsm = s * diag.clone().sum().into_scalar::<f64>();
         let target = self.target(tsm);
@@ -267,15 +298,12 @@ impl Surrogate {
                 }
                 Covariance::Ggn {
                     scale: (target / tr).sqrt(),
+                    trace: target,
                 }
             }
-            _ => unreachable!("handled above"),
+            _ => unreachable!("gd, sgd and iso-const keep no covariance"),
         };
-        Ok(Prepared {
-            covariance: Some(covariance),
-            trace_c: target,
-            trace_sigma_m: Some(tsm),
-        })
+        Ok((covariance, tsm))
     }
 
     /// The noise for step `step` at θ over the training set `data`.
@@ -291,7 +319,7 @@ impl Surrogate {
         let (device, dtype) = (theta.device(), theta.dtype());
         let xi = p.covariance.map(|c| match c {
             Covariance::Shape(shape) => shape.sample(stream, &device, dtype),
-            Covariance::Ggn { scale } => {
+            Covariance::Ggn { scale, .. } => {
                 let z = stream.tensor(data.n, net.out_dim(), &device, dtype);
                 net.ggn_sample(theta, data, z) * scale
             }
@@ -386,14 +414,26 @@ impl Surrogate {
         };
         let seed = self.stream_seed(step, 2);
         match self.config.eigensolver {
-            EigenSolver::Lanczos { steps } => lanczos(
-                &h,
-                LanczosConfig {
+            EigenSolver::Lanczos {
+                steps,
+                tol,
+                warm_start,
+            } => {
+                let cfg = LanczosConfig {
                     k,
                     steps: steps.max(k).max(2 * k),
                     seed,
-                },
-            ),
+                    tol,
+                };
+                match (&self.cached, warm_start) {
+                    (Some(Covariance::Shape(NoiseShape::LowRank { vectors, .. })), true)
+                        if vectors.dims()[1] == net.dim() =>
+                    {
+                        lanczos_from(&h, warm_start_vector(vectors, seed), cfg)
+                    }
+                    _ => lanczos(&h, cfg),
+                }
+            }
             EigenSolver::Power { iterations } => power_iteration(
                 &h,
                 PowerConfig {
@@ -405,4 +445,17 @@ impl Surrogate {
             ),
         }
     }
+}
+
+/// A Lanczos start [1, D] from the previous eigenvectors U [k, D]: Σ_i u_i plus a random
+/// direction of 10% of its norm, so that a direction that newly entered the top k is not
+/// missed (a start inside an invariant subspace never leaves it).
+fn warm_start_vector(vectors: &Tensor<2>, seed: u64) -> Tensor<2> {
+    let [_, d] = vectors.dims();
+    let (device, dtype) = (vectors.device(), vectors.dtype());
+    let start = vectors.clone().sum_dim(0);
+    let norm = start.clone().square().sum().sqrt().reshape([1, 1]);
+    let z = NoiseStream::new(seed).tensor(1, d, &device, dtype);
+    let z_norm = z.clone().square().sum().sqrt().reshape([1, 1]);
+    start + z / z_norm * norm * 0.1
 }

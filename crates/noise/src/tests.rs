@@ -202,7 +202,11 @@ fn every_surrogate_samples_its_covariance_with_the_matched_trace() {
             dynamic,
             batch: m,
             sampling: Sampling::WithReplacement,
-            eigensolver: EigenSolver::Lanczos { steps: 32 },
+            eigensolver: EigenSolver::Lanczos {
+                steps: 32,
+                tol: 0.0,
+                warm_start: false,
+            },
             ..Default::default()
         };
         let mut sur = Surrogate::new(cfg, 0.0, 1);
@@ -301,6 +305,39 @@ fn refresh_schedule_and_injection_on_refresh_steps_only() {
         assert_eq!(draw.trace_sigma_m.is_some(), refresh, "step {step}");
         theta = theta + 1e-2;
     }
+    // The moment-matched dynamics follow the same cadence: Tr Σ_m (and diag Σ_m, Tr G_F) at
+    // refresh steps only, the noise at every step from the covariance kept in between.
+    for dynamic in [Dynamic::IsoDynamic, Dynamic::Diag, Dynamic::Ggn] {
+        let mut sur = Surrogate::new(
+            NoiseConfig {
+                dynamic,
+                batch: 4,
+                refresh: 3,
+                ..Default::default()
+            },
+            0.0,
+            0,
+        );
+        let mut theta = p.theta.clone();
+        let mut traces = Vec::new();
+        for step in 0..7u64 {
+            let draw = sur
+                .draw(step, &p.net, &theta, &p.data, &mut stream)
+                .unwrap();
+            let refresh = step % 3 == 0;
+            assert!(draw.xi.is_some(), "{dynamic} step {step}");
+            assert_eq!(
+                draw.trace_sigma_m.is_some(),
+                refresh,
+                "{dynamic} step {step}"
+            );
+            traces.push(draw.trace_c);
+            theta = theta + 1e-2;
+        }
+        assert_eq!(traces[1], traces[0], "{dynamic}: C kept between refreshes");
+        assert_eq!(traces[2], traces[0], "{dynamic}");
+        assert_ne!(traces[3], traces[0], "{dynamic}: C re-estimated at step 3");
+    }
 }
 
 #[test]
@@ -340,11 +377,25 @@ fn sgd_minibatch_noise_has_covariance_sigma_m() {
 #[test]
 fn a_resumed_run_continues_bit_for_bit() {
     let p = small();
-    for dynamic in [Dynamic::Sgd, Dynamic::LowRank(2), Dynamic::Diag] {
+    for dynamic in [
+        Dynamic::Sgd,
+        Dynamic::LowRank(2),
+        Dynamic::Diag,
+        Dynamic::IsoDynamic,
+        Dynamic::Ggn,
+        Dynamic::Hessian(2),
+    ] {
+        // Hessian: warm-started Lanczos with a residual tolerance, whose start is the
+        // covariance kept in the state.
         let noise = NoiseConfig {
             dynamic,
             batch: 4,
             refresh: 4,
+            eigensolver: EigenSolver::Lanczos {
+                steps: 12,
+                tol: 1e-3,
+                warm_start: true,
+            },
             ..Default::default()
         };
         let opt = OptimizerConfig {

@@ -6,7 +6,7 @@ use noisescope_data::{DeviceDataset, MinibatchSampler, SamplerState};
 use noisescope_models::Net;
 
 use crate::dynamic::{Apply, Dynamic, NoiseConfig};
-use crate::gld::{NoiseError, Surrogate};
+use crate::gld::{Covariance, NoiseError, Surrogate};
 use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
 use crate::stream::{NoiseStream, StreamState};
 use crate::surrogate::NoiseShape;
@@ -74,7 +74,7 @@ pub struct TrainerState {
     /// The minibatch sampler's state (`sgd`).
     pub sampler: Option<SamplerState>,
     /// The covariance kept between refreshes.
-    pub cached_noise: Option<NoiseShape>,
+    pub cached_noise: Option<Covariance>,
 }
 
 fn all_finite(t: &Tensor<1>) -> bool {
@@ -248,18 +248,58 @@ impl<'a> Trainer<'a> {
             }
             (None, false) => {}
         }
-        match &state.cached_noise {
-            None => {}
-            Some(_) if !c.dynamic.refreshed() => {
-                return Err(bad_state(
-                    "noise",
-                    format!(
-                        "a cached covariance, but {} keeps none between steps",
-                        c.dynamic
-                    ),
-                ));
+        let Some(cached) = &state.cached_noise else {
+            return Ok(());
+        };
+        if !c.dynamic.refreshed() {
+            return Err(bad_state(
+                "noise",
+                format!(
+                    "a cached covariance, but {} keeps none between steps",
+                    c.dynamic
+                ),
+            ));
+        }
+        let other = || {
+            bad_state(
+                "noise",
+                format!(
+                    "{} keeps another kind of covariance than the state holds",
+                    c.dynamic
+                ),
+            )
+        };
+        match (c.dynamic, cached) {
+            (Dynamic::IsoDynamic, Covariance::Shape(NoiseShape::Iso { std, dim })) => {
+                if *dim != d || !(std.is_finite() && *std >= 0.0) {
+                    return Err(bad_state(
+                        "noise",
+                        format!(
+                            "isotropic σ = {std} over {dim} coordinates; expected a finite σ ≥ 0 over D = {d}"
+                        ),
+                    ));
+                }
             }
-            Some(NoiseShape::LowRank { vectors, std }) => {
+            (Dynamic::Diag, Covariance::Shape(NoiseShape::Diag { std })) => {
+                if len(std) != d || !all_finite(std) {
+                    return Err(bad_state(
+                        "noise.std",
+                        format!("{} finite entries expected, of D = {d}", len(std)),
+                    ));
+                }
+            }
+            (Dynamic::Ggn, Covariance::Ggn { scale, trace }) => {
+                if !(scale.is_finite() && *scale >= 0.0 && trace.is_finite() && *trace >= 0.0) {
+                    return Err(bad_state(
+                        "noise",
+                        format!("ggn scale {scale} and Tr C {trace}: expected finite values ≥ 0"),
+                    ));
+                }
+            }
+            (
+                Dynamic::LowRank(_) | Dynamic::Hessian(_) | Dynamic::HessianTop1,
+                Covariance::Shape(NoiseShape::LowRank { vectors, std }),
+            ) => {
                 let [k, dd] = vectors.dims();
                 let most = match c.dynamic {
                     Dynamic::LowRank(k) | Dynamic::Hessian(k) => k,
@@ -281,15 +321,7 @@ impl<'a> Trainer<'a> {
                     return Err(bad_state("noise.vectors", "holds NaN or infinite entries"));
                 }
             }
-            Some(_) => {
-                return Err(bad_state(
-                    "noise",
-                    format!(
-                        "{} keeps a low-rank covariance, the state holds another kind",
-                        c.dynamic
-                    ),
-                ));
-            }
+            _ => return Err(other()),
         }
         Ok(())
     }

@@ -1,15 +1,20 @@
 //! The escape indicator of Zhu et al.: Tr(H Σ) against its isotropic equivalent.
 //!
 //! Tr(A Σ₁) = (1/N) Σ_n (g_n − ḡ)ᵀ A (g_n − ḡ) exactly, with N operator products in blocks of
-//! per-sample gradients; Tr(H Σ̄) = Tr H · Tr Σ₁ / D is what isotropic noise of the same total
-//! variance would give.
+//! per-sample gradients, or estimated in sample space: Tr(A Σ₁) = Tr(B) for the N×N matrix
+//! B = (1/N) G_c A G_cᵀ (G_c the centred per-sample gradients as rows), so Hutchinson's
+//! E_z[zᵀ B z] with Rademacher z ∈ R^N takes one product with A per probe (G_cᵀ z is a
+//! weighted sum of the gradients). Tr(H Σ̄) = Tr H · Tr Σ₁ / D is what isotropic noise of the
+//! same total variance would give.
 
 use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::Net;
 
 use crate::covariance::GradientNoise;
-use crate::linalg::to_host;
+use burn::tensor::DType;
+
+use crate::linalg::{inner_products, to_host};
 use crate::operator::{Hessian, Operator};
 use crate::trace::{TraceEstimate, exact_trace, hutch_plus_plus, hutchinson};
 
@@ -66,11 +71,77 @@ pub fn trace_with_covariance(
     to_host(total.expect("data has samples"))[0] / data.n as f64
 }
 
+/// B = (1/N) G_c A G_cᵀ on R^N (G_c = G − 1ḡᵀ, [N, D]): Tr B = Tr(A Σ₁), and B's products
+/// cost one product with A each.
+///
+/// # Shapes
+/// `apply`: Z [k, N] → Z B [k, N], through V = Z G_c [k, D] and A V.
+pub struct SampleSandwich<'a, A> {
+    /// A, symmetric on R^D.
+    pub inner: &'a A,
+    /// Σ₁: the per-sample gradients G and ḡ.
+    pub noise: &'a GradientNoise,
+}
+
+impl<A: Operator> Operator for SampleSandwich<'_, A> {
+    fn dim(&self) -> usize {
+        self.noise.grads().samples()
+    }
+
+    fn device(&self) -> Device {
+        self.inner.device()
+    }
+
+    fn dtype(&self) -> DType {
+        self.inner.dtype()
+    }
+
+    fn apply(&self, z: &Tensor<2>) -> Tensor<2> {
+        let grads = self.noise.grads();
+        let n = grads.samples();
+        let d = grads.dim();
+        let mean = self.noise.mean().clone().reshape([1, d]);
+        // Z G_c = Z G − (Z 1) ḡᵀ.
+        let v = grads.combine(z) - z.clone().sum_dim(1).matmul(mean.clone());
+        let av = self.inner.apply_blocked(&v);
+        // (A V) G_cᵀ = (A V) Gᵀ − (A V ḡ) 1ᵀ.
+        let avg = inner_products(&av, &mean); // [k, 1]
+        (grads.project(&av) - avg.repeat_dim(1, n)) / n as f64
+    }
+
+    fn max_block(&self) -> usize {
+        self.inner.max_block()
+    }
+}
+
+/// Tr(A Σ₁) by `cfg.trace_h_sigma`: exact with N products ([`trace_with_covariance`],
+/// per-sample gradients recomputed in chunks of `cfg.chunk`), or Hutchinson / Hutch++ on
+/// [`SampleSandwich`] with a standard error (probes seeded by `cfg.seed`).
+pub fn trace_times_covariance(
+    op: &impl Operator,
+    net: &Net,
+    theta: &Tensor<1>,
+    data: &DeviceDataset,
+    noise: &GradientNoise,
+    cfg: EscapeConfig,
+) -> TraceEstimate {
+    match cfg.trace_h_sigma {
+        TraceMethod::Exact => TraceEstimate {
+            value: trace_with_covariance(op, net, theta, data, noise.mean(), cfg.chunk),
+            std_error: 0.0,
+            matvecs: data.n,
+        },
+        method => method.trace(&SampleSandwich { inner: op, noise }, cfg.seed),
+    }
+}
+
 /// Tr(HΣ), its isotropic equivalent and the pieces.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EscapeIndicator {
-    /// Tr(H Σ₁), exact.
+    /// Tr(H Σ₁).
     pub trace_h_sigma: f64,
+    /// Its standard error (0 when exact).
+    pub trace_h_sigma_se: f64,
     /// Tr H (with its standard error when estimated).
     pub trace_h: TraceEstimate,
     /// Tr Σ₁.
@@ -89,6 +160,9 @@ pub struct EscapeIndicator {
 pub struct EscapeConfig {
     /// How Tr H is obtained.
     pub trace_h: TraceMethod,
+    /// How Tr(H Σ₁) is obtained (exact: N Hessian products).
+    #[serde(default = "exact")]
+    pub trace_h_sigma: TraceMethod,
     /// Per-sample gradients per block of Hessian products.
     pub chunk: usize,
     /// Seed of the trace probes.
@@ -99,13 +173,18 @@ impl Default for EscapeConfig {
     fn default() -> Self {
         EscapeConfig {
             trace_h: TraceMethod::Exact,
+            trace_h_sigma: TraceMethod::Exact,
             chunk: 50,
             seed: 0,
         }
     }
 }
 
-/// Tr(HΣ₁) exactly and Tr(HΣ̄) = Tr H · Tr Σ₁ / D, for the Hessian of L + (γ/2)‖θ‖², with
+fn exact() -> TraceMethod {
+    TraceMethod::Exact
+}
+
+/// Tr(HΣ₁) and Tr(HΣ̄) = Tr H · Tr Σ₁ / D, for the Hessian of L + (γ/2)‖θ‖², with
 /// `noise` Σ₁ of the same net, θ and data.
 pub fn escape_indicator(
     net: &Net,
@@ -125,13 +204,25 @@ pub fn escape_indicator(
         inner: h.linearized(),
         block: cfg.chunk.max(1),
     };
-    let trace_h_sigma = trace_with_covariance(&h, net, theta, data, noise.mean(), cfg.chunk);
+    let hs = trace_times_covariance(
+        &h,
+        net,
+        theta,
+        data,
+        noise,
+        EscapeConfig {
+            seed: cfg.seed ^ 0x5A5A,
+            ..cfg
+        },
+    );
+    let trace_h_sigma = hs.value;
     let trace_h = cfg.trace_h.trace(&h, cfg.seed);
     let trace_sigma = noise.trace();
     let dim = net.dim();
     let isotropic = trace_h.value * trace_sigma / dim as f64;
     EscapeIndicator {
         trace_h_sigma,
+        trace_h_sigma_se: hs.std_error,
         trace_h,
         trace_sigma,
         dim,

@@ -72,16 +72,63 @@ impl Basis {
 /// re-assembling the basis and packing it for [1, D] × [D, j] products (240 of 290 ms per step
 /// at D = 1.6 M). The two forms compute the same recurrence; a test holds them together.
 pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -> Tridiagonal {
+    lanczos_tridiagonal_until(op, start, steps, None)
+}
+
+/// [`lanczos_tridiagonal`] that also stops once the top `k` Ritz pairs have converged:
+/// β_j |s_i[j]| ≤ tol · |θ_1| for i < k (the residual ‖A y_i − θ_i y_i‖ relative to the
+/// largest Ritz value). The check solves the j×j tridiagonal eigenproblem after every step,
+/// O(j²) host work next to an operator product.
+pub fn lanczos_tridiagonal_until(
+    op: &impl Operator,
+    start: Tensor<2>,
+    steps: usize,
+    converged: Option<Convergence>,
+) -> Tridiagonal {
     if crate::linalg::in_host_memory(&op.device()) {
-        lanczos_in_host_memory(op, start, steps)
+        lanczos_in_host_memory(op, start, steps, converged)
     } else {
-        lanczos_on_device(op, start, steps)
+        lanczos_on_device(op, start, steps, converged)
+    }
+}
+
+/// When a Lanczos run may stop before its step budget: the top `k` Ritz pairs have relative
+/// residuals ≤ `tol`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Convergence {
+    /// Pairs that must have converged.
+    pub k: usize,
+    /// Residual bound relative to |θ_1|.
+    pub tol: f64,
+}
+
+impl Convergence {
+    /// Whether T (diagonal `alpha`, off-diagonal `beta`) with next residual norm `b` has
+    /// converged top-k Ritz pairs.
+    fn reached(&self, alpha: &[f64], beta: &[f64], b: f64) -> bool {
+        let m = alpha.len();
+        if m < self.k.max(1) {
+            return false;
+        }
+        let (vals, vecs) = tridiagonal_eigen(alpha, beta);
+        let scale = vals.first().map_or(0.0, |v| v.abs()).max(f64::MIN_POSITIVE);
+        (0..self.k.min(m)).all(|i| (b * vecs[i * m + m - 1]).abs() <= self.tol * scale)
     }
 }
 
 /// Whether the recurrence stops after step j (of m) with residual norm b.
-fn stops(j: usize, m: usize, b: f64, scale: f64) -> bool {
-    j + 1 == m || b <= 1e-10 * scale.max(f64::MIN_POSITIVE)
+fn stops(
+    j: usize,
+    m: usize,
+    b: f64,
+    scale: f64,
+    converged: Option<Convergence>,
+    alpha: &[f64],
+    beta: &[f64],
+) -> bool {
+    j + 1 == m
+        || b <= 1e-10 * scale.max(f64::MIN_POSITIVE)
+        || converged.is_some_and(|c| c.reached(alpha, beta, b))
 }
 
 /// The recurrence with the basis as host rows: w = A q_j read back, α_j = wᵀq_j, classical
@@ -92,13 +139,14 @@ pub(crate) fn lanczos_in_host_memory(
     op: &impl Operator,
     start: Tensor<2>,
     steps: usize,
+    converged: Option<Convergence>,
 ) -> Tridiagonal {
     let (device, dtype) = (op.device(), op.dtype());
     let (alpha, beta, last_beta, basis) = if dtype == DType::F32 {
-        let (a, b, last, rows) = host_recurrence::<f32>(op, start, steps);
+        let (a, b, last, rows) = host_recurrence::<f32>(op, start, steps, converged);
         (a, b, last, Basis::HostF32(rows, device, dtype))
     } else {
-        let (a, b, last, rows) = host_recurrence::<f64>(op, start, steps);
+        let (a, b, last, rows) = host_recurrence::<f64>(op, start, steps, converged);
         (a, b, last, Basis::HostF64(rows, device, dtype))
     };
     Tridiagonal {
@@ -114,6 +162,7 @@ fn host_recurrence<T: Element>(
     op: &impl Operator,
     start: Tensor<2>,
     steps: usize,
+    converged: Option<Convergence>,
 ) -> (Vec<f64>, Vec<f64>, f64, HostRows<T>) {
     let d = op.dim();
     let m = steps.clamp(1, d);
@@ -133,7 +182,7 @@ fn host_recurrence<T: Element>(
         alpha.push(c[j]);
         scale = scale.max(alpha[j].abs());
         let b = norm_sq.sqrt();
-        if stops(j, m, b, scale) {
+        if stops(j, m, b, scale, converged, &alpha, &beta) {
             last_beta = b;
             break;
         }
@@ -145,7 +194,12 @@ fn host_recurrence<T: Element>(
 }
 
 /// The recurrence with the basis on the device (GPUs: no transfers but α and β).
-pub(crate) fn lanczos_on_device(op: &impl Operator, start: Tensor<2>, steps: usize) -> Tridiagonal {
+pub(crate) fn lanczos_on_device(
+    op: &impl Operator,
+    start: Tensor<2>,
+    steps: usize,
+    converged: Option<Convergence>,
+) -> Tridiagonal {
     let m = steps.clamp(1, op.dim());
     let norm = to_host(start.clone().square().sum())[0].sqrt();
     let mut q = start / norm;
@@ -169,7 +223,7 @@ pub(crate) fn lanczos_on_device(op: &impl Operator, start: Tensor<2>, steps: usi
             w = w - c.matmul(qs.clone());
         }
         let b = to_host(w.clone().square().sum())[0].sqrt();
-        if stops(j, m, b, scale) {
+        if stops(j, m, b, scale, converged, &alpha, &beta) {
             last_beta = b;
             break;
         }
@@ -207,6 +261,10 @@ pub struct LanczosConfig {
     pub steps: usize,
     /// Seed of the Gaussian start vector.
     pub seed: u64,
+    /// Stop before `steps` once the top k Ritz pairs have residuals ≤ tol · |λ_1|
+    /// (0: always take `steps` steps).
+    #[serde(default)]
+    pub tol: f64,
 }
 
 impl LanczosConfig {
@@ -216,6 +274,7 @@ impl LanczosConfig {
             k,
             steps: 100.max(3 * k),
             seed: 0,
+            tol: 0.0,
         }
     }
 }
@@ -238,7 +297,11 @@ pub fn lanczos(op: &impl Operator, cfg: LanczosConfig) -> Eigenpairs {
 /// the previous top-k eigenvectors of an operator that changed little: when the start lies
 /// in an invariant subspace of dimension k, k steps span it exactly.
 pub fn lanczos_from(op: &impl Operator, start: Tensor<2>, cfg: LanczosConfig) -> Eigenpairs {
-    let t = lanczos_tridiagonal(op, start, cfg.steps.max(cfg.k));
+    let converged = (cfg.tol > 0.0).then_some(Convergence {
+        k: cfg.k,
+        tol: cfg.tol,
+    });
+    let t = lanczos_tridiagonal_until(op, start, cfg.steps.max(cfg.k), converged);
     let m = t.alpha.len();
     let (vals, vecs) = tridiagonal_eigen(&t.alpha, &t.beta);
     let k = cfg.k.min(m);

@@ -649,6 +649,7 @@ pub fn w4(c: &Ctx, r: &mut Recorder) -> Result<()> {
             k,
             steps: m,
             seed: c.seed + 5,
+            tol: 0.0,
         };
         // The forward and backward passes at θ are taken once per run (inside the timing),
         // like PyTorch's HVPs on a retained graph.
