@@ -64,8 +64,8 @@ fn lines_by_step(dir: &Path) -> BTreeMap<u64, Value> {
         .collect()
 }
 
-/// Mean ± s.e. over seeds of `key` at every step that at least one seed logged with a
-/// value; x shifted by `shift`.
+/// Mean ± s.e. over seeds of `key` at every step that every unit logged with a value (so
+/// that no point mixes other subsets of seeds); x shifted by `shift`.
 fn across_seeds(units: &[BTreeMap<u64, Value>], key: &str, shift: f64) -> Vec<(f64, f64, f64)> {
     let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for u in units {
@@ -77,6 +77,7 @@ fn across_seeds(units: &[BTreeMap<u64, Value>], key: &str, shift: f64) -> Vec<(f
     }
     by_step
         .into_iter()
+        .filter(|(_, v)| v.len() == units.len())
         .map(|(s, v)| {
             let (m, se) = mean_se(&v);
             (s as f64 + shift, m, se)
@@ -88,7 +89,7 @@ fn across_seeds(units: &[BTreeMap<u64, Value>], key: &str, shift: f64) -> Vec<(f
 const COLUMNS: [(&str, &str); 7] = [
     ("test_acc", "test acc"),
     ("probes.sharpness", "E[L(θ+ν)] − L(θ)"),
-    ("probes.sharpness_abs", "E|L(θ+ν) − L(θ)|"),
+    ("probes.sharpness_abs", "E\\|L(θ+ν) − L(θ)\\|"),
     ("probes.escape_ratio", "Tr(HΣ)/Tr(HΣ̄)"),
     ("probes.lambda_max", "λ_max"),
     ("train_loss", "train loss"),
@@ -118,34 +119,48 @@ pub fn report(dir: &Path, seeds: &[(u64, PathBuf)]) -> Result<Vec<PathBuf>> {
         COLUMNS.map(|(_, h)| h).join(" | "),
         "---:|".repeat(COLUMNS.len())
     ));
-    let mut panels: Vec<Panel> = ["test_acc", "probes.sharpness"]
+    // Test accuracy with phase 1 (GD from θ₀ to θ*), the same from θ* on (phase 1's climb
+    // from 10% would flatten the dynamics' differences), and the expected sharpness (probed
+    // in phase 2 only).
+    const PANELS: [(&str, bool); 3] = [
+        ("test_acc", true),
+        ("test_acc", false),
+        ("probes.sharpness", false),
+    ];
+    let mut panels: Vec<Panel> = PANELS
         .iter()
-        .map(|key| {
-            let (title, y) = if *key == "test_acc" {
-                ("test accuracy", "test accuracy")
-            } else {
-                ("expected sharpness (δ = 0.01)", "E[L(θ+ν)] − L(θ)")
+        .map(|&(key, with_phase1)| {
+            let (title, y) = match (key, with_phase1) {
+                ("test_acc", true) => ("test accuracy; GD phase 1 left of θ* (0)", "test accuracy"),
+                ("test_acc", false) => ("test accuracy from θ*", "test accuracy"),
+                _ => ("expected sharpness (δ = 0.01)", "E[L(θ+ν)] − L(θ)"),
             };
-            let p1 = across_seeds(&phase1, key, shift);
-            Panel {
-                title: format!(
-                    "{title}, mean ± s.e. over {} seed(s); GD phase 1 left of θ* (0)",
-                    seeds.len()
-                ),
-                x_label: "step (phase 2; phase 1 negative)".into(),
-                y_label: y.into(),
-                log_x: false,
-                log_y: false,
-                curves: vec![Series {
+            let curves = if with_phase1 {
+                let p1 = across_seeds(&phase1, key, shift);
+                vec![Series {
                     name: "phase 1 (GD, lr 0.1)".into(),
                     points: p1.iter().map(|&(x, y, _)| (x, y)).collect(),
                     color: Some(7),
                     dashed: true,
-                }],
+                }]
+            } else {
+                Vec::new()
+            };
+            Panel {
+                title: format!("{title}, mean ± s.e. over {} seed(s)", seeds.len()),
+                x_label: if with_phase1 {
+                    "step (phase 1 negative, θ* at 0)".into()
+                } else {
+                    "phase-2 step".into()
+                },
+                y_label: y.into(),
+                log_x: false,
+                log_y: false,
+                curves,
                 points: Vec::new(),
                 vlines: vec![0.0],
                 jitter: 0.0,
-                legend_low: *key == "test_acc",
+                legend_low: key == "test_acc",
             }
         })
         .collect();
@@ -164,7 +179,7 @@ pub fn report(dir: &Path, seeds: &[(u64, PathBuf)]) -> Result<Vec<PathBuf>> {
             }
         }
         started += units.len();
-        for (panel, key) in panels.iter_mut().zip(["test_acc", "probes.sharpness"]) {
+        for (panel, (key, _)) in panels.iter_mut().zip(PANELS) {
             let pts = across_seeds(&units, key, 0.0);
             if pts.is_empty() {
                 continue;
