@@ -767,3 +767,23 @@ fn broken_datasets_are_named_errors() {
     let err = failure(&train(&range));
     assert!(err.contains("train-labels"), "{err}");
 }
+
+/// `noisescope … | head`: a reader that closes the pipe ends the process quietly (SIGPIPE's
+/// default action), not with a panic in println!.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_is_no_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_noisescope"))
+        .args(["data", "list"])
+        .current_dir(common::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the binary has started up, so its first line meets a closed pipe.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -23,6 +23,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so a closed pipe (`noisescope plot DIR | head`) made the next
+    // println! panic. The default action ends the process quietly, as for other Unix tools;
+    // everything a run writes to its folder is already written atomically.
+    #[cfg(unix)]
+    // SAFETY: before any thread starts; SIG_DFL is a valid handler for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = args::Cli::parse();
     if let Some(level) = cli.global.autotune {
         // SAFETY: set before any thread starts (no backend has been opened yet).
