@@ -418,6 +418,10 @@ fn print_table(cfg: &EscapeConfig, s: &Value) {
             println!("{:<16} not started", d.to_string());
             continue;
         }
+        if e["status"] == "started" {
+            println!("{:<16} started, no checkpoint yet", d.to_string());
+            continue;
+        }
         let f = &e["final"];
         let acc = f["test_acc"]
             .as_f64()
