@@ -11,11 +11,10 @@ use noisescope_probe::alignment::{
 use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
 use noisescope_probe::escape::{EscapeConfig, escape_indicator};
-use noisescope_probe::linalg::row_sums;
 use noisescope_probe::sharpness::expected_sharpness;
 use noisescope_probe::{
     Blocked, Eigenpairs, GaussNewton, GradientNoise, Hessian, LanczosConfig, LinearizedHessian,
-    Operator, lanczos, lanczos_from,
+    Operator, lanczos, lanczos_from, warm_start,
 };
 use serde_json::{Map, Value, json};
 
@@ -91,13 +90,7 @@ fn top_hessian(
         tol: 0.0,
     };
     match warm {
-        Some(u) if u.dims() == [cfg.top_k, h.dim()] => {
-            let (device, dtype) = (h.device(), h.dtype());
-            let z = random_unit_directions(1, h.dim(), seed, &device, dtype);
-            let start = u.clone().sum_dim(0);
-            let norm = row_sums(start.clone().square()).sqrt().reshape([1, 1]);
-            lanczos_from(h, start + z * norm * 0.1, lc)
-        }
+        Some(u) if u.dims() == [cfg.top_k, h.dim()] => lanczos_from(h, warm_start(u, seed), lc),
         _ => lanczos(h, lc),
     }
 }

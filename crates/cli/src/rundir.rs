@@ -191,20 +191,10 @@ impl RunDir {
                 }
                 Ok(Some(ck))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let Ok(entries) = fs::read_dir(&dir) else {
-                    return Ok(None);
-                };
-                Ok(entries
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().to_string();
-                        let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
-                        e.path().is_dir().then_some((n, e.path()))
-                    })
-                    .max_by_key(|(n, _)| *n)
-                    .map(|(_, p)| p))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(step_folders(&dir)
+                .into_iter()
+                .max_by_key(|(n, _)| *n)
+                .map(|(_, p)| p)),
             Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
         }
     }
@@ -229,15 +219,7 @@ impl RunDir {
         }
         let dir = self.path.join("checkpoints");
         let latest = self.find_checkpoint()?;
-        let mut steps: Vec<(u64, PathBuf)> = fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
-                e.path().is_dir().then_some((n, e.path()))
-            })
-            .collect();
+        let mut steps = step_folders(&dir);
         steps.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         for (_, p) in steps.into_iter().skip(keep) {
             if latest.as_deref() == Some(p.as_path()) {
@@ -469,6 +451,22 @@ pub fn open_experiment_dir(
     }
     .remove_leftovers()?;
     write_atomic(&saved, config.as_bytes())
+}
+
+/// The `step-N` folders of a `checkpoints/` folder with their N, in no order (none when it
+/// cannot be read).
+fn step_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
+            e.path().is_dir().then_some((n, e.path()))
+        })
+        .collect()
 }
 
 /// Whether `dir` or a folder below it (to `depth` levels) holds a run or results.

@@ -176,8 +176,8 @@ pub enum EigenSolver {
         /// `steps` steps).
         #[serde(default, skip_serializing_if = "is_zero")]
         tol: f64,
-        /// Start from the previous refresh's eigenvectors (their sum plus a 10% random
-        /// direction) instead of a random vector.
+        /// Start from the previous refresh's eigenvectors ([`noisescope_probe::warm_start`])
+        /// instead of a random vector.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         warm_start: bool,
     },

@@ -429,7 +429,7 @@ impl Surrogate {
                     (Some(Covariance::Shape(NoiseShape::LowRank { vectors, .. })), true)
                         if vectors.dims()[1] == net.dim() =>
                     {
-                        lanczos_from(&h, warm_start_vector(vectors, seed), cfg)
+                        lanczos_from(&h, noisescope_probe::warm_start(vectors, seed), cfg)
                     }
                     _ => lanczos(&h, cfg),
                 }
@@ -445,17 +445,4 @@ impl Surrogate {
             ),
         }
     }
-}
-
-/// A Lanczos start [1, D] from the previous eigenvectors U [k, D]: Σ_i u_i plus a random
-/// direction of 10% of its norm, so that a direction that newly entered the top k is not
-/// missed (a start inside an invariant subspace never leaves it).
-fn warm_start_vector(vectors: &Tensor<2>, seed: u64) -> Tensor<2> {
-    let [_, d] = vectors.dims();
-    let (device, dtype) = (vectors.device(), vectors.dtype());
-    let start = vectors.clone().sum_dim(0);
-    let norm = start.clone().square().sum().sqrt().reshape([1, 1]);
-    let z = NoiseStream::new(seed).tensor(1, d, &device, dtype);
-    let z_norm = z.clone().square().sum().sqrt().reshape([1, 1]);
-    start + z / z_norm * norm * 0.1
 }

@@ -238,6 +238,20 @@ pub(crate) fn lanczos_on_device(
     }
 }
 
+/// A Lanczos start [1, D] from previous eigenvectors U [k, D] of an operator that changed
+/// little: Σ_i u_i plus a random unit direction scaled to 10% of that sum's norm, so that a
+/// direction that newly entered the top k is still found (a start inside an invariant
+/// subspace never leaves it).
+pub fn warm_start(u: &Tensor<2>, seed: u64) -> Tensor<2> {
+    let d = u.dims()[1];
+    let z = crate::alignment::random_unit_directions(1, d, seed, &u.device(), u.dtype());
+    let start = u.clone().sum_dim(0);
+    let norm = crate::linalg::row_sums(start.clone().square())
+        .sqrt()
+        .reshape([1, 1]);
+    start + z * norm * 0.1
+}
+
 /// Eigenpairs of an operator: values in descending order, unit eigenvectors as rows.
 #[derive(Debug, Clone)]
 pub struct Eigenpairs {

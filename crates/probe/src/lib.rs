@@ -29,7 +29,7 @@ pub mod trace;
 mod tests;
 
 pub use covariance::{GradientNoise, minibatch_scale};
-pub use lanczos::{Eigenpairs, LanczosConfig, lanczos, lanczos_from};
+pub use lanczos::{Eigenpairs, LanczosConfig, lanczos, lanczos_from, warm_start};
 pub use operator::{
     Blocked, DenseOperator, EmpiricalFisher, GaussNewton, GradientCovariance, Hessian,
     LinearizedHessian, Operator,
