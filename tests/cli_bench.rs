@@ -157,3 +157,45 @@ fn wgpu_reductions_over_parameter_length_axes_are_right() {
         assert_eq!(r.get("table_note").is_some(), raw >= 1e-3, "{r:#}");
     }
 }
+
+/// The CNN rows (Zhu et al.'s convyu on 1200 images): a GD step whose loss stays finite and an
+/// HVP whose uᵀHv and vᵀHu agree, both timed, with no PyTorch row to join.
+#[test]
+fn cnn_rows_time_a_convyu_step_and_a_symmetric_hvp() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn.json");
+    ok(&noisescope(&[
+        "bench",
+        "--quick",
+        "--only",
+        "CNN",
+        "-q",
+        "--json",
+        out.to_str().unwrap(),
+    ]));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let cnn = rows(&doc, "CNN");
+    assert_eq!(cnn.len(), 2, "{cnn:#?}");
+    for r in &cnn {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["params_str"], "convyu N=1200 ce");
+        assert!(r["median_ms"].as_f64().unwrap() > 0.0);
+    }
+    let step = cnn
+        .iter()
+        .find(|r| r["name"] == "gd step (full batch)")
+        .unwrap();
+    let (first, after) = (
+        step["checks"]["loss_first"].as_f64().unwrap(),
+        step["checks"]["loss_after"].as_f64().unwrap(),
+    );
+    // Random labels on random images: the loss starts near ln 10 and GD lowers it.
+    assert!(
+        (first - 10f64.ln()).abs() < 0.2 && after < first,
+        "{first} → {after}"
+    );
+    let hvp = cnn.iter().find(|r| r["name"] == "hvp R-op").unwrap();
+    let uhv = hvp["checks"]["uHv"].as_f64().unwrap();
+    assert!(uhv.is_finite() && uhv != 0.0);
+    assert!(hvp["checks"]["asymmetry"].as_f64().unwrap() < 1e-3);
+}

@@ -7,7 +7,7 @@ use std::process::Output;
 use serde_json::Value;
 
 mod common;
-use common::{failure, noisescope, ok};
+use common::{failure, noisescope, noisescope_with, ok};
 
 fn metrics(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
@@ -49,6 +49,11 @@ fn small(extra: &[&str]) -> Vec<String> {
 }
 
 fn train(out: &Path, sets: &[String], more: &[&str]) -> Output {
+    train_with(out, sets, more, &[])
+}
+
+/// [`train`] with these environment variables set.
+fn train_with(out: &Path, sets: &[String], more: &[&str], env: &[(&str, &str)]) -> Output {
     let out = out.to_str().unwrap();
     let mut args = vec![
         "--quiet",
@@ -62,7 +67,7 @@ fn train(out: &Path, sets: &[String], more: &[&str]) -> Output {
         args.extend(["--set", s.as_str()]);
     }
     args.extend(more);
-    noisescope(&args)
+    noisescope_with(&args, env)
 }
 
 #[test]
@@ -104,6 +109,28 @@ fn a_run_stopped_at_50_and_resumed_equals_an_uninterrupted_run() {
             |d: &Path| std::fs::read(d.join("checkpoints/step-0000100/model.safetensors")).unwrap();
         assert_eq!(th(&whole), th(&split), "{name}: final θ differs");
     }
+}
+
+/// The allocator settings the binary makes at start (glibc keeps freed memory) change where
+/// bytes live, not what is computed: a convyu run with glibc's defaults (any GLIBC_TUNABLES
+/// leaves them alone) writes the same metrics and θ bit for bit.
+#[test]
+fn the_allocator_settings_change_no_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = small(&[
+        "model={ model = \"convyu\" }",
+        "steps=20",
+        "log_every=5",
+        "checkpoint_every=20",
+    ]);
+    let ours = tmp.path().join("ours");
+    ok(&train(&ours, &sets, &[]));
+    let glibc = tmp.path().join("glibc");
+    ok(&train_with(&glibc, &sets, &[], &[("GLIBC_TUNABLES", "")]));
+    assert_eq!(numbers(&ours), numbers(&glibc));
+    let th =
+        |d: &Path| std::fs::read(d.join("checkpoints/step-0000020/model.safetensors")).unwrap();
+    assert_eq!(th(&ours), th(&glibc));
 }
 
 #[test]

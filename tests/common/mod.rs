@@ -16,11 +16,17 @@ pub fn repo() -> PathBuf {
 
 /// Runs `noisescope args` in the repository root, without the user's data folder or backend.
 pub fn noisescope(args: &[&str]) -> Output {
+    noisescope_with(args, &[])
+}
+
+/// [`noisescope`] with these environment variables set.
+pub fn noisescope_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_noisescope"))
         .args(args)
         .current_dir(repo())
         .env_remove("NOISESCOPE_DATA")
         .env_remove("NOISESCOPE_BACKEND")
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
 }

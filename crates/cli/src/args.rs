@@ -211,7 +211,7 @@ pub struct BenchArgs {
     /// quick look on a CPU or a laptop GPU.
     #[arg(long)]
     pub quick: bool,
-    /// Only these workloads (comma list of W1, W2, W3, W4, W5, W6, HW).
+    /// Only these workloads (comma list of W1, W2, W3, W4, W5, W6, HW, CNN).
     #[arg(long, value_name = "LIST")]
     pub only: Option<String>,
     /// All but these workloads (comma list).

@@ -9,6 +9,7 @@ mod config;
 mod data_cmd;
 mod escape_cmd;
 mod experiment;
+mod host_allocator;
 mod output;
 mod plot;
 mod probe_cmd;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    host_allocator::keep_freed_memory();
     let cli = args::Cli::parse();
     if let Some(level) = cli.global.autotune {
         // SAFETY: set before any thread starts (no backend has been opened yet).

@@ -11,8 +11,8 @@
 //! copies: patch extraction, folding, channel-first transposes and burn's max-pool took
 //! ≈ 90% of a convyu step on 1200 images, the matmuls 9% (perf, 2026-11-27). Here each
 //! sample's patches are built in a buffer that stays in cache, the matmuls go straight to
-//! `matrixmultiply` with strides in place of transposes, and samples are split over the
-//! cores. The wgpu path keeps burn's kernels (`conv.rs`, `pool.rs`).
+//! the gemm crate (one sample's small products) or `matrixmultiply` (stacked directions)
+//! with strides in place of transposes, and samples are split over the cores. The wgpu path keeps burn's kernels (`conv.rs`, `pool.rs`).
 
 use std::ops::Range;
 
@@ -45,7 +45,7 @@ pub(crate) trait Real:
 }
 
 macro_rules! real_with_gemm {
-    ($t:ty, $gemm:path) => {
+    ($t:ty, $packed:path) => {
         impl Real for $t {
             const ZERO: $t = 0.0;
             unsafe fn gemm_raw(
@@ -57,11 +57,39 @@ macro_rules! real_with_gemm {
                 beta: $t,
                 c: (*mut $t, isize, isize),
             ) {
-                // SAFETY: the caller's bounds (checked in `gemm`).
-                unsafe {
-                    $gemm(
-                        m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
-                    )
+                if m < SMALL_M {
+                    // SAFETY: the caller's bounds (checked in `gemm`). The gemm crate takes
+                    // (column, row) strides and computes dst ← α dst + β A B.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            c.0,
+                            c.2,
+                            c.1,
+                            beta != 0.0,
+                            a.0,
+                            a.2,
+                            a.1,
+                            b.0,
+                            b.2,
+                            b.1,
+                            beta,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        )
+                    }
+                } else {
+                    // SAFETY: as above.
+                    unsafe {
+                        $packed(
+                            m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+                        )
+                    }
                 }
             }
         }
@@ -69,6 +97,15 @@ macro_rules! real_with_gemm {
 }
 real_with_gemm!(f32, matrixmultiply::sgemm);
 real_with_gemm!(f64, matrixmultiply::dgemm);
+
+/// Below this many output rows (one sample's filter bank: c_o = 10 in `convyu`) a product
+/// goes to the gemm crate, above it to `matrixmultiply`. Measured on this project's 2-core
+/// AVX-512 machine, one thread (docs/performance.md, attempt 6): for [10, 25] × [25, 576] and
+/// [10, 250] × [250, 64] the gemm crate took 3.8–4.0 µs against 6.7–8.0, and 5.0 against
+/// 10.8 µs for [10, 576] × [576, 25] read transposed, because `matrixmultiply` packs both
+/// operands of every call; stacked banks of 20 directions ([200, ·]) ran 15–25% faster in
+/// `matrixmultiply`.
+const SMALL_M: usize = 64;
 
 /// A row-major matrix operand, possibly read transposed: `Mat(s, rows, cols, false)` is s as
 /// [rows, cols]; `Mat(s, rows, cols, true)` is the transpose of s stored as [cols, rows].

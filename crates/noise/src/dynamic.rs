@@ -295,6 +295,10 @@ impl Default for NoiseConfig {
     }
 }
 
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,8 +324,4 @@ mod tests {
             assert!(e.to_string().contains(bad), "{e}");
         }
     }
-}
-
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
 }

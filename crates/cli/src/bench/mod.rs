@@ -1,5 +1,6 @@
 //! `noisescope bench`: SPEC §6's workloads W1–W6 (and the matmul and copy rates that bound
-//! them) on the chosen backend, as rows that join with `../shared/bench/torch_anchor.py`'s.
+//! them) on the chosen backend, as rows that join with `../shared/bench/torch_anchor.py`'s,
+//! and the CNN rows (Zhu et al.'s `convyu` on 1200 images), which have no PyTorch twin.
 //!
 //! Every row carries the anchor's `workload`, `params` keys and `params_str`, plus `anchor`:
 //! the PyTorch rows' `params_str` it is to be compared with (`scripts/bench_ratio.py` joins the
@@ -29,7 +30,7 @@ use timing::{Stats, Timing};
 
 /// The workload keys, in run order: the hardware rates first, so that a bench cut short by
 /// `--budget-s` still has the floors.
-pub const WORKLOADS: [&str; 7] = ["HW", "W1", "W2", "W3", "W4", "W5", "W6"];
+pub const WORKLOADS: [&str; 8] = ["HW", "W1", "W2", "W3", "W4", "W5", "W6", "CNN"];
 
 /// The anchor's problem sizes (its FULL and QUICK configs).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -153,7 +154,7 @@ pub enum Status {
 /// One benchmark row, in the anchor's layout.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// "W1" … "W6", "HW".
+    /// "W1" … "W6", "HW", "CNN" (noisescope only: the convyu rows).
     pub workload: &'static str,
     /// What noisescope ran.
     pub name: String,
@@ -519,6 +520,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
             "W5" => workloads::w5(&ctx, &mut bench)?,
             "W6" => workloads::w6(&ctx, &mut bench, &factors)?,
             "HW" => workloads::hw(&ctx, &mut bench)?,
+            "CNN" => workloads::cnn(&ctx, &mut bench)?,
             _ => unreachable!("selection() admits only WORKLOADS"),
         }
     }
@@ -578,8 +580,9 @@ mod tests {
         );
         assert_eq!(
             selection(&args(None, Some("W1,HW,W3"))).unwrap(),
-            vec!["W2", "W4", "W5", "W6"]
+            vec!["W2", "W4", "W5", "W6", "CNN"]
         );
+        assert_eq!(selection(&args(Some("cnn"), None)).unwrap(), vec!["CNN"]);
         let e = selection(&args(Some("W7"), None)).unwrap_err().to_string();
         assert!(e.contains("W7") && e.contains("HW, W1, W2"), "{e}");
     }
