@@ -20,6 +20,20 @@ pub struct LayerIo<'a> {
     pub a_in: &'a Tensor<2>,
     /// Output a_out, [n, o].
     pub a_out: &'a Tensor<2>,
+    /// What this layer's forward pass left for its other passes, if anything
+    /// ([`Layer::forward_memo`]).
+    pub memo: Option<&'a Memo>,
+}
+
+/// What a forward pass computes on the way and the layer's other passes need again at the same
+/// (θ, a_in): kept beside the activations, so that a backward pass, and every curvature
+/// product at a linearization, reads it instead of recomputing it from a_in.
+#[derive(Debug, Clone)]
+pub enum Memo {
+    /// Max-pooling's window argmax on the host, as flat in-plane positions [n·c, h/2·w/2]:
+    /// recomputing it meant copying the whole input out of burn (28 MB per pass for convyu's
+    /// first pooling over 1200 images).
+    PoolArgmax(std::sync::Arc<Vec<u32>>),
 }
 
 /// The directions of an R-pass as a layer sees them.
@@ -139,6 +153,16 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     /// # Shapes
     /// a_in [n, i] → [n, o].
     fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2>;
+
+    /// [`forward`](Self::forward) and what it leaves for the layer's other passes at this
+    /// (θ, a_in) (handed back as [`LayerIo::memo`]); by default nothing.
+    fn forward_memo(
+        &self,
+        theta: Option<&Tensor<1>>,
+        a_in: Tensor<2>,
+    ) -> (Tensor<2>, Option<Memo>) {
+        (self.forward(theta, a_in), None)
+    }
 
     /// Backward (vector-Jacobian product): Σ_n J_θᵀ δ_out ([D_l]) and, when `need_delta_in`,
     /// δ_in = J_aᵀ δ_out ([n, i]).

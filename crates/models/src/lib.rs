@@ -31,7 +31,7 @@ pub use conv::Conv2d;
 pub use dense::Dense;
 pub use fixed::{Bias, FrozenLinear};
 pub use init::Init;
-pub use layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo};
+pub use layer::{Backward, Factors, Layer, LayerIo, Memo, RBackward, RIo};
 pub use layout::{Block, Layout};
 pub use loss::Loss;
 pub use net::{Linearization, Net};

@@ -17,7 +17,7 @@
 use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 
-use crate::layer::{Factors, Layer, LayerIo, RIo};
+use crate::layer::{Factors, Layer, LayerIo, Memo, RIo};
 use crate::layout::Layout;
 use crate::loss::Loss;
 use crate::sample_grads::SampleGradients;
@@ -37,10 +37,11 @@ pub struct Net {
     offsets: Vec<usize>,
 }
 
-/// Activations of one forward pass: a_0 = x, a_1, …, a_L = f.
+/// Activations of one forward pass: a_0 = x, a_1, …, a_L = f, and each layer's memo.
 #[derive(Debug, Clone)]
 struct Forward {
     acts: Vec<Tensor<2>>,
+    memos: Vec<Option<Memo>>,
 }
 
 /// A net's state at one θ on one data set, for repeated curvature products
@@ -181,12 +182,14 @@ impl Net {
 
     fn run_forward(&self, thetas: &[Option<Tensor<1>>], x: &Tensor<2>) -> Forward {
         let mut acts = Vec::with_capacity(self.layers.len() + 1);
+        let mut memos = Vec::with_capacity(self.layers.len());
         acts.push(x.clone());
         for (l, layer) in self.layers.iter().enumerate() {
-            let a = layer.forward(thetas[l].as_ref(), acts[l].clone());
+            let (a, memo) = layer.forward_memo(thetas[l].as_ref(), acts[l].clone());
             acts.push(a);
+            memos.push(memo);
         }
-        Forward { acts }
+        Forward { acts, memos }
     }
 
     fn thetas(&self, theta: &Tensor<1>) -> Vec<Option<Tensor<1>>> {
@@ -200,6 +203,7 @@ impl Net {
             theta: thetas[l].as_ref(),
             a_in: &fw.acts[l],
             a_out: &fw.acts[l + 1],
+            memo: fw.memos[l].as_ref(),
         }
     }
 

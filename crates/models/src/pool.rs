@@ -2,15 +2,17 @@
 //!
 //! The pass routes by the forward pass's argmax indices m: z = a[m]. It is piecewise linear,
 //! so its R-passes are its passes: R z = (R a)[m]; δ_in = scatter of δ to m; R δ_in = scatter
-//! of R δ to m. The indices are recomputed from a_in by each pass (one cheap pooling) rather
-//! than cached, so layers keep one signature.
+//! of R δ to m. On the host the forward pass leaves m as its [`Memo`], which the other passes
+//! read; without one (burn's kernels, or a pass called on its own) they recompute m from a_in.
 
 use burn::prelude::*;
 use burn::tensor::module::{max_pool2d_with_indices, max_pool2d_with_indices_backward};
 use burn::tensor::ops::MaxPoolOptions;
 
 use crate::host_conv::{self, host_dtype, tensor, values, with_real};
-use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo};
+use std::sync::Arc;
+
+use crate::layer::{Backward, Layer, LayerIo, Memo, RBackward, RIo};
 
 /// 2 × 2 max-pooling.
 #[derive(Debug, Clone)]
@@ -45,30 +47,39 @@ impl MaxPool2 {
     }
 
     /// Host memory: the argmax of each window of a_in's values `a` [n, c·h·w] as flat
-    /// in-plane positions [n·c, h/2·w/2], with the plane and output sizes.
-    fn host_argmax<T: host_conv::Real>(&self, a: &[T]) -> (Vec<u32>, usize, usize) {
-        let plane = self.input[0] * self.input[1];
+    /// in-plane positions [n·c, h/2·w/2].
+    fn host_argmax<T: host_conv::Real>(&self, a: &[T]) -> Vec<u32> {
+        let planes = a.len() / self.planes().0;
+        host_conv::pool_argmax(planes, self.input, a)
+    }
+
+    /// Host memory: the argmax of the pass's a_in, from the forward pass's memo when it left
+    /// one, else from a_in's values.
+    fn host_argmax_of<T: host_conv::Real>(&self, io: &LayerIo) -> Arc<Vec<u32>> {
+        match io.memo {
+            Some(Memo::PoolArgmax(arg)) => arg.clone(),
+            None => Arc::new(self.host_argmax(&values::<T, 2>(io.a_in.clone()))),
+        }
+    }
+
+    /// In-plane positions per input plane and per output plane.
+    fn planes(&self) -> (usize, usize) {
         let [h2, w2] = self.output();
-        let planes = a.len() / plane;
-        (
-            host_conv::pool_argmax(planes, self.input, a),
-            plane,
-            h2 * w2,
-        )
+        (self.input[0] * self.input[1], h2 * w2)
     }
 
-    /// Host memory: the gather z[r] = src[r][argmax] with the argmax of a_in's values `a`, for
-    /// `src` [m, c·h·w] with m a multiple of a_in's n, [m, c·h'·w'].
-    fn host_gather<T: host_conv::Real>(&self, a: &[T], src: &[T]) -> Vec<T> {
-        let (arg, plane, outs) = self.host_argmax(a);
-        host_conv::pool_gather(&arg, outs, plane, src)
+    /// Host memory: the gather z[r] = src[r][argmax], for `src` [m, c·h·w] with m a multiple
+    /// of a_in's n, [m, c·h'·w'].
+    fn host_gather<T: host_conv::Real>(&self, arg: &[u32], src: &[T]) -> Vec<T> {
+        let (plane, outs) = self.planes();
+        host_conv::pool_gather(arg, outs, plane, src)
     }
 
-    /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions of a_in's
-    /// values `a`, [m, c·h·w].
-    fn host_scatter<T: host_conv::Real>(&self, a: &[T], t: &[T]) -> Vec<T> {
-        let (arg, plane, outs) = self.host_argmax(a);
-        host_conv::pool_scatter(&arg, outs, plane, t)
+    /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions,
+    /// [m, c·h·w].
+    fn host_scatter<T: host_conv::Real>(&self, arg: &[u32], t: &[T]) -> Vec<T> {
+        let (plane, outs) = self.planes();
+        host_conv::pool_scatter(arg, outs, plane, t)
     }
 
     /// Argmax indices [n, c, h/2, w/2], flat positions h·W + w in each input plane.
@@ -115,18 +126,27 @@ impl Layer for MaxPool2 {
         0
     }
 
-    fn forward(&self, _: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
+    fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
+        self.forward_memo(theta, a_in).0
+    }
+
+    fn forward_memo(&self, _: Option<&Tensor<1>>, a_in: Tensor<2>) -> (Tensor<2>, Option<Memo>) {
         let n = a_in.dims()[0];
         if let Some(dt) = host_dtype(&a_in, None) {
             return with_real!(dt, T => {
                 let a = values::<T, 2>(a_in.clone());
-                let z = self.host_gather(&a, &a);
-                tensor(z, [n, self.out_dim()], &a_in.device())
+                let arg = self.host_argmax(&a);
+                let z = self.host_gather(&arg, &a);
+                (
+                    tensor(z, [n, self.out_dim()], &a_in.device()),
+                    Some(Memo::PoolArgmax(Arc::new(arg))),
+                )
             });
         }
-        max_pool2d_with_indices(self.image(a_in), MaxPoolOptions::new([2, 2]))
+        let z = max_pool2d_with_indices(self.image(a_in), MaxPoolOptions::new([2, 2]))
             .0
-            .reshape([n, self.out_dim()])
+            .reshape([n, self.out_dim()]);
+        (z, None)
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
@@ -136,7 +156,7 @@ impl Layer for MaxPool2 {
                 grad: None,
                 delta_in: need_delta_in.then(|| {
                     with_real!(dt, T => {
-                        let t = self.host_scatter(&values::<T, 2>(io.a_in.clone()), &values::<T, 2>(delta));
+                        let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 2>(delta));
                         tensor(t, [n, self.in_dim()], &device)
                     })
                 }),
@@ -157,7 +177,7 @@ impl Layer for MaxPool2 {
         let [k, n, _] = ra.dims();
         if let Some(dt) = host_dtype(ra, None) {
             return Some(with_real!(dt, T => {
-                let z = self.host_gather(&values::<T, 2>(io.a_in.clone()), &values::<T, 3>(ra.clone()));
+                let z = self.host_gather(&self.host_argmax_of::<T>(&io), &values::<T, 3>(ra.clone()));
                 tensor(z, [k, n, self.out_dim()], &ra.device())
             }));
         }
@@ -189,7 +209,7 @@ impl Layer for MaxPool2 {
                 grad: None,
                 delta_in: need.then(|| {
                     with_real!(dt, T => {
-                        let t = self.host_scatter(&values::<T, 2>(io.a_in.clone()), &values::<T, 3>(r_delta));
+                        let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 3>(r_delta));
                         tensor(t, [k, n, self.in_dim()], &device)
                     })
                 }),
@@ -204,6 +224,60 @@ impl Layer for MaxPool2 {
                 )
                 .reshape([k, n, self.in_dim()])
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cpu, random_matrix};
+
+    /// The argmax a forward pass leaves as its memo routes every other pass exactly as the
+    /// argmax recomputed from a_in does.
+    #[test]
+    fn passes_with_the_forward_memo_equal_passes_without() {
+        let device = cpu();
+        let pool = MaxPool2::new("pool", 3, [4, 6]);
+        let (n, k) = (5, 2);
+        let a_in = random_matrix(n, pool.in_dim(), 1, &device);
+        let (a_out, memo) = pool.forward_memo(None, a_in.clone());
+        assert!(matches!(memo, Some(Memo::PoolArgmax(_))));
+        let io = |memo| LayerIo {
+            theta: None,
+            a_in: &a_in,
+            a_out: &a_out,
+            memo,
+        };
+        let delta = random_matrix(n, pool.out_dim(), 2, &device);
+        let ra = random_matrix(k * n, pool.in_dim(), 3, &device).reshape([k, n, pool.in_dim()]);
+        let rd = random_matrix(k * n, pool.out_dim(), 4, &device).reshape([k, n, pool.out_dim()]);
+        let r = RIo {
+            ra_in: Some(&ra),
+            v: None,
+        };
+        let host = |t: Tensor<3>| t.into_data().try_to_vec::<f64>().unwrap();
+        let with = io(memo.as_ref());
+        let without = io(None);
+        let b = |io| pool.backward(io, delta.clone(), true).delta_in.unwrap();
+        assert_eq!(host(b(with).unsqueeze()), host(b(without).unsqueeze()));
+        let f = |io| pool.r_forward(io, r).unwrap();
+        assert_eq!(host(f(with)), host(f(without)));
+        let rb = |io| {
+            pool.r_backward(io, r, Some(&delta), rd.clone(), true)
+                .delta_in
+                .unwrap()
+        };
+        assert_eq!(host(rb(with)), host(rb(without)));
+        // and the pooled values are the window maxima the memo points at
+        let [x, z] = [a_in, a_out].map(|t| t.into_data().try_to_vec::<f64>().unwrap());
+        let Some(Memo::PoolArgmax(arg)) = memo else {
+            unreachable!()
+        };
+        let (plane, outs) = pool.planes();
+        for (r, &m) in arg.iter().enumerate() {
+            let (p, j) = (r / outs, r % outs);
+            assert_eq!(z[p * outs + j], x[p * plane + m as usize]);
         }
     }
 }
