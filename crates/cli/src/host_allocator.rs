@@ -3,7 +3,7 @@
 //! The host passes allocate fresh multi-megabyte buffers for every layer of every pass (a
 //! convyu activation over 1200 images is 28 MB). By default glibc hands the top of the heap
 //! back to the kernel as soon as 128 KiB of it are free, so the next pass's buffer of the same
-//! size is faulted in again, page by page: ≈ 0.5 ms per MB on this project's machines, a fifth
+//! size is faulted in again, page by page: ≈ 0.5 ms per MB on this project's machines, about 15%
 //! of a convyu GD step (docs/performance.md, attempt 6). Raising the trim threshold and the
 //! top pad keeps that memory mapped, and the largest buffers below glibc's 32 MiB ceiling
 //! come from the heap rather than from fresh mappings. Results are unchanged: only where the
