@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --before) before="$2"; shift 2 ;;
         --python) python="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,16p "$0"; exit 0 ;;
         *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
