@@ -11,7 +11,9 @@
 #
 # Each process runs on one core (taskset): the host kernels split their sums over the cores
 # they see, so the thread count is part of a trajectory's bits. One core per process keeps a
-# continuation on another machine identical to an uninterrupted run.
+# continuation on another machine identical to an uninterrupted run. For the same reason the
+# matrix products stay in matrixmultiply (`--blas none`), the engine every unit started on,
+# whether or not the machine has OpenBLAS (convyu's dense layers are small: it gains little).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +48,7 @@ for seed in "$@"; do
     mkdir -p "$out"
     core=$((i % cores))
     echo "seed $seed on core $core → $out (log: $out/campaign.log)"
-    taskset -c "$core" "$bin" --quiet escape --config configs/zhu2019/fashionmnist-escape.toml \
+    taskset -c "$core" "$bin" --quiet --blas none escape --config configs/zhu2019/fashionmnist-escape.toml \
         --data-dir "$data" --out "$out" --set "run.seed=$seed" "${until_arg[@]}" \
         >>"$out/campaign.log" 2>&1 &
     pids+=($!)

@@ -133,6 +133,51 @@ fn the_allocator_settings_change_no_bits() {
     assert_eq!(th(&ours), th(&glibc));
 }
 
+/// `--threads` and `--blas` reach the run's summary, the two matrix engines agree to rounding,
+/// and a CBLAS that cannot be loaded is an error that names it.
+#[test]
+fn thread_count_and_matrix_engine_are_chosen_recorded_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = small(&[]);
+    let device = |d: &Path| -> String {
+        let s: Value =
+            serde_json::from_slice(&std::fs::read(d.join("summary.json")).unwrap()).unwrap();
+        s["device"].as_str().unwrap().to_string()
+    };
+    let loss = |d: &Path| metrics(d).last().unwrap()["train_loss"].as_f64().unwrap();
+    let mm = tmp.path().join("mm");
+    ok(&train(&mm, &sets, &["--threads", "1", "--blas", "none"]));
+    assert_eq!(device(&mm), "ndarray (CPU, 1 thread, matrixmultiply)");
+    let auto = tmp.path().join("auto");
+    ok(&train(&auto, &sets, &["--threads", "2"]));
+    assert!(
+        device(&auto).starts_with("ndarray (CPU, 2 threads, "),
+        "{}",
+        device(&auto)
+    );
+    // Another engine rounds differently: 100 SGD steps later the loss agrees to rounding.
+    let (a, b) = (loss(&mm), loss(&auto));
+    assert!((a - b).abs() <= 1e-4 * a.abs(), "{a} against {b}");
+    // matrixmultiply's own variable sets the count when --threads is absent.
+    let env = tmp.path().join("env");
+    ok(&train_with(
+        &env,
+        &sets,
+        &["--blas", "none"],
+        &[("MATMUL_NUM_THREADS", "1")],
+    ));
+    assert_eq!(device(&env), "ndarray (CPU, 1 thread, matrixmultiply)");
+    let o = noisescope(&["--blas", "/nonexistent/libcblas.so", "data", "list"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/nonexistent/libcblas.so") && !err.contains("panicked"),
+        "{err}"
+    );
+    let o = train(&tmp.path().join("zero"), &sets, &["--threads", "0"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--threads"));
+}
+
 #[test]
 fn divergence_names_the_step_and_keeps_what_was_written() {
     let tmp = tempfile::tempdir().unwrap();

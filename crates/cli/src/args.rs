@@ -39,6 +39,22 @@ pub struct Global {
     /// disk, so later runs start fast at any level.
     #[arg(long, global = true, value_enum, env = "NOISESCOPE_AUTOTUNE")]
     pub autotune: Option<AutotuneLevel>,
+    /// CPU threads for the host kernels and matrix products (default: $MATMUL_NUM_THREADS,
+    /// else every core this process may run on). The convolution kernels split their sums by
+    /// thread, so a convolution run continued elsewhere keeps its bits only with the same
+    /// count.
+    #[arg(long, global = true, value_name = "N", env = "NOISESCOPE_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// The CPU's matrix products: `auto` uses a system OpenBLAS where one is installed
+    /// (Debian: libopenblas0), `none` keeps the built-in `matrixmultiply` (burn's engine, the
+    /// bits of earlier versions), or the path of a CBLAS library.
+    #[arg(
+        long,
+        global = true,
+        value_name = "auto|none|PATH",
+        env = "NOISESCOPE_BLAS"
+    )]
+    pub blas: Option<String>,
 }
 
 /// cubecl's autotune levels (its `CUBECL_AUTOTUNE_LEVEL`).

@@ -10,7 +10,7 @@ use crate::args::BackendKind;
 pub struct Opened {
     /// The burn device.
     pub device: Device,
-    /// `ndarray (CPU)` or the adapter's name.
+    /// `ndarray (CPU, N threads, matrix engine)` or the adapter's name.
     pub description: String,
     /// The backend.
     pub kind: BackendKind,
@@ -48,9 +48,22 @@ fn open_ndarray(index: Option<usize>) -> Result<Opened> {
     }
     Ok(Opened {
         device: Device::ndarray(),
-        description: "ndarray (CPU)".into(),
+        description: format!(
+            "ndarray (CPU, {}, {})",
+            threads_phrase(),
+            noisescope_models::matmul_engine()
+        ),
         kind: BackendKind::Ndarray,
     })
+}
+
+#[cfg(feature = "ndarray")]
+/// "1 thread" or "N threads": the host kernels' count, which a run's summary records.
+fn threads_phrase() -> String {
+    match noisescope_models::host_threads() {
+        1 => "1 thread".into(),
+        n => format!("{n} threads"),
+    }
 }
 
 #[cfg(not(feature = "ndarray"))]

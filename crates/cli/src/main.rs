@@ -34,9 +34,15 @@ fn main() -> ExitCode {
     }
     host_allocator::keep_freed_memory();
     let cli = args::Cli::parse();
+    let threads = set_threads(cli.global.threads);
     if let Some(level) = cli.global.autotune {
         // SAFETY: set before any thread starts (no backend has been opened yet).
         unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", level.as_env()) };
+    }
+    // After the variables: loading OpenBLAS starts its thread pool.
+    if let Err(e) = noisescope_models::init_matmul_engine(cli.global.blas.as_deref(), threads) {
+        eprintln!("error: --blas / NOISESCOPE_BLAS: {e}");
+        return ExitCode::from(2);
     }
     let result = match &cli.command {
         args::Command::Data(cmd) => data_cmd::run(&cli.global, cmd),
@@ -55,4 +61,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// One thread count for the host kernels and `matrixmultiply`: `--threads`, else
+/// `MATMUL_NUM_THREADS`, else the cores this process may run on (its CPU affinity).
+fn set_threads(flag: Option<u16>) -> usize {
+    let from_env = std::env::var("MATMUL_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let n = flag
+        .map(usize::from)
+        .or(from_env)
+        .unwrap_or_else(noisescope_models::host_threads);
+    noisescope_models::set_host_threads(n);
+    // OpenBLAS's idle workers spin for 2²⁸ cycles by default before they sleep, taking the
+    // cores that the host kernels' own threads and the next elementwise passes want: W4's
+    // Lanczos took 5.7–5.9 s with the default and 3.7–4.2 s with 2⁴ cycles (bench --quick, 2
+    // cores, alternating runs). A user's own setting wins.
+    if std::env::var_os("OPENBLAS_THREAD_TIMEOUT").is_none() {
+        // SAFETY: as below, before any thread starts.
+        unsafe { std::env::set_var("OPENBLAS_THREAD_TIMEOUT", "4") };
+    }
+    // SAFETY: before any thread starts and before any matrix product (matrixmultiply reads
+    // the variable once, at its first product).
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
+    n
 }

@@ -15,6 +15,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 use crate::host_conv::{self, Geometry, host_dtype, tensor, values, with_real};
+use crate::host_ops;
 use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A valid, stride-1 convolution on `[c_i, h, w]` inputs.
@@ -124,7 +125,7 @@ impl Conv2d {
                     .unsqueeze_dim::<5>(2)
             })
             .collect();
-        Tensor::cat(parts, 2).reshape([n, self.patch(), ho * wo])
+        host_ops::cat(parts, 2).reshape([n, self.patch(), ho * wo])
     }
 
     /// fold of columns [m, c_i·kh·kw, L] back to images (each patch entry added at its
@@ -235,7 +236,7 @@ impl Layer for Conv2d {
             .reshape([self.c_out * self.patch()]);
         let gb = d.sum_dim(1).reshape([self.c_out]);
         Backward {
-            grad: Some(Tensor::cat(vec![gw, gb], 0)),
+            grad: Some(host_ops::cat(vec![gw, gb], 0)),
             delta_in: need_delta_in
                 .then(|| self.transpose_conv(w.reshape([self.c_out, self.patch()]), delta)),
         }
@@ -261,7 +262,7 @@ impl Layer for Conv2d {
             .matmul(self.patches(io.a_in).swap_dims(1, 2))
             .reshape([n, self.c_out * self.patch()]);
         let gb = d.sum_dim(2).reshape([n, self.c_out]);
-        Some(Tensor::cat(vec![gw, gb], 1))
+        Some(host_ops::cat(vec![gw, gb], 1))
     }
 
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
@@ -357,7 +358,7 @@ impl Layer for Conv2d {
             out
         });
         RBackward {
-            grad: Some(Tensor::cat(vec![rgw, rgb], 1)),
+            grad: Some(host_ops::cat(vec![rgw, rgb], 1)),
             delta_in,
         }
     }

@@ -6,10 +6,13 @@
 //! - R-backward: R g_W = R δᵀ a + δᵀ R a, R g_b = Σ_n R δ, R δ_in = R δ W + δ V_W
 //!   (Gauss-Newton: without δᵀ R a and δ V_W)
 //!
-//! Every k-direction product is one 2-D matmul over a reshaped operand, not k small ones.
+//! Every k-direction product is one 2-D matmul over a reshaped operand, or one batched matmul
+//! where a reshape would need a transposed copy. Products and concatenations go through
+//! [`host_ops`](crate::host_ops), which on host memory reads transposed operands in place.
 
 use burn::prelude::*;
 
+use crate::host_ops::{batched_matmul, cat, matmul};
 use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
@@ -67,20 +70,17 @@ impl Layer for Dense {
 
     fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
         let (w, b) = self.weights(theta.expect("a dense layer has parameters"));
-        a_in.matmul(w.transpose()) + b.unsqueeze_dim::<2>(0)
+        matmul(a_in, false, w, true) + b.unsqueeze_dim::<2>(0)
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
         let (w, _) = self.weights(io.theta.expect("a dense layer has parameters"));
-        let gw = delta
-            .clone()
-            .transpose()
-            .matmul(io.a_in.clone())
+        let gw = matmul(delta.clone(), true, io.a_in.clone(), false)
             .reshape([self.outputs * self.inputs]);
         let gb = delta.clone().sum_dim(0).reshape([self.outputs]);
         Backward {
-            grad: Some(Tensor::cat(vec![gw, gb], 0)),
-            delta_in: need_delta_in.then(|| delta.matmul(w)),
+            grad: Some(cat(vec![gw, gb], 0)),
+            delta_in: need_delta_in.then(|| matmul(delta, false, w, false)),
         }
     }
 
@@ -92,7 +92,7 @@ impl Layer for Dense {
         let n = delta.dims()[0];
         let ones = Tensor::<2>::ones([n, 1], (&delta.device(), delta.dtype()));
         Some(Factors::Outer {
-            inputs: Tensor::cat(vec![io.a_in.clone(), ones], 1),
+            inputs: cat(vec![io.a_in.clone(), ones], 1),
             cotangents: delta.clone(),
         })
     }
@@ -103,19 +103,13 @@ impl Layer for Dense {
         let n = io.a_in.dims()[0];
         let from_input = r.ra_in.map(|ra| {
             let k = ra.dims()[0];
-            ra.clone()
-                .reshape([k * n, i])
-                .matmul(w.transpose())
-                .reshape([k, n, o])
+            matmul(ra.clone().reshape([k * n, i]), false, w.clone(), true).reshape([k, n, o])
         });
         let from_params = r.v.map(|v| {
             let k = v.dims()[0];
             let (vw, vb) = self.directions(v);
             // a V_Wᵀ for all k at once: [n, i] @ [i, k·o] → [n, k, o] → [k, n, o].
-            let avw = io
-                .a_in
-                .clone()
-                .matmul(vw.reshape([k * o, i]).transpose())
+            let avw = matmul(io.a_in.clone(), false, vw.reshape([k * o, i]), true)
                 .reshape([n, k, o])
                 .swap_dims(0, 1);
             avw + vb.unsqueeze_dim::<3>(1)
@@ -134,41 +128,34 @@ impl Layer for Dense {
         let (w, _) = self.weights(io.theta.expect("a dense layer has parameters"));
         let (o, i) = (self.outputs, self.inputs);
         let [k, n, _] = r_delta.dims();
-        // R g_W = R δᵀ a: [k·o, n] @ [n, i].
-        let mut rgw = r_delta
-            .clone()
-            .swap_dims(1, 2)
-            .reshape([k * o, n])
-            .matmul(io.a_in.clone())
-            .reshape([k, o * i]);
+        // R g_W = R δᵀ a: per direction [o, n] @ [n, i], R δ read transposed in place.
+        let mut rgw = batched_matmul(
+            r_delta.clone(),
+            true,
+            io.a_in.clone().unsqueeze_dim::<3>(0),
+            false,
+        )
+        .reshape([k, o * i]);
         if let (Some(delta), Some(ra)) = (delta, r.ra_in) {
-            // δᵀ R a: [o, n] @ [n, k·i] → [o, k, i] → [k, o, i].
-            let cross = delta
-                .clone()
-                .transpose()
-                .matmul(ra.clone().swap_dims(0, 1).reshape([n, k * i]))
-                .reshape([o, k, i])
-                .swap_dims(0, 1)
-                .reshape([k, o * i]);
+            // δᵀ R a: per direction [o, n] @ [n, i].
+            let cross =
+                batched_matmul(delta.clone().unsqueeze_dim::<3>(0), true, ra.clone(), false)
+                    .reshape([k, o * i]);
             rgw = rgw + cross;
         }
         let rgb = r_delta.clone().sum_dim(1).reshape([k, o]);
         let delta_in = need_delta_in.then(|| {
-            let mut rd = r_delta.reshape([k * n, o]).matmul(w).reshape([k, n, i]);
+            let mut rd = matmul(r_delta.reshape([k * n, o]), false, w, false).reshape([k, n, i]);
             if let (Some(delta), Some(v)) = (delta, r.v) {
                 let (vw, _) = self.directions(v);
-                // δ V_W: [n, o] @ [o, k·i] → [n, k, i] → [k, n, i].
-                let dv = delta
-                    .clone()
-                    .matmul(vw.swap_dims(0, 1).reshape([o, k * i]))
-                    .reshape([n, k, i])
-                    .swap_dims(0, 1);
+                // δ V_W: per direction [n, o] @ [o, i].
+                let dv = batched_matmul(delta.clone().unsqueeze_dim::<3>(0), false, vw, false);
                 rd = rd + dv;
             }
             rd
         });
         RBackward {
-            grad: Some(Tensor::cat(vec![rgw, rgb], 1)),
+            grad: Some(cat(vec![rgw, rgb], 1)),
             delta_in,
         }
     }

@@ -19,6 +19,25 @@ use std::ops::Range;
 use burn::prelude::*;
 use burn::tensor::{DType, Element, TensorData};
 
+/// `matrixmultiply`'s `?gemm(m, k, n, α, A, rsa, csa, B, rsb, csb, β, C, rsc, csc)`:
+/// C ← α A B + β C with row and column strides.
+pub(crate) type Packed<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
 /// A float that the host kernels run in.
 pub(crate) trait Real:
     Element + Copy + Send + Sync + PartialOrd + std::ops::AddAssign
@@ -42,12 +61,17 @@ pub(crate) trait Real:
         beta: Self,
         c: (*mut Self, isize, isize),
     );
+
+    /// `matrixmultiply`'s product for this float: burn-ndarray's matmul runs it, so a
+    /// product through it has the same bits as burn's.
+    const PACKED: Packed<Self>;
 }
 
 macro_rules! real_with_gemm {
     ($t:ty, $packed:path) => {
         impl Real for $t {
             const ZERO: $t = 0.0;
+            const PACKED: Packed<$t> = $packed;
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
@@ -86,7 +110,7 @@ macro_rules! real_with_gemm {
                 } else {
                     // SAFETY: as above.
                     unsafe {
-                        $packed(
+                        Self::PACKED(
                             m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
                         )
                     }
@@ -226,10 +250,7 @@ impl Geometry {
 
 /// How many threads share n items: the cores, at most n, at least 1.
 fn threads(n: usize) -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n)
-        .max(1)
+    crate::threads::host_threads().min(n).max(1)
 }
 
 /// Splits `0..n` over the cores and runs `f` on each part (inline for small n).

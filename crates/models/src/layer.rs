@@ -11,6 +11,8 @@
 
 use burn::prelude::*;
 
+use crate::host_ops::{self, matmul};
+
 /// What a layer's passes read: its parameters and the activations the forward pass produced.
 #[derive(Debug, Clone, Copy)]
 pub struct LayerIo<'a> {
@@ -86,10 +88,10 @@ impl Factors {
     pub fn gram(&self) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } => {
-                cotangents.clone().matmul(cotangents.clone().transpose())
-                    * inputs.clone().matmul(inputs.clone().transpose())
+                matmul(cotangents.clone(), false, cotangents.clone(), true)
+                    * matmul(inputs.clone(), false, inputs.clone(), true)
             }
-            Factors::Materialized(g) => g.clone().matmul(g.clone().transpose()),
+            Factors::Materialized(g) => matmul(g.clone(), false, g.clone(), true),
         }
     }
 
@@ -103,8 +105,8 @@ impl Factors {
                 assert!(rows.is_multiple_of(sets), "{rows} rows, {sets} blocks");
                 let n = rows / sets;
                 let a = inputs.clone().narrow(0, 0, n);
-                cotangents.clone().matmul(cotangents.clone().transpose())
-                    * a.clone().matmul(a.transpose()).repeat(&[sets, sets])
+                matmul(cotangents.clone(), false, cotangents.clone(), true)
+                    * matmul(a.clone(), false, a, true).repeat(&[sets, sets])
             }
             _ => self.gram(),
         }
@@ -127,7 +129,7 @@ impl Factors {
                     .unsqueeze_dim::<3>(2)
                     .matmul(a.unsqueeze_dim::<3>(1))
                     .reshape([n, o * (i1 - 1)]);
-                Tensor::cat(vec![w, cotangents.clone()], 1)
+                host_ops::cat(vec![w, cotangents.clone()], 1)
             }
             Factors::Materialized(g) => g.clone(),
         }

@@ -8,10 +8,13 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod blas;
 mod conv;
 mod dense;
 mod fixed;
+mod host_activation;
 mod host_conv;
+mod host_ops;
 mod init;
 mod layer;
 mod layout;
@@ -19,6 +22,7 @@ mod loss;
 mod net;
 mod pool;
 mod sample_grads;
+mod threads;
 mod zoo;
 
 #[cfg(test)]
@@ -27,6 +31,7 @@ mod backends;
 mod testing;
 
 pub use activation::{Activation, ActivationKind};
+pub use blas::{init_matmul_engine, matmul_engine};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use fixed::{Bias, FrozenLinear};
@@ -37,4 +42,12 @@ pub use loss::Loss;
 pub use net::{Linearization, Net};
 pub use pool::MaxPool2;
 pub use sample_grads::SampleGradients;
+pub use threads::{host_threads, set_host_threads};
 pub use zoo::{ModelError, ModelSpec};
+
+/// Products and concatenation as noisescope's passes run them: on host memory through the
+/// CPU's matrix engine ([`matmul_engine`]) with transposed operands read in place, elsewhere
+/// as burn's ops.
+pub mod ops {
+    pub use crate::host_ops::{batched_matmul, cat, matmul};
+}

@@ -17,6 +17,7 @@
 use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 
+use crate::host_ops;
 use crate::layer::{Factors, Layer, LayerIo, Memo, RIo};
 use crate::layout::Layout;
 use crate::loss::Loss;
@@ -293,13 +294,13 @@ impl Net {
             }
         }
         parts.reverse();
-        Tensor::cat(parts, 0)
+        host_ops::cat(parts, 0)
     }
 
     /// Per-sample gradients ∇ℓ_n (without the 1/N), [n, D], for all of `data` at once.
     pub fn per_sample_gradients(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<2> {
         let parts = self.per_sample_factors(theta, data);
-        Tensor::cat(parts.iter().map(Factors::materialize).collect(), 1)
+        host_ops::cat(parts.iter().map(Factors::materialize).collect(), 1)
     }
 
     /// The per-sample gradients ∇ℓ_n in factored form, one entry per layer with parameters,
@@ -509,7 +510,7 @@ impl Net {
             r_delta = rb.delta_in.expect("asked for R δ_in");
         }
         parts.reverse();
-        Tensor::cat(parts, 1)
+        host_ops::cat(parts, 1)
     }
 
     /// The vector-Jacobian product Σ_n J_nᵀ c_n of the network outputs for cotangents c [n, o],

@@ -7,6 +7,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use crate::host_ops::{self, matmul};
 use crate::layer::Factors;
 
 /// G, the per-sample gradients ∇ℓ_n (without the 1/N), [N, D], in factored form.
@@ -97,12 +98,12 @@ impl SampleGradients {
 
     /// W G: Σ_n w_{jn} g_n for k weight vectors W [k, N], as [k, D].
     pub fn combine(&self, w: &Tensor<2>) -> Tensor<2> {
-        Tensor::cat(self.factors.iter().map(|f| f.combine(w)).collect(), 1)
+        host_ops::cat(self.factors.iter().map(|f| f.combine(w)).collect(), 1)
     }
 
     /// Σ_n g_n ⊙ g_n, [D].
     pub fn square_sum(&self) -> Tensor<1> {
-        Tensor::cat(self.factors.iter().map(Factors::square_sum).collect(), 0)
+        host_ops::cat(self.factors.iter().map(Factors::square_sum).collect(), 0)
     }
 
     /// The Gram matrix K = G Gᵀ, [N, N].
@@ -160,7 +161,7 @@ impl SampleGradients {
 
     /// G itself, [N, D] (materializes every outer product: for small nets and tests).
     pub fn materialize(&self) -> Tensor<2> {
-        Tensor::cat(self.factors.iter().map(Factors::materialize).collect(), 1)
+        host_ops::cat(self.factors.iter().map(Factors::materialize).collect(), 1)
     }
 }
 
@@ -176,10 +177,10 @@ impl Factors {
                     cotangents: c2,
                 },
             ) => {
-                cotangents.clone().matmul(c2.clone().transpose())
-                    * inputs.clone().matmul(i2.clone().transpose())
+                matmul(cotangents.clone(), false, c2.clone(), true)
+                    * matmul(inputs.clone(), false, i2.clone(), true)
             }
-            _ => self.materialize().matmul(other.materialize().transpose()),
+            _ => matmul(self.materialize(), false, other.materialize(), true),
         }
     }
 
@@ -194,11 +195,11 @@ impl Factors {
                 }
             }
             Factors::Outer {
-                inputs: Tensor::cat(ins, 0),
-                cotangents: Tensor::cat(cots, 0),
+                inputs: host_ops::cat(ins, 0),
+                cotangents: host_ops::cat(cots, 0),
             }
         } else {
-            Factors::Materialized(Tensor::cat(
+            Factors::Materialized(host_ops::cat(
                 parts.iter().map(Factors::materialize).collect(),
                 0,
             ))
@@ -249,7 +250,7 @@ impl Factors {
                 let va = if noisescope_data::in_host_memory(&v.device()) {
                     // matrixmultiply runs [k·o, i] × [i, n] about 2× faster than the transpose
                     // (0.23 against 0.44 s at n = 128, i = 784, k·o = 20 480).
-                    (w.matmul(a.transpose()) + b.reshape([k * o, 1]) * bias.transpose())
+                    (matmul(w, false, a, true) + b.reshape([k * o, 1]) * bias.transpose())
                         .reshape([k, o, n])
                         .permute([2, 1, 0])
                 } else {
@@ -263,7 +264,7 @@ impl Factors {
                 let cots = cotangents.clone().reshape([sets, n, o]).swap_dims(0, 1);
                 cots.matmul(va).permute([2, 1, 0]).reshape([k, sets * n])
             }
-            Factors::Materialized(g) => v.clone().matmul(g.clone().transpose()),
+            Factors::Materialized(g) => matmul(v.clone(), false, g.clone(), true),
         }
     }
 
@@ -278,9 +279,9 @@ impl Factors {
                 let wd = (w.clone().unsqueeze_dim::<3>(2) * cotangents.clone().unsqueeze_dim(0))
                     .swap_dims(1, 2)
                     .reshape([k * o, n]);
-                Self::flatten(wd.matmul(inputs.clone()).reshape([k, o, i1]))
+                Self::flatten(matmul(wd, false, inputs.clone(), false).reshape([k, o, i1]))
             }
-            Factors::Materialized(g) => w.clone().matmul(g.clone()),
+            Factors::Materialized(g) => matmul(w.clone(), false, g.clone(), false),
         }
     }
 
@@ -290,11 +291,12 @@ impl Factors {
             Factors::Outer { inputs, cotangents } => {
                 let i1 = inputs.dims()[1];
                 let o = cotangents.dims()[1];
-                let sq = cotangents
-                    .clone()
-                    .square()
-                    .transpose()
-                    .matmul(inputs.clone().square());
+                let sq = matmul(
+                    cotangents.clone().square(),
+                    true,
+                    inputs.clone().square(),
+                    false,
+                );
                 let d = o * i1;
                 Self::flatten(sq.reshape([1, o, i1])).reshape([d])
             }
@@ -307,7 +309,7 @@ impl Factors {
         let [k, o, i1] = t.dims();
         let w = t.clone().narrow(2, 0, i1 - 1).reshape([k, o * (i1 - 1)]);
         let b = t.narrow(2, i1 - 1, 1).reshape([k, o]);
-        Tensor::cat(vec![w, b], 1)
+        host_ops::cat(vec![w, b], 1)
     }
 }
 
