@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use noisescope_models::ops::matmul;
 
 use crate::stream::NoiseStream;
 
@@ -58,7 +59,12 @@ impl NoiseShape {
                 let k = std.len();
                 let s =
                     Tensor::<2>::from_data(TensorData::new(std.clone(), [1, k]), (device, dtype));
-                (stream.tensor(count, k, device, dtype) * s).matmul(vectors.clone())
+                matmul(
+                    stream.tensor(count, k, device, dtype) * s,
+                    false,
+                    vectors.clone(),
+                    false,
+                )
             }
         }
     }
@@ -82,7 +88,7 @@ impl NoiseShape {
                     .map(|(z, s)| z * s)
                     .collect();
                 let z = Tensor::<2>::from_data(TensorData::new(z, [1, k]), (device, dtype));
-                z.matmul(vectors.clone()).reshape([d])
+                matmul(z, false, vectors.clone(), false).reshape([d])
             }
         }
     }

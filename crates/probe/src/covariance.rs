@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 use noisescope_data::{DeviceDataset, Sampling};
+use noisescope_models::ops::matmul;
 use noisescope_models::{Net, SampleGradients};
 
 use crate::lanczos::Eigenpairs;
@@ -128,7 +129,7 @@ impl GradientNoise {
         if centered {
             // G_cᵀ w = Gᵀ w − ḡ (1ᵀ w).
             let sums = wt.sum_dim(1); // [k, 1]
-            u = u - sums.matmul(self.mean.clone().reshape([1, d]));
+            u = u - matmul(sums, false, self.mean.clone().reshape([1, d]), false);
         }
         Eigenpairs {
             values: keep.iter().map(|&j| vals[j]).collect(),

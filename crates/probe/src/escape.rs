@@ -10,6 +10,7 @@
 use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 use noisescope_models::Net;
+use noisescope_models::ops::matmul;
 
 use crate::covariance::GradientNoise;
 use burn::tensor::DType;
@@ -102,7 +103,7 @@ impl<A: Operator> Operator for SampleSandwich<'_, A> {
         let d = grads.dim();
         let mean = self.noise.mean().clone().reshape([1, d]);
         // Z G_c = Z G − (Z 1) ḡᵀ.
-        let v = grads.combine(z) - z.clone().sum_dim(1).matmul(mean.clone());
+        let v = grads.combine(z) - matmul(z.clone().sum_dim(1), false, mean.clone(), false);
         let av = self.inner.apply_blocked(&v);
         // (A V) G_cᵀ = (A V) Gᵀ − (A V ḡ) 1ᵀ.
         let avg = inner_products(&av, &mean); // [k, 1]

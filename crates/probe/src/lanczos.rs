@@ -9,6 +9,7 @@
 
 use burn::prelude::*;
 use burn::tensor::DType;
+use noisescope_models::ops::matmul;
 
 use crate::host_rows::{Element, HostRows};
 use crate::linalg::{
@@ -47,7 +48,12 @@ impl Basis {
         match self {
             Basis::Device(q) => {
                 let m = q.dims()[0];
-                to_device(s.to_vec(), k, m, &q.device(), q.dtype()).matmul(*q.clone())
+                matmul(
+                    to_device(s.to_vec(), k, m, &q.device(), q.dtype()),
+                    false,
+                    *q.clone(),
+                    false,
+                )
             }
             Basis::HostF32(rows, device, dtype) => rows.combine(s, k, device, *dtype),
             Basis::HostF64(rows, device, dtype) => rows.combine(s, k, device, *dtype),
@@ -220,7 +226,7 @@ pub(crate) fn lanczos_on_device(
         let qs = Tensor::cat(rows.clone(), 0);
         for _ in 0..2 {
             let c = inner_products(&w, &qs); // [1, j+1]
-            w = w - c.matmul(qs.clone());
+            w = w - matmul(c, false, qs.clone(), false);
         }
         let b = to_host(w.clone().square().sum())[0].sqrt();
         if stops(j, m, b, scale, converged, &alpha, &beta) {

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use faer::{Mat, Side};
+use noisescope_models::ops::matmul;
 use rand::SeedableRng;
 use rand::distr::Distribution;
 use rand_chacha::ChaCha8Rng;
@@ -135,9 +136,12 @@ fn sum_over_chunks(d: usize, part: impl Fn(usize, usize) -> Tensor<2>) -> Option
 /// chunks of [`REDUCTION_CHUNK`] columns.
 pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
     sum_over_chunks(a.dims()[1], |s, w| {
-        a.clone()
-            .narrow(1, s, w)
-            .matmul(b.clone().narrow(1, s, w).transpose())
+        matmul(
+            a.clone().narrow(1, s, w),
+            false,
+            b.clone().narrow(1, s, w),
+            true,
+        )
     })
     .unwrap_or_else(|| Tensor::zeros([a.dims()[0], b.dims()[0]], (&a.device(), a.dtype())))
 }
@@ -175,7 +179,7 @@ pub fn orthonormalize_rows(y: Tensor<2>) -> Tensor<2> {
             w.extend(vecs[j * k..(j + 1) * k].iter().map(|u| u / s));
         }
         let w = to_device(w, keep.len(), k, &q.device(), q.dtype());
-        q = w.matmul(q);
+        q = matmul(w, false, q, false);
     }
     q
 }

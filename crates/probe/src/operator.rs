@@ -6,6 +6,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use noisescope_data::DeviceDataset;
+use noisescope_models::ops::matmul;
 use noisescope_models::{Linearization, Net, SampleGradients};
 
 /// A symmetric linear operator A on R^D, applied to k directions at once.
@@ -210,7 +211,7 @@ impl Operator for GradientCovariance<'_> {
         let d = self.dim();
         let m = self.mean.clone().reshape([1, d]);
         let mv = crate::linalg::inner_products(v, &m); // [k, 1]
-        self.grads.combine(&self.grads.project(v)) / n - mv.matmul(m)
+        self.grads.combine(&self.grads.project(v)) / n - matmul(mv, false, m, false)
     }
 }
 
@@ -235,7 +236,7 @@ impl Operator for DenseOperator {
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
-        v.clone().matmul(self.matrix.clone())
+        matmul(v.clone(), false, self.matrix.clone(), false)
     }
 
     fn max_block(&self) -> usize {

@@ -1,6 +1,7 @@
 //! Trace estimates: exact (D products), Hutchinson and Hutch++ with their standard errors.
 
 use burn::prelude::*;
+use noisescope_models::ops::matmul;
 
 use crate::linalg::{
     ProbeKind, inner_products, orthonormalize_rows, random_directions, row_dots, to_host,
@@ -91,7 +92,7 @@ pub fn hutch_plus_plus(op: &impl Operator, matvecs: usize, seed: u64) -> TraceEs
         dtype,
     );
     // (I − QᵀQ) g for row vectors: g − (g Qᵀ) Q.
-    let g = g.clone() - inner_products(&g, &q).matmul(q.clone());
+    let g = g.clone() - matmul(inner_products(&g, &q), false, q.clone(), false);
     let (rest, std_error) = mean_and_error(&quadratic_forms(op, &g));
     TraceEstimate {
         value: top + rest,
