@@ -77,10 +77,7 @@ const AUTO: &[&str] = &[
 /// CBLAS's path, or `matrixmultiply`), or an error naming the
 /// library that a path choice could not load.
 pub fn init_matmul_engine(choice: Option<&str>, threads: usize) -> Result<String, String> {
-    let from_env = std::env::var("NOISESCOPE_BLAS").ok();
-    let choice = choice.or(from_env.as_deref()).unwrap_or("auto");
-    let loaded = ENGINE.get_or_init(|| load(choice, threads));
-    match loaded {
+    match engine(choice, threads) {
         Ok(Some(c)) => Ok(c.name.clone()),
         Ok(None) => Ok("matrixmultiply".into()),
         Err(e) => Err(e.clone()),
@@ -93,11 +90,16 @@ pub fn matmul_engine() -> String {
 }
 
 fn cblas() -> Option<&'static Cblas> {
-    let loaded = ENGINE.get_or_init(|| {
-        let choice = std::env::var("NOISESCOPE_BLAS").unwrap_or_else(|_| "auto".into());
-        load(&choice, crate::host_threads())
-    });
-    loaded.as_ref().ok().and_then(Option::as_ref)
+    engine(None, crate::host_threads()).as_ref().ok()?.as_ref()
+}
+
+/// The process's engine, loaded by the first call from `choice`, else `NOISESCOPE_BLAS`, else
+/// `auto`.
+fn engine(choice: Option<&str>, threads: usize) -> &'static Result<Option<Cblas>, String> {
+    ENGINE.get_or_init(|| {
+        let from_env = std::env::var("NOISESCOPE_BLAS").ok();
+        load(choice.or(from_env.as_deref()).unwrap_or("auto"), threads)
+    })
 }
 
 fn load(choice: &str, threads: usize) -> Result<Option<Cblas>, String> {

@@ -134,10 +134,33 @@ const SMALL_M: usize = 64;
 /// A row-major matrix operand, possibly read transposed: `Mat(s, rows, cols, false)` is s as
 /// [rows, cols]; `Mat(s, rows, cols, true)` is the transpose of s stored as [cols, rows].
 #[derive(Clone, Copy)]
-struct Mat<'a, T>(&'a [T], usize, usize, bool);
+pub(crate) struct Mat<'a, T>(
+    pub(crate) &'a [T],
+    pub(crate) usize,
+    pub(crate) usize,
+    pub(crate) bool,
+);
 
-impl<T> Mat<'_, T> {
-    fn strides(&self) -> (isize, isize) {
+impl<'a, T> Mat<'a, T> {
+    /// s stored row-major as `[rows, cols]`, read transposed when `t`.
+    pub(crate) fn stored(s: &'a [T], [rows, cols]: [usize; 2], t: bool) -> Self {
+        if t {
+            Mat(s, cols, rows, true)
+        } else {
+            Mat(s, rows, cols, false)
+        }
+    }
+
+    /// The shape s is stored in, `[rows, cols]`.
+    pub(crate) fn stored_shape(&self) -> [usize; 2] {
+        if self.3 {
+            [self.2, self.1]
+        } else {
+            [self.1, self.2]
+        }
+    }
+
+    pub(crate) fn strides(&self) -> (isize, isize) {
         let (r, c) = (self.1 as isize, self.2 as isize);
         if self.3 { (1, r) } else { (c, 1) }
     }

@@ -17,7 +17,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::host_conv::{Real, host_dtype, tensor, values, with_real};
+use crate::host_conv::{Mat, Real, host_dtype, tensor, values, with_real};
 
 /// op(A) op(B), where op transposes the operand when its flag is set: `a.matmul(b)` with `a`
 /// read as Aᵀ when `ta` and `b` as Bᵀ when `tb`.
@@ -62,7 +62,7 @@ fn host_matmul<T: Real>(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> Tenso
     let [m, _, n] = product_shape(da, ta, db, tb);
     let (av, bv) = (values::<T, 2>(a), values::<T, 2>(b));
     let mut c = vec![T::ZERO; m * n];
-    product(Operand(&av, da, ta), Operand(&bv, db, tb), &mut c);
+    product(Mat::stored(&av, da, ta), Mat::stored(&bv, db, tb), &mut c);
     tensor(c, [m, n], &device)
 }
 
@@ -81,7 +81,11 @@ fn host_batched_matmul<T: Real>(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) 
     for (j, cj) in c.chunks_mut(m * n).enumerate() {
         let aj = &av[if ka == 1 { 0 } else { j * la }..][..la];
         let bj = &bv[if kb == 1 { 0 } else { j * lb }..][..lb];
-        product(Operand(aj, [ra, ca], ta), Operand(bj, [rb, cb], tb), cj);
+        product(
+            Mat::stored(aj, [ra, ca], ta),
+            Mat::stored(bj, [rb, cb], tb),
+            cj,
+        );
     }
     tensor(c, [batches, m, n], &device)
 }
@@ -97,29 +101,21 @@ fn product_shape(a: [usize; 2], ta: bool, b: [usize; 2], tb: bool) -> [usize; 3]
     [m, k, n]
 }
 
-/// A row-major matrix stored as `[rows, cols]`, read transposed when the flag is set.
-struct Operand<'a, T>(&'a [T], [usize; 2], bool);
-
-impl<T> Operand<'_, T> {
-    /// (row, column) strides of op(X): X[r, s] sits at r·cols + s; read transposed, element
-    /// (r, s) is X[s, r].
-    fn strides(&self) -> (isize, isize) {
-        let cols = self.1[1] as isize;
-        if self.2 { (1, cols) } else { (cols, 1) }
-    }
-}
-
 /// C ← op(A) op(B), C row-major: in the system CBLAS when one is loaded
 /// ([`crate::blas`]), else in `matrixmultiply`.
-fn product<T: Real>(a: Operand<T>, b: Operand<T>, c: &mut [T]) {
-    if !crate::blas::gemm((a.0, a.1, a.2), (b.0, b.1, b.2), c) {
+fn product<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T]) {
+    if !crate::blas::gemm(
+        (a.0, a.stored_shape(), a.3),
+        (b.0, b.stored_shape(), b.3),
+        c,
+    ) {
         packed_product(a, b, c);
     }
 }
 
 /// C ← op(A) op(B) in `matrixmultiply`, with burn-ndarray's bits.
-fn packed_product<T: Real>(a: Operand<T>, b: Operand<T>, c: &mut [T]) {
-    let [m, k, n] = product_shape(a.1, a.2, b.1, b.2);
+fn packed_product<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T]) {
+    let [m, k, n] = product_shape(a.stored_shape(), a.3, b.stored_shape(), b.3);
     assert!(a.0.len() >= m * k && b.0.len() >= k * n && c.len() >= m * n);
     let (sa, sb) = (a.strides(), b.strides());
     let one = T::from_elem(1.0);
@@ -245,7 +241,7 @@ mod tests {
                 let ours = with_real!(dtype, T => {
                     let (av, bv) = (values::<T, 2>(a), values::<T, 2>(b));
                     let mut c = vec![T::ZERO; m * n];
-                    packed_product(Operand(&av, sa, ta), Operand(&bv, sb, tb), &mut c);
+                    packed_product(Mat::stored(&av, sa, ta), Mat::stored(&bv, sb, tb), &mut c);
                     tensor(c, [m, n], &cpu())
                 });
                 assert_eq!(bits(ours), bits(theirs), "{dtype:?} ta={ta} tb={tb}");
