@@ -1,7 +1,8 @@
 //! The kill test (docs/reliability.md): `train`, `escape` and `sweep` are killed with SIGKILL
 //! at seeded random instants, 20 times each (`NOISESCOPE_KILL_TRIALS` overrides), sometimes
 //! again while they continue, then re-run to the end as a user would. Every output file must
-//! equal the uninterrupted run's: byte for byte, except wall-clock fields in the JSON files.
+//! equal the uninterrupted run's: byte for byte, except wall-clock fields and the provenance
+//! record (which processes ran it, when) in the JSON and TensorBoard files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,11 @@ use serde_json::Value;
 
 mod common;
 use common::repo;
+
+// The binary's event-file module, for its reader.
+#[allow(dead_code)]
+#[path = "../crates/cli/src/tensorboard.rs"]
+mod tensorboard;
 
 /// The command that runs (or continues) the experiment into `out`.
 type Cmd = fn(&Path) -> Vec<String>;
@@ -141,18 +147,23 @@ fn run(args: &[String], kill_after: Option<Duration>) -> bool {
     }
 }
 
+/// The keys that hold wall-clock times, or the record of the processes that ran a run.
+const CLOCKS: [&str; 8] = [
+    "time",
+    "time_s",
+    "probe_time_s",
+    "elapsed_s",
+    "probe_s",
+    "eval_s",
+    "provenance",
+    "processes",
+];
+
 /// Drops the keys that hold wall-clock times.
 fn without_clocks(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            for k in [
-                "time",
-                "time_s",
-                "probe_time_s",
-                "elapsed_s",
-                "probe_s",
-                "eval_s",
-            ] {
+            for k in CLOCKS {
                 m.remove(k);
             }
             m.values_mut().for_each(without_clocks);
@@ -174,6 +185,34 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             }
             let bytes = std::fs::read(&p).unwrap();
             let name = p.to_string_lossy();
+            let file = p.file_name().unwrap().to_string_lossy();
+            if file.starts_with("events.out.tfevents.") {
+                // Its name holds the run's start time and host: keyed without them, read
+                // back, and compared without wall times, clock scalars and provenance texts.
+                let events =
+                    tensorboard::read_events(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let kept: String = events
+                    .into_iter()
+                    .filter(|e| e.texts.is_empty())
+                    .map(|e| {
+                        let scalars: Vec<_> = e
+                            .scalars
+                            .into_iter()
+                            .filter(|(tag, _)| {
+                                !CLOCKS.contains(&tag.rsplit('/').next().unwrap_or(tag))
+                            })
+                            .map(|(tag, x)| (tag, x.to_bits()))
+                            .collect();
+                        format!("{} {:?} {scalars:?}\n", e.step, e.file_version)
+                    })
+                    .collect();
+                let key = p.with_file_name("events.out.tfevents.*");
+                out.insert(
+                    key.strip_prefix(root).unwrap().to_path_buf(),
+                    kept.into_bytes(),
+                );
+                continue;
+            }
             let bytes = if name.ends_with(".jsonl") {
                 let text = String::from_utf8(bytes).unwrap();
                 assert!(text.is_empty() || text.ends_with('\n'), "{name}: torn");

@@ -110,6 +110,26 @@ pub enum Command {
     Plot(PlotArgs),
     /// Ziyin et al.'s closed forms against SGD simulated on many chains at once.
     Theory(TheoryArgs),
+    /// Write a run's (or a whole experiment's) metrics as CSV, or its TensorBoard files again.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("format").required(true).multiple(true))]
+pub struct ExportArgs {
+    /// A run directory, or an experiment's (escape, sweep, campaign): every run under it.
+    pub dir: PathBuf,
+    /// One tidy CSV of every run's metric lines: a row per (run, step), a column per metric
+    /// (`probes.lambda_max`); written to DIR/metrics.csv unless --out says where.
+    #[arg(long, group = "format")]
+    pub csv: bool,
+    /// Rebuild each run's TensorBoard event file from its metrics.jsonl (runs made before
+    /// noisescope wrote them, or after editing the lines).
+    #[arg(long, group = "format")]
+    pub tensorboard: bool,
+    /// Where the CSV goes (`-` for standard output).
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -360,6 +360,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         "repeats": cfg.repeats,
         "device": opened.description,
         "time_s": start.elapsed().as_secs_f64(),
+        "provenance": crate::provenance::this_process(&opened.description),
     });
     write_atomic(
         &out.join("summary.json"),

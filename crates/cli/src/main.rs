@@ -9,13 +9,17 @@ mod config;
 mod data_cmd;
 mod escape_cmd;
 mod experiment;
+mod export_cmd;
 mod host_allocator;
 mod output;
 mod plot;
 mod probe_cmd;
 mod probes;
+mod provenance;
+mod raster;
 mod rundir;
 mod sweep_cmd;
+mod tensorboard;
 mod theory;
 mod train_cmd;
 
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    provenance::mark_start();
     host_allocator::keep_freed_memory();
     let cli = args::Cli::parse();
     let threads = set_threads(cli.global.threads);
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         args::Command::Sweep(a) => sweep_cmd::run(&cli.global, a),
         args::Command::Plot(a) => plot::run(a),
         args::Command::Theory(a) => theory::run(&cli.global, a),
+        args::Command::Export(a) => export_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

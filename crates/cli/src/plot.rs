@@ -1,5 +1,6 @@
-//! Figures as SVG (plotters' SVG backend needs no system fonts): curves per dynamic, bar
-//! charts, and the 2-D toy's trajectories over its loss landscape.
+//! Figures as SVG (plotters' SVG backend needs no system fonts), each with a PNG copy at
+//! print resolution beside it (raster.rs): curves per dynamic, bar charts, and the 2-D toy's
+//! trajectories over its loss landscape.
 
 use std::path::{Path, PathBuf};
 
@@ -184,6 +185,8 @@ pub fn line_panels(
         }
     }
     root.present().map_err(err)?;
+    drop(root);
+    crate::raster::png_beside(path)?;
     Ok(())
 }
 
@@ -230,6 +233,8 @@ pub fn bars(path: &Path, title: &str, y_label: &str, items: &[(String, f64)]) ->
         }))
         .map_err(err)?;
     root.present().map_err(err)?;
+    drop(root);
+    crate::raster::png_beside(path)?;
     Ok(())
 }
 
@@ -293,6 +298,8 @@ pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
         .draw()
         .map_err(err)?;
     root.present().map_err(err)?;
+    drop(root);
+    crate::raster::png_beside(path)?;
     Ok(())
 }
 
@@ -782,5 +789,7 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
         }
     }
     root.present().map_err(err)?;
+    drop(root);
+    crate::raster::png_beside(path)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! A run directory (DESIGN.md): `config.toml` (resolved), `metrics.jsonl`, `summary.json`,
-//! `checkpoints/step-NNNNNNN/` and `figures/`. Every write survives a kill at any instant
+//! A run directory (DESIGN.md): `config.toml` (resolved), `metrics.jsonl` with its
+//! TensorBoard twin `events.out.tfevents.*`, `summary.json`, `checkpoints/step-NNNNNNN/` and
+//! `figures/`. Every write survives a kill at any instant
 //! (docs/reliability.md): files go through a synced temporary and a rename, each metric line is
 //! one `write(2)` (a torn last line is dropped on resume, earlier lines are kept byte for
 //! byte), checkpoints are written to a temporary folder and renamed, and `checkpoints/latest`
@@ -97,17 +98,89 @@ impl RunDir {
     }
 
     /// Appends one JSON line to `metrics.jsonl` as a single `write(2)`, so that a kill leaves
-    /// either the whole line or a torn tail without its newline (dropped on resume).
+    /// either the whole line or a torn tail without its newline (dropped on resume), then its
+    /// scalars to the TensorBoard event file (rebuilt from the lines on resume, so a kill
+    /// between the two, or within the second, loses nothing).
     pub fn append_metrics(&self, line: &serde_json::Value) -> Result<()> {
-        let p = self.path.join("metrics.jsonl");
         let mut text = line.to_string();
         text.push('\n');
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .with_context(|| format!("appending to {}", p.display()))
+        append(&self.path.join("metrics.jsonl"), text.as_bytes())?;
+        let (events, start) = self.events_file()?;
+        match crate::tensorboard::metric_record(start, line) {
+            Some(record) => append(&events, &record),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends the provenance record to the TensorBoard event file at `step`, as a text
+    /// (a JSON code block in TensorBoard's Markdown) tagged `provenance`.
+    pub fn append_provenance(&self, step: u64, record: &serde_json::Value) -> Result<()> {
+        let (events, start) = self.events_file()?;
+        let text = format!("```json\n{}\n```", serde_json::to_string_pretty(record)?);
+        append(
+            &events,
+            &crate::tensorboard::text_record(start, step, "provenance", &text),
+        )
+    }
+
+    /// The run's TensorBoard event file and the unix time its name holds (the run's start,
+    /// to which the lines' `time_s` are added). Created, holding its header, when the run
+    /// has none; a run continued on another machine keeps its file.
+    fn events_file(&self) -> Result<(PathBuf, f64)> {
+        let entries =
+            fs::read_dir(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
+        let mut found: Vec<(String, u64)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let start = crate::tensorboard::file_start(&name)?;
+                (!name.ends_with(".tmp~")).then_some((name, start))
+            })
+            .collect();
+        found.sort();
+        if let Some((name, start)) = found.into_iter().next() {
+            return Ok((self.path.join(name), start as f64));
+        }
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = crate::tensorboard::file_name(start, &crate::provenance::host_name());
+        let p = self.path.join(name);
+        write_atomic(&p, &crate::tensorboard::file_header(start as f64))?;
+        Ok((p, start as f64))
+    }
+
+    /// Rewrites the TensorBoard event file from `lines`, atomically.
+    fn rewrite_events(&self, lines: &[serde_json::Value]) -> Result<()> {
+        let (events, start) = self.events_file()?;
+        let mut bytes = crate::tensorboard::file_header(start);
+        for l in lines {
+            bytes.extend(crate::tensorboard::metric_record(start, l).unwrap_or_default());
+        }
+        write_atomic(&events, &bytes)
+    }
+
+    /// Rebuilds the TensorBoard event file from `metrics.jsonl` and the provenance of
+    /// `summary.json` when it has one (`noisescope export --tensorboard`), creating it for a
+    /// run made before noisescope wrote one.
+    pub fn rebuild_events(&self) -> Result<()> {
+        self.rewrite_events(&self.metrics()?)?;
+        let file = self.path.join("summary.json");
+        let Ok(bytes) = fs::read(&file) else {
+            return Ok(());
+        };
+        let summary: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not JSON", file.display()))?;
+        match (&summary["provenance"], summary["steps_done"].as_u64()) {
+            (serde_json::Value::Null, _) | (_, None) => Ok(()),
+            (p, Some(step)) => self.append_provenance(step, p),
+        }
+    }
+
+    /// Empties `metrics.jsonl` and the event file, for a run that starts over in its folder.
+    pub fn clear_metrics(&self) -> Result<()> {
+        self.write("metrics.jsonl", b"")?;
+        self.rewrite_events(&[])
     }
 
     /// The complete metric lines as written (without their newline) and parsed. A last line
@@ -158,6 +231,7 @@ impl RunDir {
             text.push('\n');
         }
         self.write("metrics.jsonl", text.as_bytes())?;
+        self.rewrite_events(&values)?;
         Ok(values)
     }
 
@@ -826,6 +900,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Appends `bytes` to `path` in one `write(2)`.
+fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("appending to {}", path.display()))
 }
 
 /// Writes and syncs one file.

@@ -180,7 +180,12 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
         finals.insert(name.clone(), entry);
         names.push(name);
     }
-    let summary = json!({"key": sweep.key, "runs": finals, "device": opened.description});
+    let summary = json!({
+        "key": sweep.key,
+        "runs": finals,
+        "device": opened.description,
+        "provenance": crate::provenance::this_process(&opened.description),
+    });
     write_atomic(
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),

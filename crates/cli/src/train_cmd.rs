@@ -276,6 +276,8 @@ pub fn train_loop(
         step_loss: StepLoss::default(),
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
+        earlier: Vec::new(),
+        device: ctx.device_name.to_string(),
     };
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
@@ -328,7 +330,7 @@ pub fn train_loop(
             }
             None => {
                 // Killed before its first checkpoint: the run starts over in its folder.
-                dir.write("metrics.jsonl", b"")?;
+                dir.clear_metrics()?;
             }
         }
     }
@@ -589,6 +591,10 @@ struct Tally {
     step_loss: StepLoss,
     late: LateMeans,
     last_line: Value,
+    /// The provenance records of the processes that ran this run before this one.
+    earlier: Vec<Value>,
+    /// The device's description, for this process's provenance record.
+    device: String,
 }
 
 impl Tally {
@@ -606,7 +612,15 @@ impl Tally {
             "elapsed_s": self.elapsed_s(),
             "probe_s": self.probe_s,
             "eval_s": self.eval_s,
+            "processes": self.processes(),
         })
+    }
+
+    /// The provenance records of every process that ran this run so far, this one last.
+    fn processes(&self) -> Vec<Value> {
+        let mut all = self.earlier.clone();
+        all.push(crate::provenance::this_process(&self.device));
+        all
     }
 
     /// Continues the tallies of a checkpoint (see [`Tally::to_checkpoint`]); a checkpoint
@@ -625,6 +639,12 @@ impl Tally {
         self.before_s = clock("elapsed_s")?;
         self.probe_s += clock("probe_s")?;
         self.eval_s = clock("eval_s")?;
+        // Checkpoints from before provenance was kept have none.
+        self.earlier = match &run["processes"] {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a.clone(),
+            _ => bail!("`processes` is not a list"),
+        };
         Ok(())
     }
 
@@ -668,7 +688,11 @@ impl Tally {
         if let Some(v) = self.late.to_json() {
             s["late_mean"] = v;
         }
+        s["provenance"] = crate::provenance::with_earlier(&self.device, &self.earlier);
         if let Some(d) = dir {
+            // TensorBoard's text tab: what made the run, as of this summary. Written first: a
+            // run whose summary landed is not run again, so its text must be there already.
+            d.append_provenance(steps_done, &s["provenance"])?;
             d.write("summary.json", serde_json::to_string_pretty(&s)?.as_bytes())?;
         }
         Ok(s)

@@ -135,6 +135,7 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
     let mut summary = report.summary;
     summary["experiment"] = Value::from(e.name());
     summary["device"] = Value::from(opened.description.clone());
+    summary["provenance"] = crate::provenance::this_process(&opened.description);
     write_atomic(&out.join("table.md"), report.table.as_bytes())?;
     let fig = out.join(format!("figures/{}.svg", e.name()));
     // The figure's data beside it, so that `noisescope plot` can redraw it.
