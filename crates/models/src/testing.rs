@@ -157,6 +157,17 @@ pub fn zoo_cases() -> Vec<Case> {
             heavy: false,
         },
         Case {
+            name: "layers-cnn",
+            spec: Spec::Zoo(ModelSpec::Layers {
+                input: vec![2, 6, 6],
+                layers: crate::layers::tests::small_cnn_layers(),
+                loss: Loss::Mse,
+            }),
+            data: gaussian_features(5, 72, 3, 9),
+            theta: None,
+            heavy: false,
+        },
+        Case {
             name: "convyu",
             spec: Spec::Zoo(ModelSpec::Convyu),
             data: gaussian_features(3, 784, 10, 12),
@@ -173,10 +184,10 @@ impl Case {
             Spec::SmallCnn => {
                 let mut layout = crate::Layout::default();
                 let layers: Vec<Box<dyn crate::Layer>> = vec![
-                    crate::zoo::conv(&mut layout, "conv", 2, 3, 3, [6, 6]),
+                    crate::layers::conv(&mut layout, "conv", 2, 3, 3, [6, 6]),
                     Box::new(crate::MaxPool2::new("pool", 3, [4, 4])),
                     Box::new(crate::Activation::new("relu", ActivationKind::Relu, 12)),
-                    crate::zoo::dense(&mut layout, "dense".into(), 12, 3),
+                    crate::layers::dense(&mut layout, "dense".into(), 12, 3),
                 ];
                 Net::new("small-cnn", layers, Loss::CrossEntropy, layout)
             }

@@ -8,19 +8,21 @@
 //! | `softmax-regression` | dense i→c | cross-entropy | (i+1) c |
 //! | `toy2d` | f = w − x (frozen −I, then w as a bias) | Zhu's 2-D potential | 2 |
 //! | `convyu` | conv 5×5 1→10, pool 2, ReLU, conv 5×5 10→10, pool 2, ReLU, dense 160→50, ReLU, dense 50→10 | cross-entropy | 11 330 |
+//! | `layers` | any list of dense, conv, max-pool, activation and flatten layers (layers.rs) | any but toy2d | |
+//!
+//! `mlp`, `linear`, `softmax-regression` and `convyu` are presets of `layers`
+//! ([`ModelSpec::as_layers`]); the others hold frozen layers that a list does not declare.
 
 use burn::prelude::*;
 use noisescope_data::Precision;
 
 use crate::activation::{Activation, ActivationKind};
-use crate::conv::Conv2d;
-use crate::dense::Dense;
 use crate::fixed::{Bias, FrozenLinear};
 use crate::layer::Layer;
+use crate::layers::{LayerSpec, build_layers, dense};
 use crate::layout::Layout;
 use crate::loss::Loss;
 use crate::net::Net;
-use crate::pool::MaxPool2;
 
 /// A model as a config names it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +72,15 @@ pub enum ModelSpec {
     Toy2d,
     /// Zhu et al.'s Fashion-MNIST CNN (SPEC §5.2), on 28 × 28 single-channel images.
     Convyu,
+    /// A network declared layer by layer (`[[model.layers]]`).
+    Layers {
+        /// The input's shape: `[features]`, or `[channels, height, width]` for images.
+        input: Vec<usize>,
+        /// The layers, input side first.
+        layers: Vec<LayerSpec>,
+        /// Loss on the output.
+        loss: Loss,
+    },
 }
 
 /// A zoo spec that cannot be built.
@@ -80,12 +91,6 @@ pub struct ModelError {
     pub model: String,
     /// What is wrong.
     pub detail: String,
-}
-
-pub(crate) fn dense(layout: &mut Layout, name: String, i: usize, o: usize) -> Box<dyn Layer> {
-    layout.push(format!("{name}.weight"), vec![o, i], i, o, false);
-    layout.push(format!("{name}.bias"), vec![o], i, o, true);
-    Box::new(Dense::new(name, i, o))
 }
 
 impl ModelSpec {
@@ -99,6 +104,76 @@ impl ModelSpec {
             ModelSpec::SoftmaxRegression { .. } => "softmax-regression",
             ModelSpec::Toy2d => "toy2d",
             ModelSpec::Convyu => "convyu",
+            ModelSpec::Layers { .. } => "layers",
+        }
+    }
+
+    /// The model as a list of layers, for the zoo entries that are presets of one: its input
+    /// shape, layers and loss. `None` for the models with frozen layers.
+    pub fn as_layers(&self) -> Option<(Vec<usize>, Vec<LayerSpec>, Loss)> {
+        let dense = |width: usize, name: Option<&str>| LayerSpec::Dense {
+            width,
+            name: name.map(str::to_string),
+        };
+        let act = |function: ActivationKind| LayerSpec::Activation { function };
+        match self {
+            ModelSpec::Mlp {
+                widths,
+                activation,
+                loss,
+            } => {
+                let mut layers = Vec::new();
+                for (l, w) in widths.iter().skip(1).enumerate() {
+                    if l > 0 {
+                        layers.push(act(*activation));
+                    }
+                    layers.push(dense(*w, None));
+                }
+                Some((
+                    widths.first().map(|&w| vec![w]).unwrap_or_default(),
+                    layers,
+                    *loss,
+                ))
+            }
+            ModelSpec::Linear { inputs } => {
+                Some((vec![*inputs], vec![dense(1, Some("linear"))], Loss::Mse))
+            }
+            ModelSpec::SoftmaxRegression { inputs, classes } => Some((
+                vec![*inputs],
+                vec![dense(*classes, Some("linear"))],
+                Loss::CrossEntropy,
+            )),
+            ModelSpec::Convyu => {
+                let conv = |channels| LayerSpec::Conv {
+                    channels,
+                    kernel: 5,
+                };
+                let relu = act(ActivationKind::Relu);
+                Some((
+                    vec![1, 28, 28],
+                    vec![
+                        conv(10),
+                        LayerSpec::MaxPool,
+                        relu.clone(),
+                        conv(10),
+                        LayerSpec::MaxPool,
+                        relu.clone(),
+                        LayerSpec::Flatten,
+                        dense(50, None),
+                        relu,
+                        dense(10, None),
+                    ],
+                    Loss::CrossEntropy,
+                ))
+            }
+            ModelSpec::Layers {
+                input,
+                layers,
+                loss,
+            } => Some((input.clone(), layers.clone(), *loss)),
+            ModelSpec::FixedOutputRelu { .. } | ModelSpec::TwoLayer { .. } | ModelSpec::Toy2d => {
+                None
+            }
         }
     }
 
@@ -111,32 +186,27 @@ impl ModelSpec {
         let mut layout = Layout::default();
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
         let loss = match self {
-            ModelSpec::Mlp {
-                widths,
-                activation,
-                loss,
-            } => {
-                if widths.len() < 2 || widths.contains(&0) {
-                    return Err(err(format!(
-                        "widths {widths:?}: need at least input and output, all > 0"
-                    )));
-                }
+            ModelSpec::Mlp { widths, .. } if widths.len() < 2 || widths.contains(&0) => {
+                return Err(err(format!(
+                    "widths {widths:?}: need at least input and output, all > 0"
+                )));
+            }
+            ModelSpec::SoftmaxRegression { classes, .. } if *classes < 2 => {
+                return Err(err(format!("{classes} classes: need at least 2")));
+            }
+            ModelSpec::Mlp { .. }
+            | ModelSpec::Linear { .. }
+            | ModelSpec::SoftmaxRegression { .. }
+            | ModelSpec::Convyu
+            | ModelSpec::Layers { .. } => {
+                let (input, specs, loss) = self.as_layers().expect("a preset of a layer list");
                 if matches!(loss, Loss::Toy2d) {
                     return Err(err(
                         "the toy2d potential is the toy2d model's own loss".into()
                     ));
                 }
-                for (l, w) in widths.windows(2).enumerate() {
-                    if l > 0 {
-                        layers.push(Box::new(Activation::new(
-                            format!("act{}", l - 1),
-                            *activation,
-                            w[0],
-                        )));
-                    }
-                    layers.push(dense(&mut layout, format!("dense{l}"), w[0], w[1]));
-                }
-                *loss
+                layers = build_layers(&input, &specs, &mut layout).map_err(err)?.0;
+                loss
             }
             ModelSpec::FixedOutputRelu { width, delta } => {
                 if *width == 0 || width % 2 != 0 {
@@ -184,21 +254,6 @@ impl ModelSpec {
                 layers.push(Box::new(FrozenLinear::new("output", m)));
                 Loss::Mse
             }
-            ModelSpec::Linear { inputs } => {
-                layers.push(dense(&mut layout, "linear".into(), *inputs, 1));
-                Loss::Mse
-            }
-            ModelSpec::SoftmaxRegression { inputs, classes } => {
-                if *classes < 2 {
-                    return Err(err(format!("{classes} classes: need at least 2")));
-                }
-                layers.push(dense(&mut layout, "linear".into(), *inputs, *classes));
-                Loss::CrossEntropy
-            }
-            ModelSpec::Convyu => {
-                layers = convyu(&mut layout);
-                Loss::CrossEntropy
-            }
             ModelSpec::Toy2d => {
                 let minus_i = TensorData::new(vec![-1.0f64, 0.0, 0.0, -1.0], [2, 2]);
                 let m = Tensor::from_data(minus_i, (device, precision.dtype()));
@@ -210,42 +265,6 @@ impl ModelSpec {
         };
         Ok(Net::new(self.name(), layers, loss, layout))
     }
-}
-
-/// A valid stride-1 convolution's parameter blocks and layer.
-pub(crate) fn conv(
-    layout: &mut Layout,
-    name: &str,
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    input: [usize; 2],
-) -> Box<dyn Layer> {
-    let (fan_in, fan_out) = (c_in * k * k, c_out * k * k);
-    layout.push(
-        format!("{name}.weight"),
-        vec![c_out, c_in, k, k],
-        fan_in,
-        fan_out,
-        false,
-    );
-    layout.push(format!("{name}.bias"), vec![c_out], fan_in, fan_out, true);
-    Box::new(Conv2d::new(name, c_in, c_out, [k, k], input))
-}
-
-/// Zhu et al.'s CNN: two conv-pool-ReLU stages and two dense layers on 28 × 28 × 1 inputs.
-fn convyu(layout: &mut Layout) -> Vec<Box<dyn Layer>> {
-    vec![
-        conv(layout, "conv0", 1, 10, 5, [28, 28]),
-        Box::new(MaxPool2::new("pool0", 10, [24, 24])),
-        Box::new(Activation::new("relu0", ActivationKind::Relu, 10 * 12 * 12)),
-        conv(layout, "conv1", 10, 10, 5, [12, 12]),
-        Box::new(MaxPool2::new("pool1", 10, [8, 8])),
-        Box::new(Activation::new("relu1", ActivationKind::Relu, 160)),
-        dense(layout, "dense0".into(), 160, 50),
-        Box::new(Activation::new("relu2", ActivationKind::Relu, 50)),
-        dense(layout, "dense1".into(), 50, 10),
-    ]
 }
 
 #[cfg(test)]
