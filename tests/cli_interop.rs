@@ -291,3 +291,64 @@ fn export_finds_every_run_of_an_experiment_and_rebuilds_event_files() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no run here"));
 }
+
+/// The numpy cross-check (`scripts/crosscheck_numpy.py`, the CI part of the PyTorch
+/// interop): for a small MLP run and a small convyu run, the loss, the full-batch gradient,
+/// Tr Σ₁ and Σ₁'s top eigenvalues recomputed in f64 with numpy from the checkpoint and the
+/// rebuilt data agree with noisescope's within the script's f32 tolerances (1e-5 on loss and
+/// gradient, 1e-4 on Σ₁); the script exits 1 otherwise.
+#[test]
+fn numpy_recomputes_a_checkpoints_loss_gradient_and_noise() {
+    let py = match std::env::var("NOISESCOPE_PYTHON") {
+        Ok(py) => py,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the numpy cross-check: set NOISESCOPE_PYTHON")
+        }
+        Err(_) => {
+            eprintln!("NOISESCOPE_PYTHON unset: the numpy cross-check not run");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = [
+        "data.train=120",
+        "data.test=50",
+        "steps=20",
+        "log_every=10",
+        "checkpoint_every=20",
+        "probes.every=0",
+        "probes.samples=60",
+    ];
+    for (name, model) in [
+        ("mlp", "model.widths=[784, 16, 10]"),
+        ("convyu", "model={ model = \"convyu\" }"),
+    ] {
+        let run = tmp.path().join(name);
+        let mut args = vec![
+            "--quiet",
+            "train",
+            "--config",
+            "configs/quickstart.toml",
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            model,
+        ];
+        for s in base {
+            args.extend(["--set", s]);
+        }
+        ok(&noisescope(&args));
+        let o = Command::new(&py)
+            .arg(repo().join("scripts/crosscheck_numpy.py"))
+            .arg(&run)
+            .args(["--noisescope", env!("CARGO_BIN_EXE_noisescope")])
+            .arg("--data-dir")
+            .arg(repo().join("datasets"))
+            .current_dir(repo())
+            .env_remove("NOISESCOPE_DATA")
+            .output()
+            .expect("NOISESCOPE_PYTHON runs");
+        eprintln!("{name}:\n{}", String::from_utf8_lossy(&o.stdout));
+        ok(&o);
+    }
+}

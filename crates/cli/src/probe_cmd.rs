@@ -91,9 +91,13 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     );
     let elapsed = start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
-    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": r.values});
+    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": r.values, "provenance": crate::provenance::this_process(&opened.description)});
     let name = format!("probes-step-{step:07}.json");
     rd.write(&name, serde_json::to_string_pretty(&out)?.as_bytes())?;
+    // A run copied without its figures folder (only config and a checkpoint) still gets them.
+    let figures_dir = rd.path.join("figures");
+    std::fs::create_dir_all(&figures_dir)
+        .with_context(|| format!("creating {}", figures_dir.display()))?;
     let mut figures = Vec::new();
     if let Some(top) = r.values.get("hessian_top").and_then(Value::as_array) {
         let items: Vec<(String, f64)> = top

@@ -15,7 +15,7 @@ use noisescope_models::ops::matmul;
 use crate::covariance::GradientNoise;
 use burn::tensor::DType;
 
-use crate::linalg::{inner_products, to_host};
+use crate::linalg::{inner_products, row_dots, to_host};
 use crate::operator::{Hessian, Operator};
 use crate::trace::{TraceEstimate, exact_trace, hutch_plus_plus, hutchinson};
 
@@ -60,16 +60,16 @@ pub fn trace_with_covariance(
 ) -> f64 {
     let d = net.dim();
     let m = mean.clone().reshape([1, d]);
-    let mut total: Option<Tensor<1>> = None;
+    // One quadratic form per sample, summed on the host in f64: a device sum over chunk × D
+    // entries and a running device total lose f32 digits as the chunk grows (the quickstart's
+    // f32 value was 5.9e-4 off at chunk 50, against torch.func in f64; docs/interop.md).
+    let mut total = 0.0;
     net.per_sample_gradients_chunked(theta, data, chunk, |_, g| {
         let gc = g - m.clone();
-        let part = (op.apply_blocked(&gc) * gc).sum();
-        total = Some(match total.take() {
-            Some(t) => t + part,
-            None => part,
-        });
+        let forms = row_dots(&op.apply_blocked(&gc), &gc);
+        total += to_host(forms).iter().sum::<f64>();
     });
-    to_host(total.expect("data has samples"))[0] / data.n as f64
+    total / data.n as f64
 }
 
 /// B = (1/N) G_c A G_cᵀ on R^N (G_c = G − 1ḡᵀ, [N, D]): Tr B = Tr(A Σ₁), and B's products

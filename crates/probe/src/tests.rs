@@ -48,6 +48,17 @@ fn problem(
     n: usize,
     seed: u64,
 ) -> Problem {
+    problem_in(Precision::F64, activation, loss, widths, n, seed)
+}
+
+fn problem_in(
+    precision: Precision,
+    activation: ActivationKind,
+    loss: Loss,
+    widths: Vec<usize>,
+    n: usize,
+    seed: u64,
+) -> Problem {
     let device = cpu();
     let dim = widths[0];
     let classes = *widths.last().unwrap();
@@ -67,10 +78,10 @@ fn problem(
         activation,
         loss,
     }
-    .build(&device, Precision::F64)
+    .build(&device, precision)
     .unwrap();
-    let theta = Init::TorchDefault.tensor(&net.layout, seed, &device, Precision::F64);
-    let data = net.adapt(DeviceDataset::upload(&f, &device, Precision::F64));
+    let theta = Init::TorchDefault.tensor(&net.layout, seed, &device, precision);
+    let data = net.adapt(DeviceDataset::upload(&f, &device, precision));
     Problem { net, theta, data }
 }
 
@@ -449,6 +460,38 @@ fn sigma_has_rank_at_most_n_minus_one() {
     );
 }
 
+/// In f32 the exact Tr(HΣ₁) does not drift with the chunk size: each sample's quadratic form
+/// is summed on the host in f64 (a device sum over chunk × D entries lost digits).
+#[test]
+fn f32_trace_h_sigma_does_not_depend_on_the_chunk() {
+    let args = (ActivationKind::Tanh, Loss::Mse, vec![30, 200, 10], 120, 3);
+    let f64p = problem_in(
+        Precision::F64,
+        args.0,
+        args.1,
+        args.2.clone(),
+        args.3,
+        args.4,
+    );
+    let f32p = problem_in(Precision::F32, args.0, args.1, args.2, args.3, args.4);
+    let exact = |p: &Problem, chunk: usize| {
+        let noise = GradientNoise::of(&p.net, &p.theta, &p.data);
+        trace_with_covariance(
+            &p.hessian(0.0),
+            &p.net,
+            &p.theta,
+            &p.data,
+            noise.mean(),
+            chunk,
+        )
+    };
+    let want = exact(&f64p, 7);
+    for chunk in [1, 7, 120] {
+        let got = exact(&f32p, chunk);
+        assert!(rel(got, want) < 2e-6, "f32, chunk {chunk}: {got} vs {want}");
+    }
+}
+
 #[test]
 fn trace_h_sigma_is_exact() {
     for p in [tanh_mse(), relu_ce()] {
@@ -460,6 +503,7 @@ fn trace_h_sigma_is_exact() {
         let got =
             trace_with_covariance(&p.hessian(0.0), &p.net, &p.theta, &p.data, noise.mean(), 7);
         assert!(rel(got, want) < 1e-10, "{}: {got} vs {want}", p.net.name);
+
         let ind = escape_indicator(
             &p.net,
             &p.theta,
