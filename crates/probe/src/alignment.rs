@@ -11,6 +11,7 @@ use crate::covariance::GradientNoise;
 use crate::escape::{TraceMethod, trace_with_covariance};
 use crate::linalg::{ProbeKind, random_directions, row_dots, row_sums, to_host};
 use crate::operator::{Blocked, GaussNewton, Operator};
+use crate::trace::unit_rows;
 
 /// The average alignment and its pieces.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,8 +34,16 @@ pub fn frobenius_sq(op: &impl Operator, method: TraceMethod, seed: u64) -> (f64,
     let sq = |v: &Tensor<2>| to_host(row_sums(op.apply_blocked(v).square()));
     match method {
         TraceMethod::Exact => {
-            let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());
-            (sq(&eye).iter().sum(), 0.0)
+            // The identity in blocks of rows: never D × D at once.
+            let block = op.max_block().clamp(1, d.max(1));
+            let total = (0..d)
+                .step_by(block)
+                .map(|s| {
+                    let e = unit_rows(s, block.min(d - s), d, &op.device(), op.dtype());
+                    sq(&e).iter().sum::<f64>()
+                })
+                .sum();
+            (total, 0.0)
         }
         TraceMethod::Hutchinson { probes } | TraceMethod::HutchPlusPlus { matvecs: probes } => {
             let z = random_directions(
