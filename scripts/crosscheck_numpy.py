@@ -353,20 +353,27 @@ def ns_gd_step(ns: str, a, files: tl.RunFiles, cfg: dict, lr: float, tmp: Path) 
     return theta1, float(line0["train_loss"]), cmd
 
 
-def ns_probe_noise(ns: str, a, files: tl.RunFiles, k: int, tmp: Path) -> tuple:
-    """`noisescope probe --probes noise` on a copy of the run (config and checkpoint)."""
+def ns_probe(ns: str, a, files: tl.RunFiles, tmp: Path, probes: str, sets: list) -> tuple:
+    """`noisescope probe --probes PROBES --set S ...` on a copy of the run (its config and the
+    one checkpoint, so the run itself is never written to); its JSON and the command."""
     copy = tmp / "probe-run"
     ck = copy / "checkpoints" / files.checkpoint_dir.name
     ck.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(files.config, copy / "config.toml")
     shutil.copytree(files.checkpoint_dir, ck)
     (copy / "checkpoints" / "latest").write_text(ck.name)
-    (copy / "figures").mkdir()  # `probe` draws into it and fails without it
-    cmd = [ns, *ns_global(a), "--json", "probe", "--run", str(copy), "--probes", "noise", "--set", f"probes.top_k={k}"]
+    cmd = [ns, *ns_global(a), "--json", "probe", "--run", str(copy), "--probes", probes]
+    for s in sets:
+        cmd += ["--set", s]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    out = json.loads(r.stdout)
+    return json.loads(r.stdout), cmd
+
+
+def ns_probe_noise(ns: str, a, files: tl.RunFiles, k: int, tmp: Path) -> tuple:
+    """`noisescope probe --probes noise` on a copy of the run: its probes, samples, command."""
+    out, cmd = ns_probe(ns, a, files, tmp, "noise", [f"probes.top_k={k}"])
     return out["probes"], out["samples"], cmd
 
 

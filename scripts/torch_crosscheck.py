@@ -55,7 +55,6 @@ import argparse
 import json
 import math
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -263,23 +262,10 @@ def files_dim(files: tl.RunFiles) -> int:
 
 
 def run_noisescope_probe(ns: str, a, files: tl.RunFiles, k: int, tmp: Path) -> tuple:
-    copy = tmp / "probe-run"
-    ck = copy / "checkpoints" / files.checkpoint_dir.name
-    ck.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(files.config, copy / "config.toml")
-    shutil.copytree(files.checkpoint_dir, ck)
-    (copy / "checkpoints" / "latest").write_text(ck.name)
-    (copy / "figures").mkdir()  # `probe` draws into it and fails without it
     exact = a.ns_exact_trace or files_dim(files) <= a.ns_exact_trace_max_dim
     trace = '{method="exact"}' if exact else f'{{method="hutchinson",probes={a.ns_hutchinson or a.hutchinson}}}'
     sets = [f"probes.top_k={k}", f"probes.lanczos_steps={a.lanczos_steps}", f"probes.trace_h={trace}", *a.ns_set]
-    cmd = [ns, *cn.ns_global(a), "--json", "probe", "--run", str(copy), "--probes", "spectrum,escape,noise"]
-    for s in sets:
-        cmd += ["--set", s]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    return json.loads(r.stdout), cmd
+    return cn.ns_probe(ns, a, files, tmp, "spectrum,escape,noise", sets)
 
 
 def library_checks(run: tl.TorchRun, X, Y, k: int, probes: int, timer: Timer) -> dict:

@@ -15,19 +15,28 @@ use common::{noisescope, ok, repo};
 #[path = "../crates/cli/src/tensorboard.rs"]
 mod tensorboard;
 
-/// A small quickstart run (784–16–10 MLP, 200 images, 40 steps, a probe every 20 steps)
-/// stopped at step 20 and resumed, as runs of days are.
-fn stopped_and_resumed_run(out: &Path) {
-    let o = out.to_str().unwrap();
+/// Runs `train` on the quickstart config into `out` with these `--set` overrides and `more`
+/// arguments, and checks it succeeded.
+fn quickstart(out: &Path, sets: &[&str], more: &[&str]) {
     let mut args = vec![
         "--quiet",
         "train",
         "--config",
         "configs/quickstart.toml",
         "--out",
-        o,
+        out.to_str().unwrap(),
     ];
-    for s in [
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(more);
+    ok(&noisescope(&args));
+}
+
+/// A small quickstart run (784–16–10 MLP, 200 images, 40 steps, a probe every 20 steps)
+/// stopped at step 20 and resumed, as runs of days are.
+fn stopped_and_resumed_run(out: &Path) {
+    let sets = [
         "model.widths=[784, 16, 10]",
         "data.train=200",
         "data.test=100",
@@ -37,13 +46,14 @@ fn stopped_and_resumed_run(out: &Path) {
         "probes.every=20",
         "probes.list=[\"spectrum\"]",
         "probes.lanczos_steps=10",
-    ] {
-        args.extend(["--set", s]);
-    }
-    let mut first = args.clone();
-    first.extend(["--until", "20"]);
-    ok(&noisescope(&first));
-    ok(&noisescope(&["--quiet", "train", "--resume", o]));
+    ];
+    quickstart(out, &sets, &["--until", "20"]);
+    ok(&noisescope(&[
+        "--quiet",
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+    ]));
 }
 
 fn json(p: &Path) -> Value {
@@ -223,28 +233,15 @@ fn export_finds_every_run_of_an_experiment_and_rebuilds_event_files() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("sweep");
     for name in ["a", "b"] {
-        let o = root.join(name);
-        let args = [
-            "--quiet",
-            "train",
-            "--config",
-            "configs/quickstart.toml",
-            "--out",
-            o.to_str().unwrap(),
-            "--set",
+        let sets = [
             "model.widths=[784, 8, 10]",
-            "--set",
             "data.train=100",
-            "--set",
             "data.test=50",
-            "--set",
             "steps=10",
-            "--set",
             "log_every=5",
-            "--set",
             "probes.every=0",
         ];
-        ok(&noisescope(&args));
+        quickstart(&root.join(name), &sets, &[]);
     }
     // An event file deleted (a run from before noisescope wrote them) comes back equal.
     let events = |d: &Path| {
@@ -324,20 +321,8 @@ fn numpy_recomputes_a_checkpoints_loss_gradient_and_noise() {
         ("convyu", "model={ model = \"convyu\" }"),
     ] {
         let run = tmp.path().join(name);
-        let mut args = vec![
-            "--quiet",
-            "train",
-            "--config",
-            "configs/quickstart.toml",
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
-            model,
-        ];
-        for s in base {
-            args.extend(["--set", s]);
-        }
-        ok(&noisescope(&args));
+        let sets: Vec<&str> = [model].into_iter().chain(base).collect();
+        quickstart(&run, &sets, &[]);
         let o = Command::new(&py)
             .arg(repo().join("scripts/crosscheck_numpy.py"))
             .arg(&run)

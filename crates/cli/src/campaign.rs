@@ -54,9 +54,7 @@ fn value(line: &Value, key: &str) -> Option<f64> {
 
 /// The metric lines of one unit folder, by step (none when it has not started).
 fn lines_by_step(dir: &Path) -> BTreeMap<u64, Value> {
-    let rd = RunDir {
-        path: dir.to_path_buf(),
-    };
+    let rd = RunDir::at(dir);
     rd.metrics()
         .unwrap_or_default()
         .into_iter()

@@ -82,29 +82,15 @@ type Columns = Vec<(String, Option<f64>)>;
 /// One metric line's columns: every number under its JSON path joined with `.`
 /// (`probes.lambda_max`, `probes.hessian_top.0`), and `null` (not finite) as an empty cell.
 fn columns(line: &Value) -> Columns {
-    fn walk(prefix: &str, v: &Value, out: &mut Columns) {
-        let join = |k: &str| {
-            if prefix.is_empty() {
-                k.to_string()
-            } else {
-                format!("{prefix}.{k}")
-            }
-        };
-        match v {
-            Value::Number(n) => out.push((prefix.to_string(), n.as_f64())),
-            Value::Null => out.push((prefix.to_string(), None)),
-            Value::Bool(b) => out.push((prefix.to_string(), Some(f64::from(u8::from(*b))))),
-            Value::Object(m) => m.iter().for_each(|(k, v)| walk(&join(k), v, out)),
-            Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| walk(&join(&i.to_string()), v, out)),
-            Value::String(_) => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk("", line, &mut out);
-    out
+    crate::tensorboard::leaves(line, '.')
+        .into_iter()
+        .filter_map(|(name, v)| match v {
+            Value::Number(n) => Some((name, n.as_f64())),
+            Value::Null => Some((name, None)),
+            Value::Bool(b) => Some((name, Some(f64::from(u8::from(*b))))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The CSV of the runs' metric lines: `run` (the folder relative to `root`, `.` for `root`

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
 use crate::escape_cmd::EscapeConfig;
-use crate::rundir::RunDir;
+use crate::rundir::{RunDir, write_atomic};
 
 /// One curve.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -114,6 +115,25 @@ fn bounds(series: &[Series], log_y: bool) -> Option<((f64, f64), (f64, f64))> {
     Some(((x0, x1), (y0, y1)))
 }
 
+/// Draws a figure of `size` pixels with `draw` (on a white background) and writes it as the
+/// SVG `path` and its PNG copy beside it, both atomically, from the one drawing in memory.
+fn figure(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    write_atomic(path, svg.as_bytes())?;
+    crate::raster::write_png(path, svg.as_bytes())?;
+    Ok(())
+}
+
 /// Several panels side by side, one line per series in each: `(title, y label, log y, series)`.
 pub fn line_panels(
     path: &Path,
@@ -121,121 +141,117 @@ pub fn line_panels(
     panels: &[(&str, &str, bool, Vec<Series>)],
 ) -> Result<()> {
     let w = 560 * panels.len() as u32;
-    let root = SVGBackend::new(path, (w, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let areas = root.split_evenly((1, panels.len()));
-    for (area, (title, y_label, log_y, series)) in areas.iter().zip(panels) {
-        let Some(((x0, x1), (y0, y1))) = bounds(series, *log_y) else {
-            continue;
-        };
-        let mut b = ChartBuilder::on(area);
-        b.caption(*title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70);
-        macro_rules! draw {
-            ($chart:expr) => {{
-                let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(x_label)
-                    .y_desc(*y_label)
-                    .x_label_formatter(&tick)
-                    .y_label_formatter(&tick)
-                    .draw()
-                    .map_err(err)?;
-                for (i, s) in series.iter().enumerate() {
-                    let c = color(s.color.unwrap_or(i));
-                    let pts: Vec<(f64, f64)> = s
-                        .points
-                        .iter()
-                        .copied()
-                        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!*log_y || *y > 0.0))
-                        .collect();
-                    let drawn = if s.dashed {
-                        chart.draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))
-                    } else {
-                        chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                    };
-                    let dashed = s.dashed;
-                    drawn
+    figure(path, (w, 440), |root| {
+        let areas = root.split_evenly((1, panels.len()));
+        for (area, (title, y_label, log_y, series)) in areas.iter().zip(panels) {
+            let Some(((x0, x1), (y0, y1))) = bounds(series, *log_y) else {
+                continue;
+            };
+            let mut b = ChartBuilder::on(area);
+            b.caption(*title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(70);
+            macro_rules! draw {
+                ($chart:expr) => {{
+                    let mut chart = $chart;
+                    chart
+                        .configure_mesh()
+                        .x_desc(x_label)
+                        .y_desc(*y_label)
+                        .x_label_formatter(&tick)
+                        .y_label_formatter(&tick)
+                        .draw()
+                        .map_err(err)?;
+                    for (i, s) in series.iter().enumerate() {
+                        let c = color(s.color.unwrap_or(i));
+                        let pts: Vec<(f64, f64)> = s
+                            .points
+                            .iter()
+                            .copied()
+                            .filter(|(x, y)| {
+                                x.is_finite() && y.is_finite() && (!*log_y || *y > 0.0)
+                            })
+                            .collect();
+                        let drawn = if s.dashed {
+                            chart.draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))
+                        } else {
+                            chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                        };
+                        let dashed = s.dashed;
+                        drawn
+                            .map_err(err)?
+                            .label(s.name.clone())
+                            .legend(move |(x, y)| {
+                                let end = if dashed { x + 8 } else { x + 18 };
+                                PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
+                            });
+                    }
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .position(SeriesLabelPosition::UpperRight)
+                        .draw()
+                        .map_err(err)?;
+                }};
+            }
+            if *log_y {
+                draw!(
+                    b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
                         .map_err(err)?
-                        .label(s.name.clone())
-                        .legend(move |(x, y)| {
-                            let end = if dashed { x + 8 } else { x + 18 };
-                            PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
-                        });
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(err)?;
-            }};
+                );
+            } else {
+                draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+            }
         }
-        if *log_y {
-            draw!(
-                b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                    .map_err(err)?
-            );
-        } else {
-            draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
-        }
-    }
-    root.present().map_err(err)?;
-    drop(root);
-    crate::raster::png_beside(path)?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A bar chart of one value per label.
 pub fn bars(path: &Path, title: &str, y_label: &str, items: &[(String, f64)]) -> Result<()> {
-    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let top = items
-        .iter()
-        .map(|(_, v)| *v)
-        .fold(0f64, f64::max)
-        .max(1e-12)
-        * 1.1;
-    let n = items.len();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
-        .map_err(err)?;
-    let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
-    chart
-        .configure_mesh()
-        .y_desc(y_label)
-        .x_labels(n)
-        .x_label_formatter(&|x| match x {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), *v),
-                ],
-                color(i).filled(),
-            );
-            r.set_margin(0, 0, 12, 12);
-            r
-        }))
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    drop(root);
-    crate::raster::png_beside(path)?;
-    Ok(())
+    figure(path, (640, 420), |root| {
+        let top = items
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(0f64, f64::max)
+            .max(1e-12)
+            * 1.1;
+        let n = items.len();
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+            .map_err(err)?;
+        let labels: Vec<String> = items.iter().map(|(l, _)| l.clone()).collect();
+        chart
+            .configure_mesh()
+            .y_desc(y_label)
+            .x_labels(n)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+                let mut r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), *v),
+                    ],
+                    color(i).filled(),
+                );
+                r.set_margin(0, 0, 12, 12);
+                r
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
 }
 
 /// Zhu et al.'s toy potential at data point x = 0 (the landscape the trajectories cross).
@@ -250,64 +266,62 @@ fn toy_loss(w0: f64, w1: f64) -> f64 {
 
 /// One trajectory per dynamic over the toy's loss landscape (shaded by log(1 + ℓ)).
 pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
-    let root = SVGBackend::new(path, (620, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (lo, hi) = (-2.0, 2.0);
-    let mut chart = ChartBuilder::on(&root)
-        .caption("2-D toy: one trajectory per dynamic", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(46)
-        .build_cartesian_2d(lo..hi, lo..hi)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("w0")
-        .y_desc("w1")
-        .disable_mesh()
-        .draw()
-        .map_err(err)?;
-    let cells = 48;
-    let step = (hi - lo) / cells as f64;
-    let top = (1.0 + toy_loss(hi, lo)).ln();
-    chart
-        .draw_series(
-            (0..cells)
-                .flat_map(|i| (0..cells).map(move |j| (i, j)))
-                .map(|(i, j)| {
-                    let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
-                    let v = ((1.0 + toy_loss(x + step / 2.0, y + step / 2.0)).ln() / top).min(1.0);
-                    let g = (255.0 * (1.0 - 0.75 * v)) as u8;
-                    Rectangle::new([(x, y), (x + step, y + step)], RGBColor(g, g, 255).filled())
-                }),
-        )
-        .map_err(err)?;
-    for (i, s) in trajectories.iter().enumerate() {
-        let c = color(i + 1);
+    figure(path, (620, 560), |root| {
+        let (lo, hi) = (-2.0, 2.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption("2-D toy: one trajectory per dynamic", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(46)
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(err)?;
         chart
-            .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    drop(root);
-    crate::raster::png_beside(path)?;
-    Ok(())
+            .configure_mesh()
+            .x_desc("w0")
+            .y_desc("w1")
+            .disable_mesh()
+            .draw()
+            .map_err(err)?;
+        let cells = 48;
+        let step = (hi - lo) / cells as f64;
+        let top = (1.0 + toy_loss(hi, lo)).ln();
+        chart
+            .draw_series(
+                (0..cells)
+                    .flat_map(|i| (0..cells).map(move |j| (i, j)))
+                    .map(|(i, j)| {
+                        let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
+                        let v =
+                            ((1.0 + toy_loss(x + step / 2.0, y + step / 2.0)).ln() / top).min(1.0);
+                        let g = (255.0 * (1.0 - 0.75 * v)) as u8;
+                        Rectangle::new([(x, y), (x + step, y + step)], RGBColor(g, g, 255).filled())
+                    }),
+            )
+            .map_err(err)?;
+        for (i, s) in trajectories.iter().enumerate() {
+            let c = color(i + 1);
+            chart
+                .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
 }
 
 /// (step, value) of `key` (a top-level metric, or `probes.<name>`) from a run's metrics.
 pub fn metric_series(dir: &Path, key: &str) -> Result<Vec<(f64, f64)>> {
-    let rd = RunDir {
-        path: dir.to_path_buf(),
-    };
+    let rd = RunDir::at(dir);
     Ok(rd
         .metrics()?
         .iter()
@@ -331,7 +345,7 @@ pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
         let trajectories: Vec<Series> = names
             .iter()
             .map(|n| {
-                let rd = RunDir { path: out.join(n) };
+                let rd = RunDir::at(&out.join(n));
                 let pts = rd
                     .metrics()
                     .unwrap_or_default()
@@ -631,165 +645,167 @@ fn tick(v: &f64) -> String {
 pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1);
-    let root = SVGBackend::new(path, (600 * cols as u32, 460 * rows as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let areas = root.split_evenly((rows, cols));
-    for (area, p) in areas.iter().zip(panels) {
-        // Bounds from curves and points (with their error bars), on the plotted scales.
-        let mut all: Vec<Series> = p
-            .curves
-            .iter()
-            .map(|s| Series::new("", s.points.clone()))
-            .collect();
-        for pts in &p.points {
-            let v = pts
-                .points
+    figure(path, (600 * cols as u32, 460 * rows as u32), |root| {
+        let areas = root.split_evenly((rows, cols));
+        for (area, p) in areas.iter().zip(panels) {
+            // Bounds from curves and points (with their error bars), on the plotted scales.
+            let mut all: Vec<Series> = p
+                .curves
                 .iter()
-                .flat_map(|&(x, y, se)| [(x, y - se), (x, y + se), (x, y)])
+                .map(|s| Series::new("", s.points.clone()))
                 .collect();
-            all.push(Series::new("", v));
-        }
-        if p.log_x {
-            for s in &mut all {
-                s.points.retain(|(x, _)| *x > 0.0);
+            for pts in &p.points {
+                let v = pts
+                    .points
+                    .iter()
+                    .flat_map(|&(x, y, se)| [(x, y - se), (x, y + se), (x, y)])
+                    .collect();
+                all.push(Series::new("", v));
+            }
+            if p.log_x {
+                for s in &mut all {
+                    s.points.retain(|(x, _)| *x > 0.0);
+                }
+            }
+            let Some(((x0, x1), (y0, y1))) = bounds(&all, p.log_y) else {
+                continue;
+            };
+            let (x0, x1) = if p.log_x {
+                (x0 / 1.15, x1 * 1.15)
+            } else {
+                let pad = 0.04 * (x1 - x0);
+                (x0 - pad, x1 + pad)
+            };
+            let (y0, y1) = if p.log_y {
+                (y0 / 1.3, y1 * 1.3)
+            } else {
+                (y0, y1)
+            };
+            let mut b = ChartBuilder::on(area);
+            b.caption(&p.title, ("sans-serif", 17))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(70);
+            let keep = |x: f64, y: f64| {
+                x.is_finite() && y.is_finite() && (!p.log_x || x > 0.0) && (!p.log_y || y > 0.0)
+            };
+            macro_rules! draw {
+                ($chart:expr) => {{
+                    let mut chart = $chart;
+                    chart
+                        .configure_mesh()
+                        .x_desc(p.x_label.as_str())
+                        .y_desc(p.y_label.as_str())
+                        .x_label_formatter(&tick)
+                        .y_label_formatter(&tick)
+                        .draw()
+                        .map_err(err)?;
+                    for &v in &p.vlines {
+                        if v > x0 && v < x1 {
+                            chart
+                                .draw_series(DashedLineSeries::new(
+                                    vec![(v, y0), (v, y1)],
+                                    5,
+                                    4,
+                                    BLACK.mix(0.5).stroke_width(1),
+                                ))
+                                .map_err(err)?;
+                        }
+                    }
+                    for (i, s) in p.curves.iter().enumerate() {
+                        let c = color(s.color.unwrap_or(i));
+                        // A curve breaks where the closed form has no value (divergence).
+                        let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
+                        for &(x, y) in &s.points {
+                            if keep(x, y) {
+                                pieces.last_mut().expect("non-empty").push((x, y));
+                            } else if !pieces.last().expect("non-empty").is_empty() {
+                                pieces.push(vec![]);
+                            }
+                        }
+                        let dashed = s.dashed;
+                        for (j, piece) in pieces.into_iter().filter(|q| !q.is_empty()).enumerate() {
+                            let drawn = if dashed {
+                                chart.draw_series(DashedLineSeries::new(
+                                    piece,
+                                    6,
+                                    4,
+                                    c.stroke_width(2),
+                                ))
+                            } else {
+                                chart.draw_series(LineSeries::new(piece, c.stroke_width(2)))
+                            }
+                            .map_err(err)?;
+                            if j == 0 {
+                                drawn.label(s.name.clone()).legend(move |(x, y)| {
+                                    let end = if dashed { x + 8 } else { x + 18 };
+                                    PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
+                                });
+                            }
+                        }
+                    }
+                    for (i, pts) in p.points.iter().enumerate() {
+                        let c = color(pts.color.unwrap_or(p.curves.len() + i));
+                        let shift = p.jitter * i as f64;
+                        let v: Vec<(f64, f64, f64)> = pts
+                            .points
+                            .iter()
+                            .map(|&(x, y, se)| (x + shift, y, se))
+                            .filter(|&(x, y, _)| keep(x, y))
+                            .collect();
+                        chart
+                            .draw_series(v.iter().map(|&(x, y, se)| {
+                                let lo = if p.log_y && y - se <= 0.0 {
+                                    y / 10.0
+                                } else {
+                                    y - se
+                                };
+                                ErrorBar::new_vertical(x, lo, y, y + se, c.stroke_width(1), 6)
+                            }))
+                            .map_err(err)?;
+                        let drawn = chart
+                            .draw_series(
+                                v.iter()
+                                    .map(|&(x, y, _)| Circle::new((x, y), 4, c.filled())),
+                            )
+                            .map_err(err)?;
+                        // Unnamed points belong to a curve of the same colour, which has the
+                        // legend entry.
+                        if !pts.name.is_empty() {
+                            drawn
+                                .label(pts.name.clone())
+                                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+                        }
+                    }
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .position(if p.legend_low {
+                            SeriesLabelPosition::LowerRight
+                        } else {
+                            SeriesLabelPosition::UpperLeft
+                        })
+                        .draw()
+                        .map_err(err)?;
+                }};
+            }
+            match (p.log_x, p.log_y) {
+                (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
+                (false, true) => draw!(
+                    b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                        .map_err(err)?
+                ),
+                (true, false) => draw!(
+                    b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                        .map_err(err)?
+                ),
+                (true, true) => draw!(
+                    b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                        .map_err(err)?
+                ),
             }
         }
-        let Some(((x0, x1), (y0, y1))) = bounds(&all, p.log_y) else {
-            continue;
-        };
-        let (x0, x1) = if p.log_x {
-            (x0 / 1.15, x1 * 1.15)
-        } else {
-            let pad = 0.04 * (x1 - x0);
-            (x0 - pad, x1 + pad)
-        };
-        let (y0, y1) = if p.log_y {
-            (y0 / 1.3, y1 * 1.3)
-        } else {
-            (y0, y1)
-        };
-        let mut b = ChartBuilder::on(area);
-        b.caption(&p.title, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70);
-        let keep = |x: f64, y: f64| {
-            x.is_finite() && y.is_finite() && (!p.log_x || x > 0.0) && (!p.log_y || y > 0.0)
-        };
-        macro_rules! draw {
-            ($chart:expr) => {{
-                let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(p.x_label.as_str())
-                    .y_desc(p.y_label.as_str())
-                    .x_label_formatter(&tick)
-                    .y_label_formatter(&tick)
-                    .draw()
-                    .map_err(err)?;
-                for &v in &p.vlines {
-                    if v > x0 && v < x1 {
-                        chart
-                            .draw_series(DashedLineSeries::new(
-                                vec![(v, y0), (v, y1)],
-                                5,
-                                4,
-                                BLACK.mix(0.5).stroke_width(1),
-                            ))
-                            .map_err(err)?;
-                    }
-                }
-                for (i, s) in p.curves.iter().enumerate() {
-                    let c = color(s.color.unwrap_or(i));
-                    // A curve breaks where the closed form has no value (divergence).
-                    let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
-                    for &(x, y) in &s.points {
-                        if keep(x, y) {
-                            pieces.last_mut().expect("non-empty").push((x, y));
-                        } else if !pieces.last().expect("non-empty").is_empty() {
-                            pieces.push(vec![]);
-                        }
-                    }
-                    let dashed = s.dashed;
-                    for (j, piece) in pieces.into_iter().filter(|q| !q.is_empty()).enumerate() {
-                        let drawn = if dashed {
-                            chart.draw_series(DashedLineSeries::new(piece, 6, 4, c.stroke_width(2)))
-                        } else {
-                            chart.draw_series(LineSeries::new(piece, c.stroke_width(2)))
-                        }
-                        .map_err(err)?;
-                        if j == 0 {
-                            drawn.label(s.name.clone()).legend(move |(x, y)| {
-                                let end = if dashed { x + 8 } else { x + 18 };
-                                PathElement::new(vec![(x, y), (end, y)], c.stroke_width(2))
-                            });
-                        }
-                    }
-                }
-                for (i, pts) in p.points.iter().enumerate() {
-                    let c = color(pts.color.unwrap_or(p.curves.len() + i));
-                    let shift = p.jitter * i as f64;
-                    let v: Vec<(f64, f64, f64)> = pts
-                        .points
-                        .iter()
-                        .map(|&(x, y, se)| (x + shift, y, se))
-                        .filter(|&(x, y, _)| keep(x, y))
-                        .collect();
-                    chart
-                        .draw_series(v.iter().map(|&(x, y, se)| {
-                            let lo = if p.log_y && y - se <= 0.0 {
-                                y / 10.0
-                            } else {
-                                y - se
-                            };
-                            ErrorBar::new_vertical(x, lo, y, y + se, c.stroke_width(1), 6)
-                        }))
-                        .map_err(err)?;
-                    let drawn = chart
-                        .draw_series(
-                            v.iter()
-                                .map(|&(x, y, _)| Circle::new((x, y), 4, c.filled())),
-                        )
-                        .map_err(err)?;
-                    // Unnamed points belong to a curve of the same colour, which has the
-                    // legend entry.
-                    if !pts.name.is_empty() {
-                        drawn
-                            .label(pts.name.clone())
-                            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-                    }
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .position(if p.legend_low {
-                        SeriesLabelPosition::LowerRight
-                    } else {
-                        SeriesLabelPosition::UpperLeft
-                    })
-                    .draw()
-                    .map_err(err)?;
-            }};
-        }
-        match (p.log_x, p.log_y) {
-            (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
-            (false, true) => draw!(
-                b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                    .map_err(err)?
-            ),
-            (true, false) => draw!(
-                b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)
-                    .map_err(err)?
-            ),
-            (true, true) => draw!(
-                b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-                    .map_err(err)?
-            ),
-        }
-    }
-    root.present().map_err(err)?;
-    drop(root);
-    crate::raster::png_beside(path)?;
-    Ok(())
+        Ok(())
+    })
 }

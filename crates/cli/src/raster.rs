@@ -57,10 +57,10 @@ pub fn render(svg: &[u8], scale: f32) -> Result<Vec<u8>> {
     pixmap.encode_png().context("encoding the PNG")
 }
 
-/// Writes `path` with the extension `png` beside the SVG at `path`; returns its path.
-pub fn png_beside(path: &Path) -> Result<PathBuf> {
-    let svg = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let png = render(&svg, SCALE).with_context(|| format!("rendering {}", path.display()))?;
+/// Writes the PNG of `svg` (the contents of the figure `path`) beside it, as `path` with the
+/// extension `png`; returns its path.
+pub fn write_png(path: &Path, svg: &[u8]) -> Result<PathBuf> {
+    let png = render(svg, SCALE).with_context(|| format!("rendering {}", path.display()))?;
     let out = path.with_extension("png");
     write_atomic(&out, &png)?;
     Ok(out)
@@ -106,8 +106,7 @@ mod tests {
     fn a_file_that_is_not_svg_is_an_error_naming_it() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("bad.svg");
-        std::fs::write(&p, "not svg").unwrap();
-        let e = png_beside(&p).unwrap_err();
+        let e = write_png(&p, b"not svg").unwrap_err();
         assert!(format!("{e:#}").contains("bad.svg"), "{e:#}");
     }
 }

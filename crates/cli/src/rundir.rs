@@ -6,6 +6,7 @@
 //! byte), checkpoints are written to a temporary folder and renamed, and `checkpoints/latest`
 //! names the newest complete checkpoint. Everything loaded back is checked before use.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 pub struct RunDir {
     /// Its path.
     pub path: PathBuf,
+    /// Its TensorBoard event file and start time, once looked up or created.
+    events: OnceCell<(PathBuf, f64)>,
 }
 
 /// The non-tensor part of a checkpoint.
@@ -61,6 +64,14 @@ enum NoiseMeta {
 }
 
 impl RunDir {
+    /// The run directory at `path`, with nothing checked or created (for reading).
+    pub fn at(path: &Path) -> Self {
+        RunDir {
+            path: path.to_path_buf(),
+            events: OnceCell::new(),
+        }
+    }
+
     /// Creates `path` (and `checkpoints/`, `figures/`); refuses a folder that already holds a
     /// run, so results are never overwritten.
     pub fn create(path: &Path) -> Result<Self> {
@@ -74,9 +85,7 @@ impl RunDir {
             .with_context(|| format!("creating {}", path.display()))?;
         fs::create_dir_all(path.join("figures"))
             .with_context(|| format!("creating {}", path.join("figures").display()))?;
-        let rd = RunDir {
-            path: path.to_path_buf(),
-        };
+        let rd = RunDir::at(path);
         // A run killed before its config.toml landed may have left a temporary behind.
         rd.remove_leftovers()?;
         Ok(rd)
@@ -87,9 +96,7 @@ impl RunDir {
         if !path.join("config.toml").is_file() {
             bail!("{} is not a run directory (no config.toml)", path.display());
         }
-        Ok(RunDir {
-            path: path.to_path_buf(),
-        })
+        Ok(RunDir::at(path))
     }
 
     /// Writes a file in the run directory atomically.
@@ -127,6 +134,14 @@ impl RunDir {
     /// to which the lines' `time_s` are added). Created, holding its header, when the run
     /// has none; a run continued on another machine keeps its file.
     fn events_file(&self) -> Result<(PathBuf, f64)> {
+        if let Some(found) = self.events.get() {
+            return Ok(found.clone());
+        }
+        let found = self.find_or_create_events()?;
+        Ok(self.events.get_or_init(|| found).clone())
+    }
+
+    fn find_or_create_events(&self) -> Result<(PathBuf, f64)> {
         let entries =
             fs::read_dir(&self.path).with_context(|| format!("reading {}", self.path.display()))?;
         let mut found: Vec<(String, u64)> = entries
@@ -520,10 +535,7 @@ pub fn open_experiment_dir(
     }
     fs::create_dir_all(out.join("figures"))
         .with_context(|| format!("creating {}", out.display()))?;
-    RunDir {
-        path: out.to_path_buf(),
-    }
-    .remove_leftovers()?;
+    RunDir::at(out).remove_leftovers()?;
     write_atomic(&saved, config.as_bytes())
 }
 

@@ -123,41 +123,36 @@ pub fn file_header(wall_time: f64) -> Vec<u8> {
     })
 }
 
-/// The scalars of one metric line, tagged with their JSON paths; `step` is the event's step,
-/// not a scalar, and `null` (a value that was not finite) is left out.
-pub fn scalars(line: &Value) -> Vec<(String, f32)> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, f32)>) {
-        let join = |k: &str| {
-            if prefix.is_empty() {
-                k.to_string()
-            } else {
-                format!("{prefix}/{k}")
-            }
+/// The leaves of a metric line (numbers, `null`, booleans, strings) under their JSON paths,
+/// the keys and array indices joined by `sep` (`probes/hessian_top/0` with `/`).
+pub fn leaves(line: &Value, sep: char) -> Vec<(String, &Value)> {
+    fn walk<'a>(prefix: &str, sep: char, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+        let join = |k: &str| match prefix {
+            "" => k.to_string(),
+            p => format!("{p}{sep}{k}"),
         };
         match v {
-            Value::Number(n) => {
-                if let Some(x) = n.as_f64() {
-                    out.push((prefix.to_string(), x as f32));
-                }
-            }
-            Value::Object(m) => {
-                for (k, v) in m {
-                    if !(prefix.is_empty() && k == "step") {
-                        walk(&join(k), v, out);
-                    }
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    walk(&join(&i.to_string()), v, out);
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::String(_) => {}
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(&join(k), sep, v, out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(&join(&i.to_string()), sep, v, out)),
+            leaf => out.push((prefix.to_string(), leaf)),
         }
     }
     let mut out = Vec::new();
-    walk("", line, &mut out);
+    walk("", sep, line, &mut out);
     out
+}
+
+/// The scalars of one metric line, tagged with their JSON paths; `step` is the event's step,
+/// not a scalar, and `null` (a value that was not finite) is left out.
+pub fn scalars(line: &Value) -> Vec<(String, f32)> {
+    leaves(line, '/')
+        .into_iter()
+        .filter(|(tag, _)| tag != "step")
+        .filter_map(|(tag, v)| Some((tag, v.as_f64()? as f32)))
+        .collect()
 }
 
 /// The record of one metric line: its scalars at its `step`, stamped `start + time_s` (the

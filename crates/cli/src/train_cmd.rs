@@ -277,7 +277,6 @@ pub fn train_loop(
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
         earlier: Vec::new(),
-        device: ctx.device_name.to_string(),
     };
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
@@ -404,7 +403,7 @@ pub fn train_loop(
             && cfg.checkpoint_every > 0
             && t > 0
             && t.is_multiple_of(cfg.checkpoint_every))
-        .then(|| (trainer.state(), tally.to_checkpoint()));
+        .then(|| (trainer.state(), tally.to_checkpoint(ctx.device_name)));
         match trainer.step() {
             Ok(r) => {
                 if let (Some(d), Some((state, run))) = (dir, pending) {
@@ -453,7 +452,7 @@ pub fn train_loop(
         d.save_checkpoint(
             &trainer.state(),
             &net.layout,
-            &tally.to_checkpoint(),
+            &tally.to_checkpoint(ctx.device_name),
             warm.as_ref(),
         )?;
         d.prune_checkpoints(cfg.keep_checkpoints)?;
@@ -593,8 +592,6 @@ struct Tally {
     last_line: Value,
     /// The provenance records of the processes that ran this run before this one.
     earlier: Vec<Value>,
-    /// The device's description, for this process's provenance record.
-    device: String,
 }
 
 impl Tally {
@@ -604,23 +601,19 @@ impl Tally {
     }
 
     /// What a checkpoint keeps so that a resumed run's summary continues this one: the step
-    /// loss moments and the clocks (the late means and the last line come back from the
+    /// loss moments, the clocks, and the provenance records of every process that ran it so
+    /// far, this one (on `device`) last (the late means and the last line come back from the
     /// metric lines).
-    fn to_checkpoint(&self) -> Value {
+    fn to_checkpoint(&self, device: &str) -> Value {
+        let mut processes = self.earlier.clone();
+        processes.push(crate::provenance::this_process(device));
         json!({
             "step_loss": self.step_loss,
             "elapsed_s": self.elapsed_s(),
             "probe_s": self.probe_s,
             "eval_s": self.eval_s,
-            "processes": self.processes(),
+            "processes": processes,
         })
-    }
-
-    /// The provenance records of every process that ran this run so far, this one last.
-    fn processes(&self) -> Vec<Value> {
-        let mut all = self.earlier.clone();
-        all.push(crate::provenance::this_process(&self.device));
-        all
     }
 
     /// Continues the tallies of a checkpoint (see [`Tally::to_checkpoint`]); a checkpoint
@@ -688,7 +681,7 @@ impl Tally {
         if let Some(v) = self.late.to_json() {
             s["late_mean"] = v;
         }
-        s["provenance"] = crate::provenance::with_earlier(&self.device, &self.earlier);
+        s["provenance"] = crate::provenance::with_earlier(ctx.device_name, &self.earlier);
         if let Some(d) = dir {
             // TensorBoard's text tab: what made the run, as of this summary. Written first: a
             // run whose summary landed is not run again, so its text must be there already.
