@@ -2,7 +2,7 @@
 //! clean environment, and checking its outcome.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root, from the package directory cargo gives the test at run time (a
@@ -14,7 +14,8 @@ pub fn repo() -> PathBuf {
         .join("../..")
 }
 
-/// Runs `noisescope args` in the repository root, without the user's data folder or backend.
+/// Runs `noisescope args` in the repository root, without the user's data folder or backend,
+/// and outside any Slurm array task (whose variables would shard a sweep).
 pub fn noisescope(args: &[&str]) -> Output {
     noisescope_with(args, &[])
 }
@@ -26,6 +27,10 @@ pub fn noisescope_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(repo())
         .env_remove("NOISESCOPE_DATA")
         .env_remove("NOISESCOPE_BACKEND")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .env_remove("SLURM_ARRAY_TASK_MAX")
         .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
@@ -47,4 +52,30 @@ pub fn failure(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     err
+}
+
+/// The JSON document in file `p`.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `v` without what depends on the clock or the process: wall times and provenance.
+pub fn timeless(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for k in ["time", "time_s", "probe_time_s", "provenance"] {
+                    o.remove(k);
+                }
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
 }

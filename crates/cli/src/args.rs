@@ -112,6 +112,83 @@ pub enum Command {
     Theory(TheoryArgs),
     /// Write a run's (or a whole experiment's) metrics as CSV, or its TensorBoard files again.
     Export(ExportArgs),
+    /// List the CPU backend and the wgpu devices with the numbers `--device` and `--devices`
+    /// take.
+    Devices,
+    /// Combine the finished units of a sharded sweep or escape experiment (or a campaign)
+    /// into its summary, table and figures, and list the units still missing or failed.
+    Collect(CollectArgs),
+    /// Write a Slurm job-array script that runs a sweep or an escape experiment, one shard per
+    /// array task (or a theory experiment as one task), and print how to submit it.
+    Slurm(SlurmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// The experiment's folder (the --out of its shards).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The experiment: `sweep`, `escape` or `theory <experiment>`.
+    #[arg(value_enum)]
+    pub kind: SlurmKind,
+    /// For `theory`: which experiment.
+    #[arg(value_enum)]
+    pub theory: Option<crate::theory::TheoryExperiment>,
+    /// The experiment's config (for theory, optional: the built-in settings otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The experiment's folder (default: runs/<config>-<time>); the script goes to
+    /// DIR/slurm/array.sbatch, the tasks' logs to DIR/slurm/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a config key (repeatable); fixed into the experiment's resolved config.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Array tasks (default: one per unit); task i runs units i, i + n, ….
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: Option<u32>,
+    /// At most this many tasks at once (`--array=0-N%M`).
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Slurm partition.
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// GPUs per task (runs noisescope with --backend wgpu).
+    #[arg(long, value_name = "G")]
+    pub gpus_per_task: Option<u32>,
+    /// CPU cores per task (also noisescope's --threads).
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus_per_task: Option<u32>,
+    /// Time limit per task, in Slurm's format (`2:00:00`, `1-00:00:00`).
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// Memory per task, in Slurm's format (`8G`).
+    #[arg(long, value_name = "MEM")]
+    pub mem: Option<String>,
+    /// Phase-2 steps of an escape experiment (as `escape --steps`).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Stop every phase-2 run of an escape experiment at this step (as `escape --until`).
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<u64>,
+    /// An escape experiment once per seed (comma-separated), as a campaign: DIR/seed-N/ each,
+    /// all in one array; `noisescope collect DIR` combines the seeds.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+}
+
+/// The experiments `noisescope slurm` can spread over an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SlurmKind {
+    /// One task per shard of the sweep's runs.
+    Sweep,
+    /// One task per shard of the dynamics (per seed with --seeds).
+    Escape,
+    /// One task: a theory experiment's parts are chains of one simulation, not units.
+    Theory,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +246,28 @@ pub struct SweepArgs {
     /// unfinished runs are deleted); without it, a re-run continues the experiment.
     #[arg(long)]
     pub restart: bool,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+}
+
+/// How an experiment's units (its sweep runs, its escape dynamics) are spread over
+/// processes; without these, one process runs them all.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Run only shard i of n: the units i, i + n, i + 2n, … of the experiment's list, each in
+    /// its own folder. Inside a Slurm array task it defaults to the task's shard
+    /// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT). Combine with `noisescope collect`.
+    #[arg(long, value_name = "i/n", conflicts_with_all = ["jobs", "devices"])]
+    pub shard: Option<crate::shard::Shard>,
+    /// Run the units in N processes on this machine at once, sharing its cores, with one
+    /// progress display; then combine them.
+    #[arg(long, value_name = "N", conflicts_with = "devices", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Run the units in one process per listed wgpu device (comma-separated, as
+    /// `noisescope devices` numbers them) at once, with one progress display; then combine
+    /// them. Needs --backend wgpu.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub devices: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +322,8 @@ pub struct EscapeArgs {
     /// first.
     #[arg(long, value_name = "STEP")]
     pub until: Option<u64>,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
 }
 
 #[derive(Debug, Args)]

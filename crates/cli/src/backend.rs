@@ -73,8 +73,10 @@ fn open_ndarray(_: Option<usize>) -> Result<Opened> {
     )
 }
 
+/// The wgpu devices by number (as `--device N` picks them), each described by its adapter's
+/// name; an error saying what is missing when there are none.
 #[cfg(feature = "wgpu")]
-fn open_wgpu(index: Option<usize>) -> Result<Opened> {
+pub fn wgpu_devices() -> Result<Vec<(Device, String)>> {
     use burn::tensor::DeviceType;
     use cubecl_wgpu::{AutoGraphicsApi, Backend, GraphicsApi};
     // burn settles on Vulkan, DX12 or Metal when one reaches an adapter and falls back to
@@ -96,8 +98,21 @@ fn open_wgpu(index: Option<usize>) -> Result<Opened> {
              or `mesa-vulkan-drivers` for the CPU rasterizer lavapipe), or use `--backend ndarray`"
         );
     }
+    Ok(devices
+        .into_iter()
+        .map(|d| {
+            let name = describe(&d);
+            (d, name)
+        })
+        .collect())
+}
+
+#[cfg(feature = "wgpu")]
+fn open_wgpu(index: Option<usize>) -> Result<Opened> {
+    let found = wgpu_devices()?;
     let i = index.unwrap_or(0);
-    let names: Vec<String> = devices.iter().map(describe).collect();
+    let names: Vec<String> = found.iter().map(|(_, n)| n.clone()).collect();
+    let devices: Vec<Device> = found.into_iter().map(|(d, _)| d).collect();
     let Some(device) = devices.get(i).cloned() else {
         bail!(
             "wgpu device {i} does not exist; found {}:\n{}",
@@ -125,6 +140,39 @@ fn describe(d: &Device) -> String {
 }
 
 #[cfg(not(feature = "wgpu"))]
+pub fn wgpu_devices() -> Result<Vec<(Device, String)>> {
+    bail!("this noisescope was built without the wgpu backend; rebuild with `--features wgpu`")
+}
+
+#[cfg(not(feature = "wgpu"))]
 fn open_wgpu(_: Option<usize>) -> Result<Opened> {
     bail!("this noisescope was built without the wgpu backend; rebuild with `--features wgpu`")
+}
+
+/// `noisescope devices`: the CPU backend and every wgpu device with its number.
+pub fn list(g: &crate::args::Global) -> Result<()> {
+    let cpu = open(BackendKind::Ndarray, None)?.description;
+    let gpus = wgpu_devices();
+    if g.json {
+        let wgpu: Vec<serde_json::Value> = match &gpus {
+            Ok(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, (_, n))| serde_json::json!({"device": i, "name": n}))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        crate::output::print_json(&serde_json::json!({"ndarray": cpu, "wgpu": wgpu}));
+        return Ok(());
+    }
+    println!("--backend ndarray: {cpu}");
+    match gpus {
+        Ok(list) => {
+            for (i, (_, n)) in list.iter().enumerate() {
+                println!("--backend wgpu --device {i}: {n}");
+            }
+        }
+        Err(e) => println!("--backend wgpu: none ({e:#})"),
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! combined `summary.json` of the form `{"dynamics": {"<name>": {…}}}`. With `repeats` > 1
 //! (the 2-D toy), every repetition draws fresh data and the summary gives success rates.
 
-use std::time::Instant;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
@@ -15,10 +15,12 @@ use crate::args::{EscapeArgs, Global};
 use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
+use crate::fanout;
 use crate::plot;
 use crate::probes::Anchor;
-use crate::rundir::{default_out, open_experiment_dir, write_atomic};
+use crate::rundir::{default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, progress, run_unit, train_loop};
+use crate::units::{self, Combined, Role, UnitState, run_recorded};
 
 /// An escape experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,19 +119,40 @@ pub struct Success {
     pub all_below: f64,
 }
 
-pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
-    let mut cfg: EscapeConfig = config::load(&a.config, &a.set)?;
-    if let Some(s) = a.steps {
+/// The experiment of `config` with `--set` overrides, step, phase-1 and repetition counts
+/// from the command line and the backend, checked: what `escape.toml` records.
+pub fn resolve(
+    config: &Path,
+    sets: &[String],
+    steps: Option<u64>,
+    phase1_steps: Option<u64>,
+    repeats: Option<usize>,
+    backend: crate::args::BackendKind,
+) -> Result<EscapeConfig> {
+    let mut cfg: EscapeConfig = config::load(config, sets)?;
+    if let Some(s) = steps {
         cfg.run.steps = s;
     }
-    if let Some(s) = a.phase1_steps {
+    if let Some(s) = phase1_steps {
         cfg.phase1.steps = s;
     }
-    if let Some(r) = a.repeats {
+    if let Some(r) = repeats {
         cfg.repeats = r;
     }
-    cfg.run.backend = Some(format!("{:?}", g.backend).to_lowercase());
+    cfg.run.backend = Some(format!("{backend:?}").to_lowercase());
     cfg.check()?;
+    Ok(cfg)
+}
+
+pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
+    let cfg = resolve(
+        &a.config,
+        &a.set,
+        a.steps,
+        a.phase1_steps,
+        a.repeats,
+        g.backend,
+    )?;
     // `--dynamics` picks which of the experiment's units this process runs; the experiment
     // (escape.toml, the combined summary) keeps the config's list, so that processes running
     // different dynamics into one folder agree on it.
@@ -161,22 +184,110 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             bail!("--until 0: expected a phase-2 step ≥ 1");
         }
     }
-    let opened = backend::open(g.backend, g.device)?;
-    let search = SearchPath::from_env(g.data_dir.clone());
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
-    open_experiment_dir(
+    let text = toml::to_string(&cfg)?;
+    let role = Role::open(
+        g,
+        &a.scale,
         &out,
-        "an escape experiment",
-        "escape.toml",
-        &toml::to_string(&cfg)?,
+        ("an escape experiment", "escape.toml", &text),
         a.restart,
     )?;
-    let start = Instant::now();
-    let mut results: Map<String, Value> = Map::new();
-    let mut successes = vec![0usize; selected.len()];
-    let mut finals: Vec<Vec<Value>> = vec![Vec::new(); selected.len()];
-    let mut phase1_summary = Value::Null;
-    let mut lambda_star: Option<f64> = None;
+    if let Role::Parent(workers) = &role {
+        let steps = a.until.map_or(cfg.run.steps, |u| u.min(cfg.run.steps));
+        let progress: Vec<_> = cfg
+            .dynamics
+            .iter()
+            .filter(|d| selected.contains(d))
+            .map(|d| (out.join(d.to_string()), steps))
+            .collect();
+        let ran = fanout::run(g, &out, workers, &progress);
+        report(g, &out)?;
+        return ran;
+    }
+    // This process's units: its shard's dynamics (of the experiment's list), less those that
+    // `--dynamics` leaves out and those already finished (skipped before any data is loaded).
+    let owned = role.shard().units(cfg.dynamics.len());
+    let selected: Vec<Dynamic> = owned
+        .into_iter()
+        .map(|i| cfg.dynamics[i])
+        .filter(|d| selected.contains(d))
+        .collect();
+    let todo: Vec<Dynamic> = selected
+        .iter()
+        .copied()
+        .filter(|d| !unit_finished(&out, *d, cfg.repeats))
+        .collect();
+    // Phase 1 has one folder, written by shard 0 (or the only process); any other shard that
+    // needs θ* before that folder is finished runs phase 1 in memory: GD from the same θ₀ on
+    // the same data gives the same θ*, bit for bit.
+    let phase1_dir = out.join("phase1");
+    let writes_phase1 = role.shard().index == 0;
+    let phase1_done = matches!(UnitState::of(&phase1_dir)?, s if s.finished());
+    let phase1_due = writes_phase1 && cfg.phase1.steps > 0 && !phase1_done;
+    if let Role::Shard(s) = &role
+        && !g.quiet
+    {
+        eprintln!(
+            "shard {s}: dynamics {} ({} to run)",
+            selected
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            todo.len()
+        );
+    }
+    let failures = if !todo.is_empty() || phase1_due {
+        match run_units(g, a, &cfg, &out, &todo, writes_phase1, phase1_done) {
+            Ok(f) => f,
+            // Every unit of this process needed what failed.
+            Err(e) => {
+                for d in &todo {
+                    units::record_failure(&out.join(d.to_string()), &e);
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    role.finish(g.quiet, &out, &failures, || report(g, &out))
+}
+
+/// Whether the unit of dynamic `d` has its final result: its run completed or diverged (one
+/// repetition), or its `repetitions.json` is written (several).
+fn unit_finished(out: &Path, d: Dynamic, repeats: usize) -> bool {
+    let dir = out.join(d.to_string());
+    if repeats > 1 {
+        return dir.join(REPETITIONS).is_file();
+    }
+    matches!(UnitState::of(&dir), Ok(s) if s.finished())
+}
+
+/// The file of a dynamic's unit that holds the results of all its repetitions.
+const REPETITIONS: &str = "repetitions.json";
+/// The file of a dynamic's unit that records λ_max(θ*) and the learning rate taken from it
+/// (`lr_over_sharpness`).
+const START: &str = "start.json";
+
+/// Runs phase 1 where needed and phase 2 for the dynamics `todo`, into their folders;
+/// returns the failures of dynamics (each recorded in its folder). An error before phase 2
+/// (the data, phase 1) is returned as the error.
+fn run_units(
+    g: &Global,
+    a: &EscapeArgs,
+    cfg: &EscapeConfig,
+    out: &Path,
+    todo: &[Dynamic],
+    writes_phase1: bool,
+    phase1_done: bool,
+) -> Result<Vec<String>> {
+    let opened = backend::open(g.backend, g.device)?;
+    let search = SearchPath::from_env(g.data_dir.clone());
+    let mut failures: Vec<(Dynamic, String)> = Vec::new();
+    let mut successes = vec![0usize; todo.len()];
+    let mut finals: Vec<Vec<Value>> = vec![Vec::new(); todo.len()];
     let bar = progress(g.quiet || cfg.repeats == 1, cfg.repeats as u64, 0);
     // Without fresh data every repetition shares the data of the run's own seed: built once.
     let shared = if cfg.fresh_data {
@@ -199,7 +310,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         };
         let first = r == 0;
         if first {
-            for d in &selected {
+            for d in todo {
                 let noise = NoiseConfig {
                     dynamic: *d,
                     ..cfg.run.noise.clone()
@@ -229,19 +340,23 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             if !g.quiet && first {
                 eprintln!("phase 1: GD, lr {}, {} steps", p1.optimizer.lr, p1.steps);
             }
-            let o = if first {
-                run_unit(&ctx, theta0, &out.join("phase1"))
+            let dir = out.join("phase1");
+            if first && writes_phase1 {
+                run_unit(&ctx, theta0, &dir).context("phase 1")?.theta
+            } else if first && phase1_done {
+                crate::rundir::load_theta(&dir, &opened.device, p1.precision)
+                    .context("phase 1's θ*")?
             } else {
                 train_loop(&ctx, theta0, None, false)
+                    .context("phase 1")?
+                    .theta
             }
-            .context("phase 1")?;
-            if first {
-                phase1_summary = o.summary["final"].clone();
-            }
-            o.theta
         } else {
             theta0
         };
+        if todo.is_empty() {
+            break;
+        }
         let lr2 = cfg.lr_over_sharpness.map(|c| {
             let a = Anchor::at(
                 &base.probes,
@@ -252,10 +367,7 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 seed,
             );
             let top = a.values.first().copied().unwrap_or(f64::NAN);
-            if first {
-                lambda_star = Some(top);
-            }
-            c / top
+            (top, c / top)
         });
         let theta_star = if cfg.perturb > 0.0 {
             let d = theta_star.dims()[0];
@@ -267,16 +379,26 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             theta_star
         };
         // Phase 2: every dynamic from θ*, the same seed for all.
-        for (i, d) in selected.iter().enumerate() {
+        for (i, d) in todo.iter().enumerate() {
+            let dir = out.join(d.to_string());
             let mut run = base.clone();
             run.noise.dynamic = *d;
-            if let Some(lr) = lr2 {
+            if let Some((top, lr)) = lr2 {
                 if !lr.is_finite() || lr <= 0.0 {
                     bail!(
                         "lr_over_sharpness: λ_max(θ*) is not positive, so c / λ_max is no learning rate"
                     );
                 }
                 run.optimizer.lr = lr;
+                if first {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    write_atomic(
+                        &dir.join(START),
+                        serde_json::to_string_pretty(&json!({"lambda_max_star": top, "lr": lr}))?
+                            .as_bytes(),
+                    )?;
+                }
             }
             if !first {
                 run.log_every = run.steps;
@@ -292,12 +414,28 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
                 until: a.until,
                 device_name: &opened.description,
             };
-            let o = if first {
-                run_unit(&ctx, theta_star.clone(), &out.join(d.to_string()))
-            } else {
-                train_loop(&ctx, theta_star.clone(), None, false)
+            if failures.iter().any(|(x, _)| x == d) {
+                continue;
             }
-            .with_context(|| format!("phase 2, {d}, repetition {r}"))?;
+            let context = || format!("phase 2, {d}, repetition {r}");
+            let ran = if first {
+                units::clear_failure(&dir)?;
+                run_recorded(&ctx, theta_star.clone(), &dir)
+            } else {
+                train_loop(&ctx, theta_star.clone(), None, false).map(Some)
+            };
+            // A diverged dynamic is a result, a failed one is recorded in its folder; the
+            // others go on.
+            let o = match ran.with_context(context) {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(e) => {
+                    units::record_failure(&dir, &e);
+                    eprintln!("{e:#}");
+                    failures.push((*d, format!("{e:#}")));
+                    continue;
+                }
+            };
             if let Some(rule) = cfg.success {
                 let th = o
                     .theta
@@ -315,97 +453,174 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if cfg.repeats == 1 {
-        // One unit folder per dynamic: the summary is built from all of them, so that it
-        // also holds the units that other processes (or earlier runs) finished.
-        results = units_summary(&out, &cfg.dynamics)?;
-    } else {
-        for (i, d) in selected.iter().enumerate() {
-            let mut entry = Map::new();
-            entry.insert("final".into(), finals[i][0].clone());
-            if cfg.success.is_some() {
-                entry.insert("successes".into(), json!(successes[i]));
-                entry.insert("repeats".into(), json!(cfg.repeats));
-                entry.insert(
-                    "success_rate".into(),
-                    json!(successes[i] as f64 / cfg.repeats as f64),
-                );
+    if cfg.repeats > 1 {
+        for (i, d) in todo.iter().enumerate() {
+            if failures.iter().any(|(x, _)| x == d) {
+                continue;
             }
-            for key in ["train_loss", "test_acc", "test_loss"] {
-                let v: Vec<f64> = finals[i].iter().filter_map(|f| f[key].as_f64()).collect();
-                if v.len() > 1 {
-                    let m = v.iter().sum::<f64>() / v.len() as f64;
-                    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>()
-                        / (v.len() - 1) as f64)
-                        .sqrt();
-                    entry.insert(format!("{key}_mean"), json!(m));
-                    entry.insert(format!("{key}_sd"), json!(sd));
-                }
-            }
-            results.insert(d.to_string(), Value::Object(entry));
+            let record = json!({
+                "repeats": cfg.repeats,
+                "successes": cfg.success.map(|_| successes[i]),
+                "finals": finals[i],
+            });
+            write_atomic(
+                &out.join(d.to_string()).join(REPETITIONS),
+                serde_json::to_string_pretty(&record)?.as_bytes(),
+            )?;
         }
     }
-    let shown = EscapeConfig {
-        dynamics: if cfg.repeats == 1 {
-            cfg.dynamics.clone()
+    Ok(failures.into_iter().map(|(_, e)| e).collect())
+}
+
+/// The combined summary of the escape experiment in `out`, built from its unit folders
+/// alone: `{"dynamics": {"<name>": {…}}, "phase1", "lambda_max_star", "repeats", "units"}`,
+/// with the units' states in the experiment's order. A dynamic without a folder is left out
+/// of `dynamics` (and listed as missing).
+pub fn combined_summary(out: &Path) -> Result<Combined<EscapeConfig>> {
+    let cfg: EscapeConfig = config::load(&out.join("escape.toml"), &[])?;
+    let mut results = Map::new();
+    let mut states = Vec::new();
+    let mut devices: Vec<String> = Vec::new();
+    let mut lambda_star = Value::Null;
+    for d in &cfg.dynamics {
+        let name = d.to_string();
+        let dir = out.join(&name);
+        let mut state = UnitState::of(&dir)?;
+        if let Ok(bytes) = std::fs::read(dir.join(START))
+            && lambda_star.is_null()
+        {
+            let v: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not JSON", dir.join(START).display()))?;
+            lambda_star = v["lambda_max_star"].clone();
+        }
+        if let UnitState::Summarized(s) = &state
+            && let Some(dev) = s["device"].as_str()
+            && !devices.iter().any(|x| x == dev)
+        {
+            devices.push(dev.to_string());
+        }
+        let entry = if cfg.repeats > 1 {
+            repetitions_entry(&dir, &cfg, &mut state)?
         } else {
-            selected.clone()
-        },
-        ..cfg.clone()
+            match &state {
+                UnitState::Missing => None,
+                UnitState::Summarized(s) => Some(json!({
+                    "status": s["status"],
+                    "step": s["final"]["step"],
+                    "final": s["final"],
+                })),
+                UnitState::Failed(e) => Some(json!({"status": "failed", "error": e})),
+                UnitState::Started => Some(json!({"status": "started"})),
+            }
+        };
+        if let Some(e) = entry {
+            results.insert(name.clone(), e);
+        }
+        states.push((name, state));
+    }
+    let phase1: Value = match UnitState::of(&out.join("phase1"))? {
+        UnitState::Summarized(s) => s["final"].clone(),
+        _ => Value::Null,
     };
     let summary = json!({
         "dynamics": results,
-        "phase1": phase1_summary,
+        "phase1": phase1,
         "lambda_max_star": lambda_star,
         "repeats": cfg.repeats,
-        "device": opened.description,
-        "time_s": start.elapsed().as_secs_f64(),
-        "provenance": crate::provenance::this_process(&opened.description),
+        "units": units::tally(states.iter().map(|(n, s)| (n.as_str(), s))),
+        "device": devices.join(", "),
     });
+    Ok(Combined {
+        config: cfg,
+        summary,
+        states,
+    })
+}
+
+/// A dynamic's entry when it has several repetitions: the first repetition's final line,
+/// success counts and rates, and mean and s.d. of the final losses and accuracy over the
+/// repetitions, from its `repetitions.json`. Without that file the unit is not finished
+/// (`state` becomes `Started` where it had a summary).
+fn repetitions_entry(
+    dir: &Path,
+    cfg: &EscapeConfig,
+    state: &mut UnitState,
+) -> Result<Option<Value>> {
+    let file = dir.join(REPETITIONS);
+    let record: Value = match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not JSON", file.display()))?,
+        Err(_) => {
+            return Ok(match state {
+                UnitState::Missing => None,
+                UnitState::Failed(e) => Some(json!({"status": "failed", "error": e})),
+                _ => {
+                    *state = UnitState::Started;
+                    Some(json!({"status": "started"}))
+                }
+            });
+        }
+    };
+    let finals: Vec<Value> = record["finals"].as_array().cloned().unwrap_or_default();
+    let mut entry = Map::new();
+    entry.insert("status".into(), json!("completed"));
+    entry.insert(
+        "final".into(),
+        finals.first().cloned().unwrap_or(Value::Null),
+    );
+    if cfg.success.is_some() {
+        let k = record["successes"].as_u64().unwrap_or(0);
+        entry.insert("successes".into(), json!(k));
+        entry.insert("repeats".into(), json!(cfg.repeats));
+        entry.insert("success_rate".into(), json!(k as f64 / cfg.repeats as f64));
+    }
+    for key in ["train_loss", "test_acc", "test_loss"] {
+        let v: Vec<f64> = finals.iter().filter_map(|f| f[key].as_f64()).collect();
+        if v.len() > 1 {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+            entry.insert(format!("{key}_mean"), json!(m));
+            entry.insert(format!("{key}_sd"), json!(sd));
+        }
+    }
+    if !matches!(state, UnitState::Summarized(_)) {
+        *state = UnitState::Summarized(json!({"status": "completed"}));
+    } else if let UnitState::Summarized(s) = state {
+        s["status"] = json!("completed");
+    }
+    Ok(Some(Value::Object(entry)))
+}
+
+/// Writes the experiment's combined `summary.json` and figures from its unit folders and
+/// prints its table (or the summary as JSON) and the units not finished.
+pub fn report(g: &Global, out: &Path) -> Result<()> {
+    let Combined {
+        config: cfg,
+        mut summary,
+        states,
+    } = combined_summary(out)?;
+    std::fs::create_dir_all(out.join("figures"))
+        .with_context(|| format!("creating {}", out.join("figures").display()))?;
+    summary["provenance"] =
+        crate::provenance::this_process(summary["device"].as_str().unwrap_or(""));
     write_atomic(
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let figures = plot::escape_figures(&out, &shown)?;
+    let figures = plot::escape_figures(out, &cfg, &summary)?;
     if g.json {
         crate::output::print_json(&summary);
-    } else {
-        print_table(&shown, &summary);
-        for f in figures {
-            println!("figure: {}", f.display());
-        }
-        println!("results: {}", out.display());
+        return Ok(());
     }
+    print_table(&cfg, &summary);
+    for f in figures {
+        println!("figure: {}", f.display());
+    }
+    if summary["units"]["finished"] != summary["units"]["total"] {
+        units::print_unfinished(&summary["units"], &states);
+    }
+    println!("results: {}", out.display());
     Ok(())
-}
-
-/// The summary entry of every dynamic whose unit folder exists: `{"status", "step",
-/// "final"}` from its `summary.json` when it has one (finished or stopped by `--until`),
-/// else `{"status": "started"}`.
-fn units_summary(out: &std::path::Path, dynamics: &[Dynamic]) -> Result<Map<String, Value>> {
-    let mut results = Map::new();
-    for d in dynamics {
-        let dir = out.join(d.to_string());
-        if !dir.is_dir() {
-            continue;
-        }
-        let file = dir.join("summary.json");
-        let entry = match std::fs::read(&file) {
-            Ok(bytes) => {
-                let s: Value = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{}: not JSON", file.display()))?;
-                json!({
-                    "status": s["status"],
-                    "step": s["final"]["step"],
-                    "final": s["final"],
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"status": "started"}),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
-        };
-        results.insert(d.to_string(), entry);
-    }
-    Ok(results)
 }
 
 fn print_table(cfg: &EscapeConfig, s: &Value) {

@@ -5,11 +5,13 @@ mod args;
 mod backend;
 mod bench;
 mod campaign;
+mod collect_cmd;
 mod config;
 mod data_cmd;
 mod escape_cmd;
 mod experiment;
 mod export_cmd;
+mod fanout;
 mod host_allocator;
 mod output;
 mod plot;
@@ -18,10 +20,13 @@ mod probes;
 mod provenance;
 mod raster;
 mod rundir;
+mod shard;
+mod slurm_cmd;
 mod sweep_cmd;
 mod tensorboard;
 mod theory;
 mod train_cmd;
+mod units;
 
 use std::process::ExitCode;
 
@@ -59,6 +64,9 @@ fn main() -> ExitCode {
         args::Command::Plot(a) => plot::run(a),
         args::Command::Theory(a) => theory::run(&cli.global, a),
         args::Command::Export(a) => export_cmd::run(a),
+        args::Command::Devices => backend::list(&cli.global),
+        args::Command::Collect(a) => collect_cmd::run(&cli.global, a),
+        args::Command::Slurm(a) => slurm_cmd::run(&cli.global, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

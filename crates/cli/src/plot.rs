@@ -337,10 +337,9 @@ pub fn metric_series(dir: &Path, key: &str) -> Result<Vec<(f64, f64)>> {
 
 /// The figures of an escape experiment: for the toy, trajectories and success rates; else
 /// test accuracy and sharpness against step, one curve per dynamic.
-pub fn escape_figures(out: &Path, cfg: &EscapeConfig) -> Result<Vec<PathBuf>> {
+pub fn escape_figures(out: &Path, cfg: &EscapeConfig, summary: &Value) -> Result<Vec<PathBuf>> {
     let mut made = Vec::new();
     let names: Vec<String> = cfg.dynamics.iter().map(|d| d.to_string()).collect();
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
     if cfg.success.is_some() {
         let trajectories: Vec<Series> = names
             .iter()
@@ -544,20 +543,22 @@ fn theory_panels(dir: &Path) -> Result<Option<(String, Vec<Panel>)>> {
 /// experiment or a run from the files they wrote.
 pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
     let dir = &a.dir;
+    // An escape experiment or a sweep is drawn from its unit folders, as they are (a partial,
+    // sharded one too), without writing its summary.
     let made: Vec<PathBuf> = if dir.join("escape.toml").is_file() {
-        let cfg: EscapeConfig = crate::config::load(&dir.join("escape.toml"), &[])?;
-        escape_figures(dir, &cfg)?
+        let c = crate::escape_cmd::combined_summary(dir)?;
+        escape_figures(dir, &c.config, &c.summary)?
     } else if dir.join("sweep.toml").is_file() {
-        let sweep: crate::sweep_cmd::SweepConfig =
-            crate::config::load(&dir.join("sweep.toml"), &[])?;
-        let names: Vec<String> = crate::sweep_cmd::runs(&sweep)?
+        let crate::units::Combined {
+            config: sweep,
+            summary,
+            states,
+        } = crate::sweep_cmd::combined_summary(dir)?;
+        let names: Vec<String> = states
             .into_iter()
-            .map(|r| r.name)
+            .filter(|(_, s)| *s != crate::units::UnitState::Missing)
+            .map(|(n, _)| n)
             .collect();
-        let summary: Value = std::fs::read_to_string(dir.join("summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
         sweep_figure(dir, &sweep, &names)?
             .into_iter()
             .chain(sweep_summary_figure(dir, &sweep, &summary)?)

@@ -63,7 +63,8 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn shell_quote(arg: &str) -> String {
+/// `arg` as one word for a POSIX shell: as it is when plain, else single-quoted.
+pub fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
             .chars()

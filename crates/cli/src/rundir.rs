@@ -12,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::prelude::*;
 use burn::tensor::DType;
 use noisescope_data::{Precision, SamplerState};
@@ -496,13 +496,16 @@ pub fn create_experiment_dir(
 /// `config` (written as `config_name`), with `figures/`. A folder that holds the same
 /// experiment is continued (its finished runs are kept, unfinished ones resume); one that
 /// holds another is refused unless `restart`, which deletes it first. `what` names the
-/// experiment in messages.
+/// experiment in messages. `shared`: other processes (the shards of the experiment) may be
+/// opening and writing the folder at the same time, so the config is created only where
+/// absent (one process wins, the others compare) and no one else's temporary is removed.
 pub fn open_experiment_dir(
     out: &Path,
     what: &str,
     config_name: &str,
     config: &str,
     restart: bool,
+    shared: bool,
 ) -> Result<()> {
     let saved = out.join(config_name);
     if restart && out.exists() {
@@ -514,15 +517,18 @@ pub fn open_experiment_dir(
         }
         fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
     }
-    match fs::read_to_string(&saved) {
-        Ok(text) if text == config => {}
-        // Nothing ran yet (the last attempt stopped at a config error, say): nothing to mix.
-        Ok(_) if !holds_runs(out, 3) => {}
-        Ok(_) => bail!(
+    let differs = || {
+        anyhow!(
             "{} holds {what} with other settings ({} differs); pass --restart to start over, or choose another --out",
             out.display(),
             saved.display()
-        ),
+        )
+    };
+    match fs::read_to_string(&saved) {
+        Ok(text) if text == config => {}
+        // Nothing ran yet (the last attempt stopped at a config error, say): nothing to mix.
+        Ok(_) if !shared && !holds_runs(out, 3) => write_atomic(&saved, config.as_bytes())?,
+        Ok(_) => return Err(differs()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if out.join("summary.json").exists() {
                 bail!(
@@ -530,13 +536,43 @@ pub fn open_experiment_dir(
                     out.display()
                 );
             }
+            fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            // Another shard may have created it since: then it must be the same experiment.
+            if !write_new(&saved, config.as_bytes())? && fs::read_to_string(&saved)? != config {
+                return Err(differs());
+            }
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", saved.display())),
     }
     fs::create_dir_all(out.join("figures"))
         .with_context(|| format!("creating {}", out.display()))?;
-    RunDir::at(out).remove_leftovers()?;
-    write_atomic(&saved, config.as_bytes())
+    if !shared {
+        RunDir::at(out).remove_leftovers()?;
+    }
+    Ok(())
+}
+
+/// Creates `path` holding `contents` unless it exists, atomically: the file is written and
+/// synced under a name of this process's own and hard-linked into place, which fails when
+/// another process got there first. Returns whether this call created it.
+pub fn write_new(path: &Path, contents: &[u8]) -> Result<bool> {
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy().to_string());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp~", std::process::id()));
+    write_synced(&tmp, contents)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 /// The `step-N` folders of a `checkpoints/` folder with their N, in no order (none when it

@@ -3,19 +3,27 @@
 //! learning rate), each in its own run directory; then a figure of chosen metrics against
 //! step with a curve per value, a figure of chosen summary values against the key with a
 //! curve per series, and a table. A run that diverges is recorded and the sweep goes on.
+//!
+//! Every run is a unit with its own folder: `--shard i/n` (or a Slurm array task) runs a
+//! share of them, `--jobs`/`--devices` runs them in parallel processes, and the combined
+//! summary is always built from the folders (`noisescope collect`).
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use noisescope_data::SearchPath;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::args::{Global, SweepArgs};
 use crate::backend;
 use crate::config::{self, RunConfig};
 use crate::experiment;
+use crate::fanout;
 use crate::plot;
-use crate::rundir::{check_folder_name, default_out, open_experiment_dir, write_atomic};
-use crate::train_cmd::{RunContext, initial_theta, run_unit};
+use crate::rundir::{check_folder_name, default_out, write_atomic};
+use crate::train_cmd::{RunContext, initial_theta};
+use crate::units::{self, Combined, Role, UnitState, run_recorded};
 
 /// A sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,98 +109,167 @@ pub fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> &'a serde_json::Value
     path.split('.').fold(v, |v, k| &v[k])
 }
 
+/// The run config of one unit: the base run with its series' overrides and the key's value.
+fn unit_config(sweep: &SweepConfig, r: &SweepRun, config: &Path) -> Result<RunConfig> {
+    let mut table = sweep.run.clone();
+    if let Some(sname) = &r.series {
+        let spec = sweep
+            .series
+            .iter()
+            .find(|s| &s.name == sname)
+            .expect("runs() names a series of the sweep");
+        for (k, v) in &spec.set {
+            config::set_key(&mut table, k, &v.to_string())
+                .with_context(|| format!("series {sname}: key {k}"))?;
+        }
+    }
+    config::set_key(&mut table, &sweep.key, &r.value.to_string())?;
+    config::parse_with_overrides(&toml::to_string(&table)?, config, &[])
+        .with_context(|| r.name.clone())
+}
+
 pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
     let sweep: SweepConfig = config::load(&a.config, &a.set)?;
-    let opened = backend::open(g.backend, g.device)?;
-    let search = SearchPath::from_env(g.data_dir.clone());
     let out = a.out.clone().unwrap_or_else(|| default_out(&a.config, ""));
     let units = runs(&sweep)?;
-    open_experiment_dir(
+    let text = toml::to_string(&sweep)?;
+    let role = Role::open(
+        g,
+        &a.scale,
         &out,
-        "a sweep",
-        "sweep.toml",
-        &toml::to_string(&sweep)?,
+        ("a sweep", "sweep.toml", &text),
         a.restart,
     )?;
-    let mut finals = Map::new();
-    let mut names = Vec::new();
-    for r in units {
-        let name = r.name.clone();
-        let mut table = sweep.run.clone();
-        if let Some(sname) = &r.series {
-            let spec = sweep
-                .series
-                .iter()
-                .find(|s| &s.name == sname)
-                .expect("runs() names a series of the sweep");
-            for (k, v) in &spec.set {
-                config::set_key(&mut table, k, &v.to_string())
-                    .with_context(|| format!("series {sname}: key {k}"))?;
+    if let Role::Parent(workers) = &role {
+        let progress = units
+            .iter()
+            .map(|r| Ok((out.join(&r.name), unit_config(&sweep, r, &a.config)?.steps)))
+            .collect::<Result<Vec<_>>>()?;
+        let ran = fanout::run(g, &out, workers, &progress);
+        report(g, &out)?;
+        return ran;
+    }
+    let opened = backend::open(g.backend, g.device)?;
+    let search = SearchPath::from_env(g.data_dir.clone());
+    let mine = role.shard().units(units.len());
+    if let Role::Shard(s) = &role
+        && !g.quiet
+    {
+        eprintln!(
+            "shard {s}: {} of the sweep's {} units",
+            mine.len(),
+            units.len()
+        );
+    }
+    // A failing unit is recorded in its folder and the others go on.
+    let mut failures = Vec::new();
+    for &i in &mine {
+        let r = &units[i];
+        let dir = out.join(&r.name);
+        units::clear_failure(&dir)?;
+        let ran = (|| -> Result<()> {
+            let mut cfg = unit_config(&sweep, r, &a.config)?;
+            cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
+            let exp = experiment::build(&cfg, &opened, &search)?;
+            if !g.quiet {
+                eprintln!(
+                    "{}: {} (D = {}), {} steps",
+                    r.name,
+                    exp.net.name,
+                    exp.net.dim(),
+                    cfg.steps
+                );
             }
+            let theta0 = initial_theta(&cfg, &exp.net, &opened.device)?;
+            let ctx = RunContext {
+                cfg: &cfg,
+                exp: &exp,
+                quiet: g.quiet,
+                until: None,
+                device_name: &opened.description,
+            };
+            // A diverged run is a result (the learning rate was too large for this width,
+            // say): its summary is on disk.
+            run_recorded(&ctx, theta0, &dir)?;
+            Ok(())
+        })();
+        if let Err(e) = ran {
+            units::record_failure(&dir, &e);
+            eprintln!("{}: {e:#}", r.name);
+            failures.push(format!("{}: {e:#}", r.name));
         }
-        config::set_key(&mut table, &sweep.key, &r.value.to_string())?;
-        let mut cfg: RunConfig =
-            config::parse_with_overrides(&toml::to_string(&table)?, &a.config, &[])
-                .with_context(|| name.clone())?;
-        cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
-        let exp = experiment::build(&cfg, &opened, &search).with_context(|| name.clone())?;
-        if !g.quiet {
-            eprintln!(
-                "{name}: {} (D = {}), {} steps",
-                exp.net.name,
-                exp.net.dim(),
-                cfg.steps
-            );
-        }
-        let dir = out.join(&name);
-        let theta0 = initial_theta(&cfg, &exp.net, &opened.device)?;
-        let ctx = RunContext {
-            cfg: &cfg,
-            exp: &exp,
-            quiet: g.quiet,
-            until: None,
-            device_name: &opened.description,
-        };
-        // A diverged run is a result (the learning rate was too large for this width, say):
-        // its summary is on disk; record it and go on.
-        let summary = match run_unit(&ctx, theta0, &dir) {
-            Ok(o) => o.summary,
-            Err(e) => {
-                let written = std::fs::read_to_string(dir.join("summary.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-                match written {
-                    Some(s) if s["status"] == "diverged" => {
-                        eprintln!("{name}: {e:#}");
-                        s
-                    }
-                    _ => return Err(e.context(name.clone())),
+    }
+    role.finish(g.quiet, &out, &failures, || report(g, &out))
+}
+
+/// The combined summary of the sweep in `out`, built from its unit folders alone (so it is
+/// the same however many processes ran them), with the units' states in list order.
+pub fn combined_summary(out: &Path) -> Result<Combined<SweepConfig>> {
+    let sweep: SweepConfig = config::load(&out.join("sweep.toml"), &[])?;
+    let mut finals = Map::new();
+    let mut states = Vec::new();
+    let mut devices: Vec<String> = Vec::new();
+    for r in runs(&sweep)? {
+        let state = UnitState::of(&out.join(&r.name))?;
+        let mut entry = json!({"status": state.status()});
+        match &state {
+            UnitState::Summarized(summary) => {
+                entry = json!({
+                    "status": summary["status"], "final": summary["final"], "dim": summary["dim"],
+                    "time": summary["time"], "effective_lr": summary["effective_lr"],
+                });
+                for m in &sweep.summary {
+                    entry["summary"][m.as_str()] = lookup(summary, m).clone();
+                }
+                if let Some(d) = summary["device"].as_str()
+                    && !devices.iter().any(|x| x == d)
+                {
+                    devices.push(d.to_string());
                 }
             }
-        };
-        let mut entry = json!({
-            "status": summary["status"], "final": summary["final"], "dim": summary["dim"],
-            "time": summary["time"], "effective_lr": summary["effective_lr"],
-        });
-        for m in &sweep.summary {
-            entry["summary"][m.as_str()] = lookup(&summary, m).clone();
+            UnitState::Failed(e) => entry["error"] = json!(e),
+            _ => {}
         }
-        finals.insert(name.clone(), entry);
-        names.push(name);
+        finals.insert(r.name.clone(), entry);
+        states.push((r.name, state));
     }
     let summary = json!({
         "key": sweep.key,
         "runs": finals,
-        "device": opened.description,
-        "provenance": crate::provenance::this_process(&opened.description),
+        "units": units::tally(states.iter().map(|(n, s)| (n.as_str(), s))),
+        "device": devices.join(", "),
     });
+    Ok(Combined {
+        config: sweep,
+        summary,
+        states,
+    })
+}
+
+/// Writes the sweep's combined `summary.json` and figures from its unit folders and prints
+/// its table (or the summary as JSON) and any units not finished.
+pub fn report(g: &Global, out: &Path) -> Result<()> {
+    let Combined {
+        config: sweep,
+        mut summary,
+        states,
+    } = combined_summary(out)?;
+    std::fs::create_dir_all(out.join("figures"))
+        .with_context(|| format!("creating {}", out.join("figures").display()))?;
+    summary["provenance"] =
+        crate::provenance::this_process(summary["device"].as_str().unwrap_or(""));
     write_atomic(
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let figures = plot::sweep_figure(&out, &sweep, &names)?
+    let names: Vec<String> = states
+        .iter()
+        .filter(|(_, s)| !matches!(s, UnitState::Missing))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let figures = plot::sweep_figure(out, &sweep, &names)?
         .into_iter()
-        .chain(plot::sweep_summary_figure(&out, &sweep, &summary)?);
+        .chain(plot::sweep_summary_figure(out, &sweep, &summary)?);
     for p in figures {
         if !g.quiet {
             eprintln!("figure: {}", p.display());
@@ -200,49 +277,65 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
     }
     if g.json {
         crate::output::print_json(&summary);
-    } else {
-        let mut cols: Vec<(String, String)> = sweep
-            .plot
+        return Ok(());
+    }
+    print_table(&sweep, &summary, &states);
+    if summary["units"]["finished"] != summary["units"]["total"] {
+        units::print_unfinished(&summary["units"], &states);
+    }
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+/// The sweep's table: one row per unit, the final value of every plotted metric and every
+/// chosen summary value (or the unit's status where it has none).
+fn print_table(sweep: &SweepConfig, summary: &Value, states: &[(String, UnitState)]) {
+    let finals = &summary["runs"];
+    let mut cols: Vec<(String, String)> = sweep
+        .plot
+        .iter()
+        .map(|m| {
+            let k = m.trim_start_matches("probes.").to_string();
+            let path = if m.starts_with("probes.") {
+                format!("final.probes.{k}")
+            } else {
+                format!("final.{m}")
+            };
+            (k, path)
+        })
+        .collect();
+    cols.extend(
+        sweep
+            .summary
             .iter()
-            .map(|m| {
-                let k = m.trim_start_matches("probes.").to_string();
-                let path = if m.starts_with("probes.") {
-                    format!("final.probes.{k}")
-                } else {
-                    format!("final.{m}")
-                };
-                (k, path)
-            })
-            .collect();
-        cols.extend(
-            sweep
-                .summary
-                .iter()
-                .map(|m| (m.clone(), format!("summary.{m}"))),
-        );
-        let width = names.iter().map(|n| n.len()).max().unwrap_or(8).max(12) + 2;
-        print!("{:<width$}", "run");
-        for (k, _) in &cols {
-            print!(" {k:>22}");
+            .map(|m| (m.clone(), format!("summary.{m}"))),
+    );
+    let width = states
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(8)
+        .max(12)
+        + 2;
+    print!("{:<width$}", "run");
+    for (k, _) in &cols {
+        print!(" {k:>22}");
+    }
+    println!();
+    for (n, state) in states {
+        print!("{n:<width$}");
+        for (_, path) in &cols {
+            let v = match path.strip_prefix("summary.") {
+                Some(m) => &finals[n]["summary"][m],
+                None => lookup(&finals[n], path),
+            };
+            let cell = match v.as_f64() {
+                Some(x) => format!("{x:.5e}"),
+                None if !state.finished() || finals[n]["status"] == "diverged" => state.status(),
+                None => "-".into(),
+            };
+            print!(" {cell:>22}");
         }
         println!();
-        for n in &names {
-            print!("{n:<width$}");
-            for (_, path) in &cols {
-                let v = match path.strip_prefix("summary.") {
-                    Some(m) => &finals[n]["summary"][m],
-                    None => lookup(&finals[n], path),
-                };
-                let cell = match v.as_f64() {
-                    Some(x) => format!("{x:.5e}"),
-                    None if finals[n]["status"] == "diverged" => "diverged".into(),
-                    None => "-".into(),
-                };
-                print!(" {cell:>22}");
-            }
-            println!();
-        }
-        println!("results: {}", out.display());
     }
-    Ok(())
 }

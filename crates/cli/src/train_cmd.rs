@@ -98,14 +98,21 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
 /// says so and its last checkpoint is at the end), or its last checkpoint is at or past
 /// `--until`.
 fn nothing_to_do(dir: &RunDir, cfg: &RunConfig, until: Option<u64>) -> Result<Option<String>> {
-    let Some(ck) = dir.find_checkpoint()? else {
-        return Ok(None);
-    };
-    let step = rundir::checkpoint_step(&ck)?;
     let summary: Option<Value> = std::fs::read(dir.path.join("summary.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let status = summary.as_ref().and_then(|s| s["status"].as_str());
+    // The same steps from the same checkpoint would diverge again, bit for bit.
+    if status == Some("diverged") {
+        let at = summary
+            .as_ref()
+            .map_or(Value::Null, |s| s["final"]["step"].clone());
+        return Ok(Some(format!("the run diverged (step {at})")));
+    }
+    let Some(ck) = dir.find_checkpoint()? else {
+        return Ok(None);
+    };
+    let step = rundir::checkpoint_step(&ck)?;
     if step >= cfg.steps && status == Some("completed") {
         return Ok(Some(format!("the run completed all {} steps", cfg.steps)));
     }
@@ -199,12 +206,15 @@ pub fn run_unit(ctx: &RunContext, theta0: Tensor<1>, path: &std::path::Path) -> 
         );
     }
     rd.remove_leftovers()?;
-    if nothing_to_do(&rd, cfg, ctx.until)?.is_some() {
+    if let Some(why) = nothing_to_do(&rd, cfg, ctx.until)? {
         let file = rd.path.join("summary.json");
         let summary: Value = serde_json::from_slice(
             &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
         )
         .with_context(|| format!("{}: not JSON", file.display()))?;
+        if summary["status"] == "diverged" {
+            bail!("{why}; its metrics and summary are kept");
+        }
         let theta = rundir::load_theta(&rd.path, &theta0.device(), cfg.precision)?;
         return Ok(Outcome { summary, theta });
     }

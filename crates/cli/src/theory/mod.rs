@@ -92,18 +92,35 @@ pub struct Context<'a> {
 
 fn settings<T: DeserializeOwned + Serialize>(
     e: TheoryExperiment,
-    a: &TheoryArgs,
+    config: Option<&Path>,
+    sets: &[String],
 ) -> Result<(T, String)> {
-    let cfg: T = match &a.config {
-        Some(path) => config::load(path, &a.set)?,
+    let cfg: T = match config {
+        Some(path) => config::load(path, sets)?,
         None => config::parse_with_overrides(
             e.defaults(),
             Path::new(&format!("configs/ziyin2022/{}.toml (built in)", e.name())),
-            &a.set,
+            sets,
         )?,
     };
     let text = toml::to_string(&cfg)?;
     Ok((cfg, text))
+}
+
+/// Reads and checks the settings of `e` (its config or the built-in one, with `--set`s), so
+/// that a job script is written only for settings that load.
+pub fn check_settings(e: TheoryExperiment, config: Option<&Path>, sets: &[String]) -> Result<()> {
+    match e {
+        TheoryExperiment::LabelNoise => {
+            settings::<label_noise::Settings>(e, config, sets).map(drop)
+        }
+        TheoryExperiment::LrSweep => settings::<lr_sweep::Settings>(e, config, sets).map(drop),
+        TheoryExperiment::WeightDecay => {
+            settings::<weight_decay::Settings>(e, config, sets).map(drop)
+        }
+        TheoryExperiment::HighDim => settings::<high_dim::Settings>(e, config, sets).map(drop),
+        TheoryExperiment::TailIndex => settings::<tail_index::Settings>(e, config, sets).map(drop),
+    }
 }
 
 pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
@@ -119,7 +136,7 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
         .unwrap_or_else(|| default_out(Path::new(&format!("theory-{}", e.name())), ""));
     macro_rules! go {
         ($module:ident) => {{
-            let (cfg, text) = settings::<$module::Settings>(e, a)?;
+            let (cfg, text) = settings::<$module::Settings>(e, a.config.as_deref(), &a.set)?;
             opened.check_precision(cfg.simulation.precision)?;
             create_experiment_dir(&out, "an experiment", "config.toml", &text)?;
             $module::run(&cfg, &ctx)?

@@ -1,0 +1,287 @@
+//! `--jobs N` and `--devices LIST`: an experiment's shards as parallel child processes of
+//! this binary on one machine (one per wgpu device, or N sharing the CPU's cores), with one
+//! progress bar over every unit's steps read from the unit folders. Each child's output goes
+//! to `DIR/logs/shard-i-of-n.log`.
+
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::{BackendKind, Global, ScaleArgs};
+use crate::shard::Shard;
+use crate::units::UnitState;
+
+/// One child process: its shard, and its wgpu device or CPU thread count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worker {
+    pub shard: Shard,
+    pub device: Option<usize>,
+    pub threads: Option<usize>,
+}
+
+/// The children `--jobs` or `--devices` ask for (None: run in this process). `--jobs N`
+/// gives each child an equal share of this process's cores (at least one).
+pub fn workers(g: &Global, scale: &ScaleArgs) -> Result<Option<Vec<Worker>>> {
+    if let Some(devices) = &scale.devices {
+        if g.backend != BackendKind::Wgpu {
+            bail!(
+                "--devices: runs one process per wgpu device; add --backend wgpu (or use --jobs N on the CPU)"
+            );
+        }
+        let mut seen = devices.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != devices.len() || devices.is_empty() {
+            bail!("--devices: expected a list of distinct device numbers, e.g. 0,1,2,3");
+        }
+        let n = devices.len();
+        return Ok(Some(
+            devices
+                .iter()
+                .enumerate()
+                .map(|(index, &d)| Worker {
+                    shard: Shard { index, count: n },
+                    device: Some(d),
+                    threads: None,
+                })
+                .collect(),
+        ));
+    }
+    let Some(jobs) = scale.jobs else {
+        return Ok(None);
+    };
+    let n = jobs as usize;
+    let cores = g
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(noisescope_models::host_threads);
+    let threads = (cores / n).max(1);
+    Ok(Some(
+        (0..n)
+            .map(|index| Worker {
+                shard: Shard { index, count: n },
+                device: None,
+                threads: Some(threads),
+            })
+            .collect(),
+    ))
+}
+
+/// The options this process was given that a child must not inherit (with whether each takes
+/// a value): the fan-out itself, the choices made per child, and `--restart` (done once, by
+/// the parent, before the children start).
+const PARENT_ONLY: [(&str, bool); 10] = [
+    ("--jobs", true),
+    ("--devices", true),
+    ("--shard", true),
+    ("--device", true),
+    ("--threads", true),
+    ("--out", true),
+    ("--restart", false),
+    ("--json", false),
+    ("--quiet", false),
+    ("-q", false),
+];
+
+/// This process's arguments less the [`PARENT_ONLY`] ones (as `--opt value` or
+/// `--opt=value`), for a child.
+pub fn child_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for a in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        let s = a.to_string_lossy();
+        if let Some((_, takes)) = PARENT_ONLY.iter().find(|(o, _)| s == *o) {
+            skip_value = *takes;
+            continue;
+        }
+        if PARENT_ONLY
+            .iter()
+            .any(|(o, takes)| *takes && s.starts_with(&format!("{o}=")))
+        {
+            continue;
+        }
+        kept.push(a);
+    }
+    kept
+}
+
+/// The last step a unit has logged (its total when it has finished), read from the tail of
+/// its `metrics.jsonl`.
+fn unit_progress(dir: &Path, total: u64) -> u64 {
+    if matches!(UnitState::of(dir), Ok(s) if s.finished()) {
+        return total;
+    }
+    let Ok(mut f) = std::fs::File::open(dir.join("metrics.jsonl")) else {
+        return 0;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut tail = String::new();
+    if f.seek(SeekFrom::Start(len.saturating_sub(8192))).is_err()
+        || f.read_to_string(&mut tail).is_err()
+    {
+        return 0;
+    }
+    tail.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["step"].as_u64())
+        .map_or(0, |s| s.min(total))
+}
+
+/// Runs `workers` as child processes of this binary on the experiment in `out` and waits for
+/// all of them, showing one progress bar over `units` (each unit's folder and step count).
+/// Fails, naming the shards and their logs, when any child failed.
+pub fn run(g: &Global, out: &Path, workers: &[Worker], units: &[(PathBuf, u64)]) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the noisescope binary")?;
+    let base = child_args(std::env::args_os().skip(1));
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let mut children: Vec<(Worker, PathBuf, Child)> = Vec::new();
+    for w in workers {
+        let log = logs.join(format!("shard-{}-of-{}.log", w.shard.index, w.shard.count));
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--quiet").args(&base);
+        cmd.arg("--out").arg(out);
+        cmd.arg("--shard").arg(w.shard.to_string());
+        if let Some(d) = w.device {
+            cmd.arg("--device").arg(d.to_string());
+        }
+        if let Some(t) = w.threads {
+            cmd.arg("--threads").arg(t.to_string());
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting shard {}", w.shard))?;
+        children.push((w.clone(), log, child));
+    }
+    let total: u64 = units.iter().map(|(_, s)| s).sum();
+    let bar = ProgressBar::new(total);
+    if g.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut failed = Vec::new();
+    let mut running = children.len();
+    while running > 0 {
+        running = 0;
+        for (w, log, child) in &mut children {
+            match child.try_wait() {
+                Ok(Some(status)) if !status.success() => {
+                    if !failed.iter().any(|(s, _)| s == &w.shard) {
+                        failed.push((w.shard, log.clone()));
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => running += 1,
+                Err(e) => bail!("waiting for shard {}: {e}", w.shard),
+            }
+        }
+        let done: u64 = units.iter().map(|(d, s)| unit_progress(d, *s)).sum();
+        let finished = units
+            .iter()
+            .filter(|(d, _)| matches!(UnitState::of(d), Ok(s) if s.finished()))
+            .count();
+        bar.set_position(done);
+        bar.set_message(format!(
+            "{finished}/{} units, {running} shards",
+            units.len()
+        ));
+        if running > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    bar.finish_and_clear();
+    if !failed.is_empty() {
+        let list: Vec<String> = failed
+            .iter()
+            .map(|(s, log)| format!("shard {s} (log: {})", log.display()))
+            .collect();
+        bail!(
+            "{} of {} shards failed: {}; a re-run continues where they stopped",
+            failed.len(),
+            workers.len(),
+            list.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn children_get_the_command_without_the_fan_out() {
+        let args = strs(&[
+            "--backend",
+            "wgpu",
+            "sweep",
+            "--config",
+            "c.toml",
+            "--jobs",
+            "4",
+            "--set",
+            "run.steps=3",
+            "--devices=0,1",
+            "--restart",
+            "--json",
+            "-q",
+            "--out",
+            "x",
+            "--threads=2",
+            "--data-dir",
+            "d",
+        ]);
+        assert_eq!(
+            child_args(args),
+            strs(&[
+                "--backend",
+                "wgpu",
+                "sweep",
+                "--config",
+                "c.toml",
+                "--set",
+                "run.steps=3",
+                "--data-dir",
+                "d",
+            ])
+        );
+    }
+
+    #[test]
+    fn progress_from_the_tail_of_the_metrics() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        assert_eq!(unit_progress(d, 10), 0);
+        std::fs::write(
+            d.join("metrics.jsonl"),
+            "{\"step\": 2}\n{\"step\": 4}\n{\"ste",
+        )
+        .unwrap();
+        assert_eq!(unit_progress(d, 10), 4);
+        std::fs::write(d.join("summary.json"), r#"{"status": "completed"}"#).unwrap();
+        assert_eq!(unit_progress(d, 10), 10);
+    }
+}

@@ -1,0 +1,163 @@
+//! Shards: which of an experiment's units (its sweep runs, its escape dynamics) one process
+//! runs. Shard i of n runs units i, i + n, i + 2n, … of the experiment's fixed unit list, so
+//! that any number of processes, on one machine or as the tasks of a Slurm job array, split
+//! the work without talking to each other: each unit has its own folder, and the combined
+//! summary is built from the folders afterwards (`noisescope collect`).
+
+use std::fmt;
+
+use anyhow::{Context, Result, bail};
+
+/// Shard `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `i/n` with 0 ≤ i < n.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected i/n with 0 ≤ i < n, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// The whole experiment in one process.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// The positions of this shard's units in a list of `units`.
+    pub fn units(&self, units: usize) -> Vec<usize> {
+        (self.index..units).step_by(self.count).collect()
+    }
+
+    /// The shard of a Slurm job-array task, from the variables Slurm sets in it:
+    /// `SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT`, or with `SLURM_ARRAY_TASK_MIN`
+    /// and `_MAX` (index = id − min, count = max − min + 1). None outside an array task.
+    pub fn from_slurm(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>> {
+        let Some(id) = var("SLURM_ARRAY_TASK_ID") else {
+            return Ok(None);
+        };
+        let num = |name: &str| -> Result<Option<usize>> {
+            var(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .with_context(|| format!("{name}={v}: not a task number"))
+                })
+                .transpose()
+        };
+        let id: usize = id
+            .trim()
+            .parse()
+            .with_context(|| format!("SLURM_ARRAY_TASK_ID={id}: not a task number"))?;
+        let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let count = match (num("SLURM_ARRAY_TASK_MAX")?, num("SLURM_ARRAY_TASK_COUNT")?) {
+            (Some(max), _) if max >= min => max - min + 1,
+            (_, Some(count)) => count,
+            _ => bail!(
+                "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX: cannot tell the shard; pass --shard i/n"
+            ),
+        };
+        if id < min || id - min >= count {
+            bail!(
+                "SLURM_ARRAY_TASK_ID={id} lies outside the array ({count} tasks from {min}): pass --shard i/n"
+            );
+        }
+        Ok(Some(Shard {
+            index: id - min,
+            count,
+        }))
+    }
+
+    /// `--shard` when given, else the Slurm array task's shard, else None (every unit).
+    pub fn resolve(flag: Option<Shard>) -> Result<Option<Shard>> {
+        match flag {
+            Some(s) => Ok(Some(s)),
+            None => Shard::from_slurm(|k| std::env::var(k).ok()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn parses_and_refuses() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["4/4", "0/0", "1", "-1/3", "a/b", "1/2/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_cover_every_unit_once() {
+        for count in 1..6 {
+            let mut seen: Vec<usize> = (0..count)
+                .flat_map(|index| Shard { index, count }.units(11))
+                .collect();
+            seen.sort();
+            assert_eq!(seen, (0..11).collect::<Vec<_>>());
+        }
+        assert_eq!(Shard { index: 1, count: 3 }.units(8), vec![1, 4, 7]);
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_slurm_arrays() {
+        assert_eq!(Shard::from_slurm(env(&[])).unwrap(), None);
+        let s = Shard::from_slurm(env(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 3, count: 4 }));
+        // An array 5-8: ids shift down to 0-3.
+        let s = Shard::from_slurm(env(&[
+            ("SLURM_ARRAY_TASK_ID", "6"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_MAX", "8"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 1, count: 4 }));
+        let e = Shard::from_slurm(env(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap_err();
+        assert!(e.to_string().contains("--shard"), "{e}");
+        let e = Shard::from_slurm(env(&[
+            ("SLURM_ARRAY_TASK_ID", "x"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("SLURM_ARRAY_TASK_ID=x"), "{e}");
+        let e = Shard::from_slurm(env(&[
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+    }
+}

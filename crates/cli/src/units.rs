@@ -1,0 +1,263 @@
+//! The units of a multi-run experiment: one folder each (a sweep's run, an escape
+//! experiment's dynamic), run by whichever process owns it ([`crate::shard`]) and read back
+//! by whoever combines them. A unit's state is read from its folder alone, so that the
+//! combined summary is the same whichever processes ran the units and in what order.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::rundir::{open_experiment_dir, write_atomic};
+use crate::shard::Shard;
+use crate::train_cmd::{Outcome, RunContext, run_unit};
+
+/// The file a unit's failure is recorded in, for `collect` to report.
+pub const ERROR_FILE: &str = "error.txt";
+
+/// Where a unit stands, as its folder says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitState {
+    /// No folder: no process has started it.
+    Missing,
+    /// Started, neither finished nor failed (running now, or stopped by a kill).
+    Started,
+    /// Its last attempt failed with this error.
+    Failed(String),
+    /// Its summary: completed, diverged (a result too), or stopped at `--until`.
+    Summarized(Value),
+}
+
+impl UnitState {
+    /// The unit's state from its folder `dir`.
+    pub fn of(dir: &Path) -> Result<UnitState> {
+        if !dir.is_dir() {
+            return Ok(UnitState::Missing);
+        }
+        if let Ok(text) = std::fs::read_to_string(dir.join(ERROR_FILE)) {
+            return Ok(UnitState::Failed(text.trim().to_string()));
+        }
+        let file = dir.join("summary.json");
+        match std::fs::read(&file) {
+            Ok(bytes) => Ok(UnitState::Summarized(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: not JSON ({e})", file.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(UnitState::Started),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", file.display()))),
+        }
+    }
+
+    /// `missing`, `started`, `failed`, or the summary's status (`completed`, `diverged`,
+    /// `stopped`).
+    pub fn status(&self) -> String {
+        match self {
+            UnitState::Missing => "missing".into(),
+            UnitState::Started => "started".into(),
+            UnitState::Failed(_) => "failed".into(),
+            UnitState::Summarized(s) => s["status"].as_str().unwrap_or("unknown").into(),
+        }
+    }
+
+    /// Whether the unit has its final result (completed or diverged).
+    pub fn finished(&self) -> bool {
+        matches!(self.status().as_str(), "completed" | "diverged")
+    }
+}
+
+/// The units' tally for a combined summary: how many there are and finished, and the names
+/// of those missing, failed and unfinished (started, or stopped at `--until`).
+pub fn tally<'a>(states: impl IntoIterator<Item = (&'a str, &'a UnitState)>) -> Value {
+    let (mut total, mut finished) = (0, 0);
+    let (mut missing, mut failed, mut unfinished) = (vec![], vec![], vec![]);
+    for (name, s) in states {
+        total += 1;
+        match s {
+            UnitState::Missing => missing.push(name),
+            UnitState::Failed(_) => failed.push(name),
+            s if s.finished() => finished += 1,
+            _ => unfinished.push(name),
+        }
+    }
+    json!({
+        "total": total, "finished": finished, "missing": missing, "failed": failed,
+        "unfinished": unfinished,
+    })
+}
+
+/// An experiment combined from its unit folders: its config, its summary, and each unit's
+/// name and state in the experiment's order.
+pub struct Combined<C> {
+    pub config: C,
+    pub summary: Value,
+    pub states: Vec<(String, UnitState)>,
+}
+
+/// Prints the units not finished (for `collect` and a combining process), one line each.
+pub fn print_unfinished(tally: &Value, states: &[(String, UnitState)]) {
+    println!(
+        "units finished: {} of {}",
+        tally["finished"], tally["total"]
+    );
+    for (name, s) in states {
+        match s {
+            UnitState::Missing => println!("  missing: {name}"),
+            UnitState::Failed(e) => {
+                let first = e.lines().next().unwrap_or("");
+                println!("  failed: {name}: {first}");
+            }
+            UnitState::Started => println!("  unfinished: {name} (started)"),
+            s if !s.finished() => println!("  unfinished: {name} ({})", s.status()),
+            _ => {}
+        }
+    }
+}
+
+/// Forgets the unit's recorded failure: it is about to run again.
+pub fn clear_failure(dir: &Path) -> Result<()> {
+    let file = dir.join(ERROR_FILE);
+    match std::fs::remove_file(&file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("removing {}", file.display()))),
+    }
+}
+
+/// Records the error that ended the unit's attempt in `dir/error.txt` for `collect` (a
+/// failure to record it is printed, not raised: the error itself matters more).
+pub fn record_failure(dir: &Path, error: &anyhow::Error) {
+    let file = dir.join(ERROR_FILE);
+    let recorded = std::fs::create_dir_all(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| write_atomic(&file, format!("{error:#}\n").as_bytes()));
+    if let Err(w) = recorded {
+        eprintln!("could not record the failure in {}: {w:#}", file.display());
+    }
+}
+
+/// Runs one unit into `dir` ([`run_unit`]: a new run, a continuation from its latest
+/// checkpoint, or nothing when finished). A diverged run is a result: `Ok(None)`, its
+/// summary on disk.
+pub fn run_recorded(
+    ctx: &RunContext,
+    theta0: burn::Tensor<1>,
+    dir: &Path,
+) -> Result<Option<Outcome>> {
+    match run_unit(ctx, theta0, dir) {
+        Ok(o) => Ok(Some(o)),
+        Err(e) => match UnitState::of(dir) {
+            Ok(UnitState::Summarized(s)) if s["status"] == "diverged" => {
+                if !ctx.quiet {
+                    eprintln!("{}: {e:#}", dir.display());
+                }
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// How this process takes part in an experiment: as the parent of `--jobs`/`--devices`
+/// children, as one shard, or alone.
+pub enum Role {
+    Parent(Vec<crate::fanout::Worker>),
+    Shard(Shard),
+    Alone,
+}
+
+impl Role {
+    /// The role `scale` and the Slurm variables ask for, with the experiment's folder opened
+    /// for it ([`open_experiment_dir`]: shared between shards; `restart` refused to a shard,
+    /// since the others may be writing the folder).
+    pub fn open(
+        g: &crate::args::Global,
+        scale: &crate::args::ScaleArgs,
+        out: &Path,
+        experiment: (&str, &str, &str),
+        restart: bool,
+    ) -> Result<Role> {
+        let (what, config_name, config) = experiment;
+        let role = match crate::fanout::workers(g, scale)? {
+            Some(w) => Role::Parent(w),
+            None => Shard::resolve(scale.shard)?.map_or(Role::Alone, Role::Shard),
+        };
+        let shard = matches!(role, Role::Shard(_));
+        if restart && shard {
+            anyhow::bail!(
+                "--restart: not for a shard (the other shards may be writing {}); delete the folder first, or restart without --shard",
+                out.display()
+            );
+        }
+        open_experiment_dir(out, what, config_name, config, restart, shard)?;
+        Ok(role)
+    }
+
+    /// The shard this process runs (all units when alone).
+    pub fn shard(&self) -> Shard {
+        match self {
+            Role::Shard(s) => *s,
+            _ => Shard::ALL,
+        }
+    }
+
+    /// Ends this process's part: alone, it writes the combined report (`report`); a shard
+    /// says how to combine. Then the units that failed (each recorded in its folder) are the
+    /// error.
+    pub fn finish(
+        &self,
+        quiet: bool,
+        out: &Path,
+        failures: &[String],
+        report: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Role::Shard(s) if !quiet => eprintln!(
+                "shard {s} done; `noisescope collect {}` combines the shards",
+                out.display()
+            ),
+            Role::Shard(_) => {}
+            _ => report()?,
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} unit(s) failed: {}; each error is in the unit's {ERROR_FILE}, and a re-run tries them again",
+            failures.len(),
+            failures.join("; ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_from_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        assert_eq!(UnitState::of(&d.join("a")).unwrap(), UnitState::Missing);
+        std::fs::create_dir(d.join("b")).unwrap();
+        assert_eq!(UnitState::of(&d.join("b")).unwrap(), UnitState::Started);
+        std::fs::create_dir(d.join("c")).unwrap();
+        std::fs::write(d.join("c/summary.json"), r#"{"status": "completed"}"#).unwrap();
+        let c = UnitState::of(&d.join("c")).unwrap();
+        assert!(c.finished());
+        std::fs::create_dir(d.join("e")).unwrap();
+        std::fs::write(d.join("e/summary.json"), r#"{"status": "stopped"}"#).unwrap();
+        let e = UnitState::of(&d.join("e")).unwrap();
+        std::fs::create_dir(d.join("f")).unwrap();
+        std::fs::write(d.join("f/error.txt"), "no data\n").unwrap();
+        let f = UnitState::of(&d.join("f")).unwrap();
+        assert_eq!(f, UnitState::Failed("no data".into()));
+        std::fs::write(d.join("b/summary.json"), "{").unwrap();
+        assert!(UnitState::of(&d.join("b")).is_err());
+        let states = [("a", &UnitState::Missing), ("c", &c), ("e", &e), ("f", &f)];
+        let t = tally(states);
+        assert_eq!(
+            t,
+            json!({"total": 4, "finished": 1, "missing": ["a"], "failed": ["f"], "unfinished": ["e"]})
+        );
+    }
+}
