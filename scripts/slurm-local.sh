@@ -161,7 +161,7 @@ EOF
   record "$dir/slurmd.pid" slurmd "$dir/slurmd.log"
   for _ in $(seq 300); do
     state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
-    if [ "$state" = idle ]; then ok=1; echo "export SLURM_CONF=$conf"; return 0; fi
+    if [ "$state" = idle ]; then ok=1; printf 'export SLURM_CONF=%q\n' "$conf"; return 0; fi
     case $state in inval*|drain*|fail*) break ;; esac   # the node was refused: no use waiting
     sleep 0.1
   done

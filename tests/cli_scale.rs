@@ -246,6 +246,37 @@ fn sharding_refuses_what_it_cannot_do() {
     );
     let e = failure(&o);
     assert!(e.contains("SLURM_ARRAY_TASK_COUNT"), "{e}");
+    let o = noisescope_with(
+        &[
+            "--quiet",
+            "sweep",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&out),
+            "--jobs",
+            "2",
+        ],
+        &[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    );
+    let e = failure(&o);
+    assert!(e.contains("inside a Slurm array task"), "{e}");
+    let e = failure(&sweep(&cfg, &out, &["--set", "values=[4, 4]"]));
+    assert!(e.contains("two runs named `lr-a/model.widths.1=4`"), "{e}");
+    let e = failure(&noisescope(&[
+        "slurm",
+        "escape",
+        "--config",
+        "configs/wangwu/escape-synthetic.toml",
+        "--out",
+        s(&out),
+        "--set",
+        "dynamics=[\"gd\", \"gd\"]",
+    ]));
+    assert!(e.contains("gd appears twice"), "{e}");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let e = failure(&noisescope(&["collect", s(&empty)]));

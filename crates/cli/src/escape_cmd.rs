@@ -68,6 +68,17 @@ impl EscapeConfig {
         if self.dynamics.is_empty() {
             bail!("dynamics: empty, expected at least one dynamic");
         }
+        // Each dynamic is a unit with its own folder: twice would be two writers of one.
+        if let Some((i, d)) = self
+            .dynamics
+            .iter()
+            .enumerate()
+            .find(|(i, d)| self.dynamics[..*i].contains(d))
+        {
+            bail!(
+                "dynamics: {d} appears twice (entry {i}); each dynamic is one unit with its own folder"
+            );
+        }
         if !(self.perturb.is_finite() && self.perturb >= 0.0) {
             bail!("perturb = {}: expected a finite σ ≥ 0", self.perturb);
         }
@@ -243,7 +254,10 @@ pub fn run(g: &Global, a: &EscapeArgs) -> Result<()> {
             Ok(f) => f,
             // Every unit of this process needed what failed.
             Err(e) => {
-                for d in &todo {
+                for d in todo
+                    .iter()
+                    .filter(|d| !unit_finished(&out, **d, cfg.repeats))
+                {
                     units::record_failure(&out.join(d.to_string()), &e);
                 }
                 return Err(e);
@@ -390,7 +404,14 @@ fn run_units(
                     );
                 }
                 run.optimizer.lr = lr;
-                if first {
+                // A unit continues with the rate it started with: θ* computed by another
+                // process (another device or thread count) may differ in its last bits.
+                let started: Option<Value> = std::fs::read(dir.join(START))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if first && let Some(lr) = started.as_ref().and_then(|v| v["lr"].as_f64()) {
+                    run.optimizer.lr = lr;
+                } else if first {
                     std::fs::create_dir_all(&dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                     write_atomic(
@@ -517,6 +538,30 @@ pub fn combined_summary(out: &Path) -> Result<Combined<EscapeConfig>> {
             results.insert(name.clone(), e);
         }
         states.push((name, state));
+    }
+    // Folders written before units had their own files keep their results in the root
+    // summary: a toy's success rates, λ_max(θ*).
+    let legacy: Option<Value> = std::fs::read(out.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(|v| v.get("units").is_none());
+    if let Some(old) = &legacy {
+        if lambda_star.is_null() {
+            lambda_star = old["lambda_max_star"].clone();
+        }
+        if cfg.repeats > 1 {
+            for (name, state) in states.iter_mut() {
+                let entry = &old["dynamics"][name.as_str()];
+                if entry["success_rate"].is_number()
+                    && !out.join(name.as_str()).join(REPETITIONS).is_file()
+                {
+                    let mut e = entry.clone();
+                    e["status"] = json!("completed");
+                    results.insert(name.clone(), e);
+                    *state = UnitState::Summarized(json!({"status": "completed"}));
+                }
+            }
+        }
     }
     let phase1: Value = match UnitState::of(&out.join("phase1"))? {
         UnitState::Summarized(s) => s["final"].clone(),

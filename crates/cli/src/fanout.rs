@@ -27,6 +27,13 @@ pub struct Worker {
 /// The children `--jobs` or `--devices` ask for (None: run in this process). `--jobs N`
 /// gives each child an equal share of this process's cores (at least one).
 pub fn workers(g: &Global, scale: &ScaleArgs) -> Result<Option<Vec<Worker>>> {
+    if (scale.jobs.is_some() || scale.devices.is_some())
+        && let Ok(id) = std::env::var("SLURM_ARRAY_TASK_ID")
+    {
+        bail!(
+            "--jobs/--devices inside a Slurm array task (SLURM_ARRAY_TASK_ID={id}) would run every unit in every task: give each shard its own task (noisescope slurm --tasks N)"
+        );
+    }
     if let Some(devices) = &scale.devices {
         if g.backend != BackendKind::Wgpu {
             bail!(
@@ -65,7 +72,7 @@ pub fn workers(g: &Global, scale: &ScaleArgs) -> Result<Option<Vec<Worker>>> {
         (0..n)
             .map(|index| Worker {
                 shard: Shard { index, count: n },
-                device: None,
+                device: g.device,
                 threads: Some(threads),
             })
             .collect(),
@@ -163,10 +170,13 @@ pub fn run(g: &Global, out: &Path, workers: &[Worker], units: &[(PathBuf, u64)])
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting shard {}", w.shard))?;
-        children.push((w.clone(), log, child));
+        match cmd.spawn() {
+            Ok(child) => children.push((w.clone(), log, child)),
+            Err(e) => {
+                stop(&mut children);
+                bail!("starting shard {}: {e}", w.shard);
+            }
+        }
     }
     let total: u64 = units.iter().map(|(_, s)| s).sum();
     let bar = ProgressBar::new(total);
@@ -191,7 +201,11 @@ pub fn run(g: &Global, out: &Path, workers: &[Worker], units: &[(PathBuf, u64)])
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => running += 1,
-                Err(e) => bail!("waiting for shard {}: {e}", w.shard),
+                Err(e) => {
+                    let shard = w.shard;
+                    stop(&mut children);
+                    bail!("waiting for shard {shard}: {e}");
+                }
             }
         }
         let done: u64 = units.iter().map(|(d, s)| unit_progress(d, *s)).sum();
@@ -222,6 +236,15 @@ pub fn run(g: &Global, out: &Path, workers: &[Worker], units: &[(PathBuf, u64)])
         );
     }
     Ok(())
+}
+
+/// Kills the children started so far and reaps them, so that none outlives a parent that
+/// gives up.
+fn stop(children: &mut [(Worker, PathBuf, Child)]) {
+    for (_, _, c) in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 #[cfg(test)]

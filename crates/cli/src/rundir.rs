@@ -538,7 +538,10 @@ pub fn open_experiment_dir(
             }
             fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             // Another shard may have created it since: then it must be the same experiment.
-            if !write_new(&saved, config.as_bytes())? && fs::read_to_string(&saved)? != config {
+            let theirs = || {
+                fs::read_to_string(&saved).with_context(|| format!("reading {}", saved.display()))
+            };
+            if !write_new(&saved, config.as_bytes())? && theirs()? != config {
                 return Err(differs());
             }
         }
@@ -559,7 +562,7 @@ pub fn write_new(path: &Path, contents: &[u8]) -> Result<bool> {
     let name = path
         .file_name()
         .map_or("file".into(), |n| n.to_string_lossy().to_string());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp~", std::process::id()));
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp~", unique_suffix()));
     write_synced(&tmp, contents)?;
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
@@ -932,7 +935,12 @@ fn to_tensor(t: &TensorView<'_>, device: &Device, precision: Precision) -> Resul
 /// full disk leaves either the old or the new contents; errors name the file, and a failed
 /// write removes its temporary.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp~");
+    // A name of this process's own: two processes (a shard's report and `collect`, say) may
+    // write one file at once, and neither may rename the other's half-written temporary.
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy().to_string());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp~", unique_suffix()));
     let result = write_synced(&tmp, contents).and_then(|()| {
         fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
     });
@@ -948,6 +956,24 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// A temporary file's suffix no other process or call uses: host, process id and a counter,
+/// so that processes on several machines writing into one shared folder never collide.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let host: String = crate::provenance::host_name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{host}-{}-{n}", std::process::id())
 }
 
 /// Appends `bytes` to `path` in one `write(2)`.

@@ -46,9 +46,12 @@ impl Shard {
         (self.index..units).step_by(self.count).collect()
     }
 
-    /// The shard of a Slurm job-array task, from the variables Slurm sets in it:
-    /// `SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT`, or with `SLURM_ARRAY_TASK_MIN`
-    /// and `_MAX` (index = id − min, count = max − min + 1). None outside an array task.
+    /// The shard of a Slurm job-array task, from the variables Slurm sets in it: index
+    /// (id − min) / step of `SLURM_ARRAY_TASK_COUNT` tasks (steps from
+    /// `SLURM_ARRAY_TASK_STEP`, default 1). Only a regular array min, min + step, …, max
+    /// qualifies: a list of ids (`--array=1,3,5`), or a single task resubmitted alone
+    /// (`--array=3`), does not say which shard of how many it is, and would run units that
+    /// other tasks run. None outside an array task.
     pub fn from_slurm(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>> {
         let Some(id) = var("SLURM_ARRAY_TASK_ID") else {
             return Ok(None);
@@ -67,20 +70,32 @@ impl Shard {
             .parse()
             .with_context(|| format!("SLURM_ARRAY_TASK_ID={id}: not a task number"))?;
         let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-        let count = match (num("SLURM_ARRAY_TASK_MAX")?, num("SLURM_ARRAY_TASK_COUNT")?) {
-            (Some(max), _) if max >= min => max - min + 1,
-            (_, Some(count)) => count,
+        let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+        let max = num("SLURM_ARRAY_TASK_MAX")?;
+        let count = match (num("SLURM_ARRAY_TASK_COUNT")?, max) {
+            (Some(c), _) => c,
+            (None, Some(max)) if max >= min => (max - min) / step + 1,
             _ => bail!(
                 "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX: cannot tell the shard; pass --shard i/n"
             ),
         };
-        if id < min || id - min >= count {
+        let regular = count > 0
+            && id >= min
+            && (id - min).is_multiple_of(step)
+            && (id - min) / step < count
+            && max.is_none_or(|m| m == min + step * (count - 1));
+        if !regular {
             bail!(
-                "SLURM_ARRAY_TASK_ID={id} lies outside the array ({count} tasks from {min}): pass --shard i/n"
+                "SLURM_ARRAY_TASK_ID={id} is not one of a regular array of {count} tasks from {min} by {step}: pass --shard i/n"
+            );
+        }
+        if count == 1 && id != 0 {
+            bail!(
+                "a one-task array with SLURM_ARRAY_TASK_ID={id}, a resubmitted task perhaps, does not say which shard it is: pass --shard {id}/N"
             );
         }
         Ok(Some(Shard {
-            index: id - min,
+            index: (id - min) / step,
             count,
         }))
     }
@@ -158,6 +173,27 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]))
         .unwrap_err();
-        assert!(e.to_string().contains("outside"), "{e}");
+        assert!(e.to_string().contains("--shard"), "{e}");
+        // An array 0-15:4: ids 0, 4, 8, 12 are shards 0-3 of 4.
+        let s = Shard::from_slurm(env(&[
+            ("SLURM_ARRAY_TASK_ID", "8"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "12"),
+            ("SLURM_ARRAY_TASK_STEP", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s, Some(Shard { index: 2, count: 4 }));
+        // A list of ids, and a task resubmitted alone, are refused.
+        for (id, min, max, count) in [("3", "1", "5", "3"), ("3", "3", "3", "1")] {
+            let e = Shard::from_slurm(env(&[
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_MIN", min),
+                ("SLURM_ARRAY_TASK_MAX", max),
+                ("SLURM_ARRAY_TASK_COUNT", count),
+            ]))
+            .unwrap_err();
+            assert!(e.to_string().contains("--shard"), "{e}");
+        }
     }
 }

@@ -27,7 +27,9 @@ fn quote(p: &Path) -> String {
 /// hold no whitespace or `#`.
 fn sbatch_value(what: &str, v: &str) -> Result<String> {
     if v.is_empty() || v.contains(|c: char| c.is_whitespace() || c == '#') {
-        bail!("--{what} `{v}`: expected one word, without spaces or `#`");
+        bail!(
+            "--{what} `{v}`: expected one word, without spaces or `#` (an #SBATCH line ends at the first space)"
+        );
     }
     Ok(v.to_string())
 }
@@ -106,6 +108,9 @@ pub fn run(g: &Global, a: &SlurmArgs) -> Result<()> {
         SlurmKind::Escape => {
             let seeds: Vec<Option<u64>> = match &a.seeds {
                 Some(list) if list.is_empty() => bail!("--seeds: expected a list, e.g. 0,1,2"),
+                Some(list) if list.iter().enumerate().any(|(i, s)| list[..i].contains(s)) => {
+                    bail!("--seeds: a seed appears twice; each seed is one folder")
+                }
                 Some(list) => list.iter().copied().map(Some).collect(),
                 None => vec![None],
             };
@@ -137,6 +142,9 @@ pub fn run(g: &Global, a: &SlurmArgs) -> Result<()> {
                 folders.push(dir);
             }
         }
+    }
+    if units == 0 {
+        bail!("the experiment has no units to run");
     }
     // Tasks per experiment; task t runs shard t mod n of experiment t div n.
     let per = a.tasks.map_or(units, |t| t as usize).min(units);
@@ -180,9 +188,11 @@ pub fn run(g: &Global, a: &SlurmArgs) -> Result<()> {
         None => format!("0-{}", tasks - 1),
     };
     lines.push(format!("#SBATCH --array={array}"));
+    // `%` is Slurm's pattern character: a literal one in the folder's path is `%%`.
+    let logs = slurm_dir.to_string_lossy().replace('%', "%%");
     lines.push(format!(
         "#SBATCH --output={}",
-        sbatch_value("out", &slurm_dir.join("%A_%a.out").to_string_lossy())?
+        sbatch_value("out", &format!("{logs}/%A_%a.out"))?
     ));
     if let Some(p) = &a.partition {
         lines.push(format!(

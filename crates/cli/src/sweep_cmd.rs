@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -73,6 +73,12 @@ pub struct SweepRun {
 /// The runs of a sweep in order: series by series, value by value. Every series name and
 /// value label must be a plain folder name ([`check_folder_name`]).
 pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
+    if sweep.values.is_empty() {
+        bail!(
+            "values: empty, expected at least one value of `{}`",
+            sweep.key
+        );
+    }
     for s in &sweep.series {
         check_folder_name("series name", &s.name)?;
     }
@@ -101,7 +107,19 @@ pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
                 })
             })
         })
-        .collect()
+        .collect::<Result<Vec<SweepRun>>>()
+        .and_then(|runs| {
+            // Each run is a unit with its own folder: twice would be two writers of one.
+            for (i, r) in runs.iter().enumerate() {
+                if runs[..i].iter().any(|q| q.name == r.name) {
+                    bail!(
+                        "the sweep has two runs named `{}`: values and series names must be distinct",
+                        r.name
+                    );
+                }
+            }
+            Ok(runs)
+        })
 }
 
 /// A dotted path into a JSON value.
