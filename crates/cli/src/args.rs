@@ -136,7 +136,7 @@ pub struct SlurmArgs {
     pub kind: SlurmKind,
     /// For `theory`: which experiment.
     #[arg(value_enum)]
-    pub theory: Option<crate::theory::TheoryExperiment>,
+    pub theory: Option<crate::theory::experiment::TheoryExperiment>,
     /// The experiment's config (for theory, optional: the built-in settings otherwise).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -213,7 +213,7 @@ pub struct ExportArgs {
 pub struct TheoryArgs {
     /// The experiment.
     #[arg(value_enum)]
-    pub experiment: crate::theory::TheoryExperiment,
+    pub experiment: crate::theory::experiment::TheoryExperiment,
     /// Settings replacing the built-in ones (configs/ziyin2022/<experiment>.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

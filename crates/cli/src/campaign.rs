@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 
+use crate::draw::{Panel, Points, Series, comparison};
 use crate::escape_cmd::EscapeConfig;
-use crate::plot::{Panel, Points, Series, comparison};
 use crate::rundir::{RunDir, write_atomic};
 
 /// The seed folders of a campaign root: `seed-N/` holding an `escape.toml`, by seed.
@@ -35,13 +35,8 @@ pub fn seed_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
 
 /// Mean and standard error of the mean (0 for one value).
 fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (m, 0.0);
-    }
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, (var / n).sqrt())
+    let (mean, se) = noisescope_probe::stats::mean_and_se(v);
+    (mean, se.unwrap_or(0.0))
 }
 
 /// A metric of one line: a top-level key, or `probes.<name>`.

@@ -3,7 +3,7 @@
 //! combined `summary.json` of the form `{"dynamics": {"<name>": {…}}}`. With `repeats` > 1
 //! (the 2-D toy), every repetition draws fresh data and the summary gives success rates.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
@@ -14,13 +14,14 @@ use serde_json::{Map, Value, json};
 use crate::args::{EscapeArgs, Global};
 use crate::backend;
 use crate::config::{self, RunConfig};
+use crate::draw::{Series, bars, line_panels, metric_series, toy_trajectories};
 use crate::experiment;
-use crate::fanout;
-use crate::plot;
+use crate::fanout::{self, Role};
 use crate::probes::Anchor;
+use crate::rundir::RunDir;
 use crate::rundir::{default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta, progress, run_unit, train_loop};
-use crate::units::{self, Combined, Role, UnitState, run_recorded};
+use crate::units::{self, Combined, UnitState, run_recorded};
 
 /// An escape experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -652,7 +653,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    let figures = plot::escape_figures(out, &cfg, &summary)?;
+    let figures = figures(out, &cfg, &summary)?;
     if g.json {
         crate::output::print_json(&summary);
         return Ok(());
@@ -700,4 +701,104 @@ fn print_table(cfg: &EscapeConfig, s: &Value) {
             step
         );
     }
+}
+
+/// The figures of an escape experiment: for the toy, trajectories and success rates; else
+/// test accuracy and sharpness against step, one curve per dynamic.
+pub fn figures(out: &Path, cfg: &EscapeConfig, summary: &Value) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    let names: Vec<String> = cfg.dynamics.iter().map(|d| d.to_string()).collect();
+    if cfg.success.is_some() {
+        let trajectories: Vec<Series> = names
+            .iter()
+            .map(|n| {
+                let rd = RunDir::at(&out.join(n));
+                let pts = rd
+                    .metrics()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|m| {
+                        let t = m["theta"].as_array()?;
+                        Some((t.first()?.as_f64()?, t.get(1)?.as_f64()?))
+                    })
+                    .collect();
+                Series::new(n.clone(), pts)
+            })
+            .collect();
+        if trajectories.iter().any(|t| !t.points.is_empty()) {
+            let p = out.join("figures/trajectories.svg");
+            toy_trajectories(&p, &trajectories)?;
+            made.push(p);
+        }
+        let rates: Vec<(String, f64)> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    summary["dynamics"][n]["success_rate"]
+                        .as_f64()
+                        .unwrap_or(0.0),
+                )
+            })
+            .collect();
+        let p = out.join("figures/success.svg");
+        bars(
+            &p,
+            &format!("escape success over {} runs", cfg.repeats),
+            "success rate",
+            &rates,
+        )?;
+        made.push(p);
+        return Ok(made);
+    }
+    let collect = |key: &str| -> Vec<Series> {
+        names
+            .iter()
+            .map(|n| {
+                Series::new(
+                    n.clone(),
+                    metric_series(&out.join(n), key).unwrap_or_default(),
+                )
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let mut panels = vec![("test accuracy", "test accuracy", false, collect("test_acc"))];
+    let sharp = collect("probes.sharpness");
+    if !sharp.is_empty() {
+        panels.push(("expected sharpness", "E[L(θ+ν)] − L(θ)", true, sharp));
+    }
+    let p = out.join("figures/escape.svg");
+    line_panels(&p, "step", &panels)?;
+    made.push(p);
+    let frac = collect("probes.direction_sharp_fraction");
+    if !frac.is_empty() {
+        let p = out.join("figures/direction.svg");
+        line_panels(
+            &p,
+            "step",
+            &[
+                (
+                    "share of ‖θ_t − θ_0‖² along the top-k Hessian eigenvectors at θ_0",
+                    "top-k fraction",
+                    false,
+                    frac,
+                ),
+                (
+                    "share along the sharpest eigenvector u_1",
+                    "u_1 fraction",
+                    false,
+                    collect("probes.direction_top1_fraction"),
+                ),
+                (
+                    "distance from θ_0",
+                    "‖θ_t − θ_0‖²",
+                    true,
+                    collect("probes.direction_norm_sq"),
+                ),
+            ],
+        )?;
+        made.push(p);
+    }
+    Ok(made)
 }

@@ -1,4 +1,5 @@
-//! `--jobs N` and `--devices LIST`: an experiment's shards as parallel child processes of
+//! How processes share an experiment ([`Role`]: alone, one shard, or the parent of children),
+//! and `--jobs N` / `--devices LIST`: an experiment's shards as parallel child processes of
 //! this binary on one machine (one per wgpu device, or N sharing the CPU's cores), with one
 //! progress bar over every unit's steps read from the unit folders. Each child's output goes
 //! to `DIR/logs/shard-i-of-n.log`.
@@ -13,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{BackendKind, Global, ScaleArgs};
+use crate::rundir::open_experiment_dir;
 use crate::shard::Shard;
 use crate::units::UnitState;
 
@@ -77,6 +79,79 @@ pub fn workers(g: &Global, scale: &ScaleArgs) -> Result<Option<Vec<Worker>>> {
             })
             .collect(),
     ))
+}
+
+/// How this process takes part in an experiment: as the parent of `--jobs`/`--devices`
+/// children, as one shard, or alone.
+pub enum Role {
+    Parent(Vec<Worker>),
+    Shard(Shard),
+    Alone,
+}
+
+impl Role {
+    /// The role `scale` and the Slurm variables ask for, with the experiment's folder opened
+    /// for it ([`open_experiment_dir`]: shared between shards; `restart` refused to a shard,
+    /// since the others may be writing the folder).
+    pub fn open(
+        g: &crate::args::Global,
+        scale: &crate::args::ScaleArgs,
+        out: &Path,
+        experiment: (&str, &str, &str),
+        restart: bool,
+    ) -> Result<Role> {
+        let (what, config_name, config) = experiment;
+        let role = match workers(g, scale)? {
+            Some(w) => Role::Parent(w),
+            None => Shard::resolve(scale.shard)?.map_or(Role::Alone, Role::Shard),
+        };
+        let shard = matches!(role, Role::Shard(_));
+        if restart && shard {
+            anyhow::bail!(
+                "--restart: not for a shard (the other shards may be writing {}); delete the folder first, or restart without --shard",
+                out.display()
+            );
+        }
+        open_experiment_dir(out, what, config_name, config, restart, shard)?;
+        Ok(role)
+    }
+
+    /// The shard this process runs (all units when alone).
+    pub fn shard(&self) -> Shard {
+        match self {
+            Role::Shard(s) => *s,
+            _ => Shard::ALL,
+        }
+    }
+
+    /// Ends this process's part: alone, it writes the combined report (`report`); a shard
+    /// says how to combine. Then the units that failed (each recorded in its folder) are the
+    /// error.
+    pub fn finish(
+        &self,
+        quiet: bool,
+        out: &Path,
+        failures: &[String],
+        report: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Role::Shard(s) if !quiet => eprintln!(
+                "shard {s} done; `noisescope collect {}` combines the shards",
+                out.display()
+            ),
+            Role::Shard(_) => {}
+            _ => report()?,
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} unit(s) failed: {}; each error is in the unit's {}, and a re-run tries them again",
+            failures.len(),
+            failures.join("; "),
+            crate::units::ERROR_FILE
+        )
+    }
 }
 
 /// The options this process was given that a child must not inherit (with whether each takes

@@ -8,13 +8,14 @@ mod campaign;
 mod collect_cmd;
 mod config;
 mod data_cmd;
+mod draw;
 mod escape_cmd;
 mod experiment;
 mod export_cmd;
 mod fanout;
 mod host_allocator;
 mod output;
-mod plot;
+mod plot_cmd;
 mod probe_cmd;
 mod probes;
 mod provenance;
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),
         args::Command::Sweep(a) => sweep_cmd::run(&cli.global, a),
-        args::Command::Plot(a) => plot::run(a),
+        args::Command::Plot(a) => plot_cmd::run(a),
         args::Command::Theory(a) => theory::run(&cli.global, a),
         args::Command::Export(a) => export_cmd::run(a),
         args::Command::Devices => backend::list(&cli.global),

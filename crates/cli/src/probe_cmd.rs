@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::args::{Global, ProbeArgs};
 use crate::backend;
 use crate::config::{self, Probe, RunConfig};
+use crate::draw::{self, Series};
 use crate::experiment;
-use crate::plot::{self, Series};
 use crate::probes;
 use crate::rundir::{self, RunDir};
 
@@ -106,7 +106,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
             .map(|(i, v)| (format!("λ{}", i + 1), v.as_f64().unwrap_or(0.0)))
             .collect();
         let p = rd.path.join(format!("figures/spectrum-step-{step:07}.svg"));
-        plot::bars(
+        draw::bars(
             &p,
             &format!("top Hessian eigenvalues at step {step}"),
             "eigenvalue",
@@ -119,7 +119,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         let (lo, hi) = density.range();
         let grid = density.on_grid(400, ((hi - lo) / 100.0).max(1e-12));
         let p = rd.path.join(format!("figures/density-step-{step:07}.svg"));
-        plot::line_panels(
+        draw::line_panels(
             &p,
             "eigenvalue",
             &[(

@@ -8,7 +8,7 @@
 //! share of them, `--jobs`/`--devices` runs them in parallel processes, and the combined
 //! summary is always built from the folders (`noisescope collect`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
@@ -18,12 +18,12 @@ use serde_json::{Map, Value, json};
 use crate::args::{Global, SweepArgs};
 use crate::backend;
 use crate::config::{self, RunConfig};
+use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
 use crate::experiment;
-use crate::fanout;
-use crate::plot;
+use crate::fanout::{self, Role};
 use crate::rundir::{check_folder_name, default_out, write_atomic};
 use crate::train_cmd::{RunContext, initial_theta};
-use crate::units::{self, Combined, Role, UnitState, run_recorded};
+use crate::units::{self, Combined, UnitState, run_recorded};
 
 /// A sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,9 +285,9 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         .filter(|(_, s)| !matches!(s, UnitState::Missing))
         .map(|(n, _)| n.clone())
         .collect();
-    let figures = plot::sweep_figure(out, &sweep, &names)?
+    let figures = figure(out, &sweep, &names)?
         .into_iter()
-        .chain(plot::sweep_summary_figure(out, &sweep, &summary)?);
+        .chain(summary_figure(out, &sweep, &summary)?);
     for p in figures {
         if !g.quiet {
             eprintln!("figure: {}", p.display());
@@ -356,4 +356,79 @@ fn print_table(sweep: &SweepConfig, summary: &Value, states: &[(String, UnitStat
         }
         println!();
     }
+}
+
+/// The figure of a sweep: the chosen metrics against step, one curve per value and metric.
+pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Option<PathBuf>> {
+    if sweep.plot.is_empty() {
+        return Ok(None);
+    }
+    // One colour per value of the key; the first metric solid, the others dashed.
+    let series: Vec<Series> = names
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            sweep.plot.iter().enumerate().map(move |(j, m)| Series {
+                name: format!("{n} {}", m.trim_start_matches("probes.")),
+                points: metric_series(&out.join(n), m).unwrap_or_default(),
+                color: Some(i),
+                dashed: j > 0,
+            })
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let p = out.join("figures/sweep.svg");
+    line_panels(&p, "step", &[(&sweep.key, "value", sweep.log_y, series)])?;
+    Ok(Some(p))
+}
+
+/// The summary figure of a sweep: each chosen summary value against the key, one curve per
+/// series (diverged runs are left out of the curve and named in the table).
+pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Result<Option<PathBuf>> {
+    if sweep.summary.is_empty() {
+        return Ok(None);
+    }
+    let runs = runs(sweep)?;
+    let mut series_names: Vec<Option<String>> = Vec::new();
+    for r in &runs {
+        if !series_names.contains(&r.series) {
+            series_names.push(r.series.clone());
+        }
+    }
+    let panels: Vec<Panel> = sweep
+        .summary
+        .iter()
+        .map(|m| Panel {
+            title: m.clone(),
+            x_label: sweep.key.clone(),
+            y_label: m.clone(),
+            log_x: sweep.log_x,
+            log_y: sweep.log_y,
+            curves: series_names
+                .iter()
+                .map(|sn| {
+                    let pts = runs
+                        .iter()
+                        .filter(|r| &r.series == sn)
+                        .filter_map(|r| {
+                            let x = r
+                                .value
+                                .as_float()
+                                .or_else(|| r.value.as_integer().map(|i| i as f64))?;
+                            let y = summary["runs"][&r.name]["summary"][m].as_f64()?;
+                            Some((x, y))
+                        })
+                        .collect();
+                    Series::new(sn.clone().unwrap_or_else(|| m.clone()), pts)
+                })
+                .collect(),
+            points: vec![],
+            vlines: vec![],
+            jitter: 0.0,
+            legend_low: false,
+        })
+        .collect();
+    let p = out.join("figures/summary.svg");
+    comparison(&p, &panels)?;
+    Ok(Some(p))
 }

@@ -8,8 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::rundir::{open_experiment_dir, write_atomic};
-use crate::shard::Shard;
+use crate::rundir::write_atomic;
 use crate::train_cmd::{Outcome, RunContext, run_unit};
 
 /// The file a unit's failure is recorded in, for `collect` to report.
@@ -154,78 +153,6 @@ pub fn run_recorded(
             }
             _ => Err(e),
         },
-    }
-}
-
-/// How this process takes part in an experiment: as the parent of `--jobs`/`--devices`
-/// children, as one shard, or alone.
-pub enum Role {
-    Parent(Vec<crate::fanout::Worker>),
-    Shard(Shard),
-    Alone,
-}
-
-impl Role {
-    /// The role `scale` and the Slurm variables ask for, with the experiment's folder opened
-    /// for it ([`open_experiment_dir`]: shared between shards; `restart` refused to a shard,
-    /// since the others may be writing the folder).
-    pub fn open(
-        g: &crate::args::Global,
-        scale: &crate::args::ScaleArgs,
-        out: &Path,
-        experiment: (&str, &str, &str),
-        restart: bool,
-    ) -> Result<Role> {
-        let (what, config_name, config) = experiment;
-        let role = match crate::fanout::workers(g, scale)? {
-            Some(w) => Role::Parent(w),
-            None => Shard::resolve(scale.shard)?.map_or(Role::Alone, Role::Shard),
-        };
-        let shard = matches!(role, Role::Shard(_));
-        if restart && shard {
-            anyhow::bail!(
-                "--restart: not for a shard (the other shards may be writing {}); delete the folder first, or restart without --shard",
-                out.display()
-            );
-        }
-        open_experiment_dir(out, what, config_name, config, restart, shard)?;
-        Ok(role)
-    }
-
-    /// The shard this process runs (all units when alone).
-    pub fn shard(&self) -> Shard {
-        match self {
-            Role::Shard(s) => *s,
-            _ => Shard::ALL,
-        }
-    }
-
-    /// Ends this process's part: alone, it writes the combined report (`report`); a shard
-    /// says how to combine. Then the units that failed (each recorded in its folder) are the
-    /// error.
-    pub fn finish(
-        &self,
-        quiet: bool,
-        out: &Path,
-        failures: &[String],
-        report: impl FnOnce() -> Result<()>,
-    ) -> Result<()> {
-        match self {
-            Role::Shard(s) if !quiet => eprintln!(
-                "shard {s} done; `noisescope collect {}` combines the shards",
-                out.display()
-            ),
-            Role::Shard(_) => {}
-            _ => report()?,
-        }
-        if failures.is_empty() {
-            return Ok(());
-        }
-        anyhow::bail!(
-            "{} unit(s) failed: {}; each error is in the unit's {ERROR_FILE}, and a re-run tries them again",
-            failures.len(),
-            failures.join("; ")
-        )
     }
 }
 

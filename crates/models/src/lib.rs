@@ -11,6 +11,7 @@ mod activation;
 mod blas;
 mod conv;
 mod dense;
+mod error;
 mod fixed;
 mod host_activation;
 mod host_conv;
@@ -35,6 +36,7 @@ pub use activation::{Activation, ActivationKind};
 pub use blas::{init_matmul_engine, matmul_engine};
 pub use conv::Conv2d;
 pub use dense::Dense;
+pub use error::ModelError;
 pub use fixed::{Bias, FrozenLinear};
 pub use init::Init;
 pub use layer::{Backward, Factors, Layer, LayerIo, Memo, RBackward, RIo};
@@ -45,7 +47,7 @@ pub use net::{Linearization, Net};
 pub use pool::MaxPool2;
 pub use sample_grads::SampleGradients;
 pub use threads::{host_threads, set_host_threads};
-pub use zoo::{ModelError, ModelSpec};
+pub use zoo::ModelSpec;
 
 /// Products and concatenation as noisescope's passes run them: on host memory through the
 /// CPU's matrix engine ([`matmul_engine`]) with transposed operands read in place, elsewhere

@@ -17,12 +17,12 @@
 use burn::prelude::*;
 use noisescope_data::DeviceDataset;
 
+use crate::error::ModelError;
 use crate::host_ops;
 use crate::layer::{Factors, Layer, LayerIo, Memo, RIo};
 use crate::layout::Layout;
 use crate::loss::Loss;
 use crate::sample_grads::SampleGradients;
-use crate::zoo::ModelError;
 
 /// A network over a flat θ.
 #[derive(Debug)]

@@ -17,6 +17,7 @@ use burn::prelude::*;
 use noisescope_data::Precision;
 
 use crate::activation::{Activation, ActivationKind};
+use crate::error::ModelError;
 use crate::fixed::{Bias, FrozenLinear};
 use crate::layer::Layer;
 use crate::layers::{LayerSpec, build_layers, dense};
@@ -81,16 +82,6 @@ pub enum ModelSpec {
         /// Loss on the output.
         loss: Loss,
     },
-}
-
-/// A zoo spec that cannot be built.
-#[derive(Debug, thiserror::Error)]
-#[error("model {model}: {detail}")]
-pub struct ModelError {
-    /// The model's name.
-    pub model: String,
-    /// What is wrong.
-    pub detail: String,
 }
 
 impl ModelSpec {

@@ -3,12 +3,12 @@
 //! g(θ; v) = vᵀ Σ₁ v / (2 L(θ) vᵀ G_F v).
 
 use burn::prelude::*;
-use burn::tensor::DType;
 use noisescope_data::DeviceDataset;
 use noisescope_models::{Net, SampleGradients};
 
 use crate::covariance::GradientNoise;
 use crate::escape::{TraceMethod, trace_with_covariance};
+pub use crate::linalg::random_unit_directions;
 use crate::linalg::{ProbeKind, random_directions, row_dots, row_sums, to_host};
 use crate::operator::{Blocked, GaussNewton, Operator};
 use crate::trace::unit_rows;
@@ -54,11 +54,8 @@ pub fn frobenius_sq(op: &impl Operator, method: TraceMethod, seed: u64) -> (f64,
                 &op.device(),
                 op.dtype(),
             );
-            let v = sq(&z);
-            let m = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / m;
-            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0);
-            (mean, (var / m).sqrt())
+            let (mean, se) = crate::stats::mean_and_se(&sq(&z));
+            (mean, se.unwrap_or(f64::NAN))
         }
     }
 }
@@ -180,18 +177,4 @@ pub fn directional_alignment(
         .zip(&curv)
         .map(|(s, c)| s / (2.0 * loss * c))
         .collect()
-}
-
-/// k random unit directions [k, D] (Gaussian, normalized), for the directional alignment's
-/// baseline.
-pub fn random_unit_directions(
-    k: usize,
-    d: usize,
-    seed: u64,
-    device: &Device,
-    dtype: DType,
-) -> Tensor<2> {
-    let v = random_directions(k, d, ProbeKind::Gaussian, seed, device, dtype);
-    let norms = row_sums(v.clone().square()).sqrt().reshape([k, 1]);
-    v / norms
 }

@@ -71,10 +71,8 @@ impl SpectralDensity {
             .zip(&self.weights)
             .map(|(t, w)| t.iter().zip(w).map(|(t, w)| w * t.powi(p)).sum())
             .collect();
-        let m = per.len() as f64;
-        let mean = per.iter().sum::<f64>() / m;
-        let var = per.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
-        (mean, (var / m).sqrt())
+        let (mean, se) = crate::stats::mean_and_se(&per);
+        (mean, se.unwrap_or(0.0))
     }
 
     /// The smallest and largest node.

@@ -250,7 +250,7 @@ pub(crate) fn lanczos_on_device(
 /// subspace never leaves it).
 pub fn warm_start(u: &Tensor<2>, seed: u64) -> Tensor<2> {
     let d = u.dims()[1];
-    let z = crate::alignment::random_unit_directions(1, d, seed, &u.device(), u.dtype());
+    let z = crate::linalg::random_unit_directions(1, d, seed, &u.device(), u.dtype());
     let start = u.clone().sum_dim(0);
     let norm = crate::linalg::row_sums(start.clone().square())
         .sqrt()

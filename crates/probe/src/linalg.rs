@@ -184,6 +184,23 @@ pub fn orthonormalize_rows(y: Tensor<2>) -> Tensor<2> {
     q
 }
 
+/// k random unit directions [k, D] (Gaussian, normalized): the directional alignment's
+/// baseline, and a Lanczos start.
+///
+/// # Shapes
+/// Returns [k, D] in `dtype` on `device`.
+pub fn random_unit_directions(
+    k: usize,
+    d: usize,
+    seed: u64,
+    device: &Device,
+    dtype: DType,
+) -> Tensor<2> {
+    let v = random_directions(k, d, ProbeKind::Gaussian, seed, device, dtype);
+    let norms = row_sums(v.clone().square()).sqrt().reshape([k, 1]);
+    v / norms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,9 +124,8 @@ pub fn expected_sharpness(
     }
 }
 
+/// Mean and standard error; one sample's error is 0.
 fn mean_se(v: &[f64]) -> (f64, f64) {
-    let m = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / m;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
-    (mean, (var / m).sqrt())
+    let (mean, se) = crate::stats::mean_and_se(v);
+    (mean, se.unwrap_or(0.0))
 }

@@ -1,5 +1,21 @@
 //! Statistics of trajectories: the loss variance over a window of steps and the tail index.
 
+/// Mean and standard error of the mean of independent values: (1/m) Σ v and √(s²/m), with
+/// s² the unbiased sample variance. The one such helper of the workspace.
+///
+/// # Returns
+/// The mean (NaN for no values) and the standard error, `None` for fewer than two values
+/// (callers choose what one value's error is: 0, ∞ or missing).
+pub fn mean_and_se(values: &[f64]) -> (f64, Option<f64>) {
+    let m = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / m;
+    if values.len() < 2 {
+        return (mean, None);
+    }
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0);
+    (mean, Some((var / m).sqrt()))
+}
+
 /// The unbiased sample variance of `values` (NaN for fewer than two values).
 pub fn window_variance(values: &[f64]) -> f64 {
     let m = values.len() as f64;

@@ -52,14 +52,10 @@ fn quadratic_forms(op: &impl Operator, z: &Tensor<2>) -> Vec<f64> {
     to_host(row_dots(&az, z))
 }
 
+/// Mean and standard error; one vector's error is unknown: ∞.
 fn mean_and_error(v: &[f64]) -> (f64, f64) {
-    let m = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / m;
-    if v.len() < 2 {
-        return (mean, f64::INFINITY);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0);
-    (mean, (var / m).sqrt())
+    let (mean, se) = crate::stats::mean_and_se(v);
+    (mean, se.unwrap_or(f64::INFINITY))
 }
 
 /// Hutchinson's estimate Tr A ≈ (1/m) Σ_j z_jᵀ A z_j with m Rademacher probes; the standard

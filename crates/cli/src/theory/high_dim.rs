@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::sim::{Simulation, bar, mean_se};
 use super::{Context, Report, Table, num, pm, rel};
-use crate::plot::{Panel, Points, Series};
+use crate::draw::{Panel, Points, Series};
 
 /// The experiment's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::sim::{Simulation, mean_se, stationary_moments, vector};
 use super::{Context, Report, Table, num, pm, rel};
-use crate::plot::{Panel, Points};
+use crate::draw::{Panel, Points};
 
 /// The experiment's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! The built-in settings of each experiment are the files `configs/ziyin2022/<name>.toml`,
 //! compiled in; `--config` replaces them and `--set` overrides single keys.
 
+pub mod experiment;
 mod high_dim;
 mod label_noise;
 mod lr_sweep;
@@ -17,71 +18,21 @@ mod weight_decay;
 use std::path::Path;
 
 use anyhow::Result;
-use clap::ValueEnum;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use self::experiment::TheoryExperiment;
 use crate::args::{Global, TheoryArgs};
 use crate::backend::{self, Opened};
 use crate::config;
 use crate::rundir::{create_experiment_dir, default_out, write_atomic};
 
-/// The experiments of `noisescope theory`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TheoryExperiment {
-    /// Thms. 2–3: the stationary Σ and C of label-noise regression in 1-d and 2-d (SPEC §5.6).
-    LabelNoise,
-    /// Thm. 2 against the learning rate, with both Hessian approximations (SPEC §5.6).
-    LrSweep,
-    /// Thm. 4 / Cor. 1: test loss against weight decay γ, divergence boundaries, the negative
-    /// optimum (SPEC §5.7).
-    WeightDecay,
-    /// Thm. 6: Tr[ÂΣ] against α = N/D across the over/under-parameterized transition (§5.8).
-    HighDim,
-    /// The 1-d tail index against λ and S (§5.9), with the exact Kesten–Goldie index.
-    TailIndex,
-}
-
-impl TheoryExperiment {
-    /// The command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TheoryExperiment::LabelNoise => "label-noise",
-            TheoryExperiment::LrSweep => "lr-sweep",
-            TheoryExperiment::WeightDecay => "weight-decay",
-            TheoryExperiment::HighDim => "high-dim",
-            TheoryExperiment::TailIndex => "tail-index",
-        }
-    }
-
-    /// The built-in settings: `configs/ziyin2022/<name>.toml`.
-    pub fn defaults(self) -> &'static str {
-        match self {
-            TheoryExperiment::LabelNoise => {
-                include_str!("../../../../configs/ziyin2022/label-noise.toml")
-            }
-            TheoryExperiment::LrSweep => {
-                include_str!("../../../../configs/ziyin2022/lr-sweep.toml")
-            }
-            TheoryExperiment::WeightDecay => {
-                include_str!("../../../../configs/ziyin2022/weight-decay.toml")
-            }
-            TheoryExperiment::HighDim => {
-                include_str!("../../../../configs/ziyin2022/high-dim.toml")
-            }
-            TheoryExperiment::TailIndex => {
-                include_str!("../../../../configs/ziyin2022/tail-index.toml")
-            }
-        }
-    }
-}
-
 /// What an experiment hands back: the JSON summary, a markdown table, the figure's panels.
 pub struct Report {
     pub summary: Value,
     pub table: String,
-    pub panels: Vec<crate::plot::Panel>,
+    pub panels: Vec<crate::draw::Panel>,
 }
 
 /// Everything an experiment needs besides its settings.
@@ -160,7 +111,7 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
         &out.join(format!("figures/{}.json", e.name())),
         serde_json::to_string(&report.panels)?.as_bytes(),
     )?;
-    crate::plot::comparison(&fig, &report.panels)?;
+    crate::draw::comparison(&fig, &report.panels)?;
     write_atomic(
         &out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
@@ -240,6 +191,7 @@ pub fn rel(m: f64, se: f64, t: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     /// The shipped files parse into their experiments' settings (they are the built-in
     /// defaults, so a typo would break the command for everyone).

@@ -154,13 +154,13 @@ impl Moments {
 /// Mean and standard error of independent values; `None` when any is not finite (a
 /// diverged chain) or there are fewer than two.
 pub fn mean_se(values: &[f64]) -> Option<(f64, f64)> {
-    let n = values.len();
-    if n < 2 || values.iter().any(|v| !v.is_finite()) {
+    if values.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    let m = values.iter().sum::<f64>() / n as f64;
-    let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-    Some((m, (var / n as f64).sqrt()))
+    match noisescope_probe::stats::mean_and_se(values) {
+        (m, Some(se)) => Some((m, se)),
+        _ => None,
+    }
 }
 
 /// Chains of 1-d SGD on fresh Gaussian data (curvature a, teacher u, label noise σ), one per

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::sim::{Simulation, bar, mean_se, one_d_chains, repeat_each};
 use super::{Context, Report, Table, num, pm, rel};
-use crate::plot::{Panel, Points, Series};
+use crate::draw::{Panel, Points, Series};
 
 /// The experiment's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::sim::{Simulation, mean_se, one_d_chains, repeat_each, stationary_moments, vector};
 use super::{Context, Report, Table, num, pm, rel};
-use crate::plot::{Panel, Points, Series};
+use crate::draw::{Panel, Points, Series};
 
 /// The experiment's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

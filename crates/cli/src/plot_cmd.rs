@@ -1,0 +1,91 @@
+//! `noisescope plot DIR`: redraws the figures of a run, an escape experiment, a sweep, a
+//! campaign or a theory experiment from the files they wrote.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
+
+/// A theory experiment's figure data (`figures/<experiment>.json`, written beside its SVG),
+/// when `dir` holds one.
+fn theory_panels(dir: &Path) -> Result<Option<(String, Vec<Panel>)>> {
+    let summary = dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&summary) else {
+        return Ok(None);
+    };
+    let Some(name) = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["experiment"].as_str().map(str::to_string))
+    else {
+        return Ok(None);
+    };
+    let data = dir.join(format!("figures/{name}.json"));
+    let panels: Vec<Panel> = serde_json::from_slice(
+        &std::fs::read(&data).with_context(|| format!("reading {}", data.display()))?,
+    )
+    .with_context(|| format!("{}: not a figure's data", data.display()))?;
+    Ok(Some((name, panels)))
+}
+
+/// `noisescope plot DIR`: redraws the figures of an escape experiment, a sweep, a theory
+/// experiment or a run from the files they wrote.
+pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
+    let dir = &a.dir;
+    // An escape experiment or a sweep is drawn from its unit folders, as they are (a partial,
+    // sharded one too), without writing its summary.
+    let made: Vec<PathBuf> = if dir.join("escape.toml").is_file() {
+        let c = crate::escape_cmd::combined_summary(dir)?;
+        crate::escape_cmd::figures(dir, &c.config, &c.summary)?
+    } else if dir.join("sweep.toml").is_file() {
+        let crate::units::Combined {
+            config: sweep,
+            summary,
+            states,
+        } = crate::sweep_cmd::combined_summary(dir)?;
+        let names: Vec<String> = states
+            .into_iter()
+            .filter(|(_, s)| *s != crate::units::UnitState::Missing)
+            .map(|(n, _)| n)
+            .collect();
+        crate::sweep_cmd::figure(dir, &sweep, &names)?
+            .into_iter()
+            .chain(crate::sweep_cmd::summary_figure(dir, &sweep, &summary)?)
+            .collect()
+    } else if let seeds @ [_, ..] = crate::campaign::seed_folders(dir).as_slice() {
+        crate::campaign::report(dir, seeds)?
+    } else if let Some(panels) = theory_panels(dir)? {
+        let (name, panels) = panels;
+        let p = dir.join(format!("figures/{name}.svg"));
+        comparison(&p, &panels)?;
+        vec![p]
+    } else if dir.join("metrics.jsonl").is_file() {
+        let keys = ["train_loss", "test_loss", "test_acc", "train_acc"];
+        let panels: Vec<(&str, &str, bool, Vec<Series>)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    *k,
+                    k.ends_with("loss"),
+                    vec![Series::new(*k, metric_series(dir, k).unwrap_or_default())],
+                )
+            })
+            .filter(|(_, _, _, s)| !s[0].points.is_empty())
+            .collect();
+        let p = dir.join("figures/curves.svg");
+        std::fs::create_dir_all(dir.join("figures"))?;
+        line_panels(&p, "step", &panels)?;
+        vec![p]
+    } else {
+        anyhow::bail!(
+            "{}: neither a run, an escape experiment, a campaign, a sweep nor a theory experiment (no metrics.jsonl, escape.toml, seed-N/escape.toml, sweep.toml or theory summary)",
+            dir.display()
+        );
+    };
+    for p in made {
+        println!("figure: {}", p.display());
+    }
+    Ok(())
+}
