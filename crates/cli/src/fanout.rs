@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{BackendKind, Global, ScaleArgs};
 use crate::rundir::open_experiment_dir;
@@ -254,15 +253,7 @@ pub fn run(g: &Global, out: &Path, workers: &[Worker], units: &[(PathBuf, u64)])
         }
     }
     let total: u64 = units.iter().map(|(_, s)| s).sum();
-    let bar = ProgressBar::new(total);
-    if g.quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
+    let bar = crate::output::steps_bar(g.quiet, total, 0, 24, "");
     let mut failed = Vec::new();
     let mut running = children.len();
     while running > 0 {

@@ -51,7 +51,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
             rd.path.join("config.toml").display()
         );
     }
-    if noisescope_probe::linalg::to_host(theta.clone())
+    if noisescope_data::transfer::to_host(theta.clone())
         .iter()
         .any(|v| !v.is_finite())
     {
@@ -67,16 +67,14 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         .and_then(|n| n.strip_prefix("step-"))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
-    let spinner = indicatif::ProgressBar::new_spinner();
-    if g.quiet {
-        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    spinner.set_message(format!(
-        "probing {} at step {step} on {} samples",
-        a.probes.join(", "),
-        data.n
-    ));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let spinner = crate::output::spinner(
+        g.quiet,
+        &format!(
+            "probing {} at step {step} on {} samples",
+            a.probes.join(", "),
+            data.n
+        ),
+    );
     let start = std::time::Instant::now();
     let r = probes::run(
         &cfg.probes,

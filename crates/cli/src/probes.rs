@@ -10,7 +10,7 @@ use noisescope_probe::alignment::{
 };
 use noisescope_probe::decomposition::escape_decomposition;
 use noisescope_probe::density::{SlqConfig, slq};
-use noisescope_probe::escape::{EscapeConfig, escape_indicator};
+use noisescope_probe::escape::{IndicatorConfig, escape_indicator};
 use noisescope_probe::sharpness::expected_sharpness;
 use noisescope_probe::{
     Blocked, Eigenpairs, GaussNewton, GradientNoise, Hessian, LanczosConfig, LinearizedHessian,
@@ -60,16 +60,16 @@ fn hessian<'a>(
     data: &'a DeviceDataset,
     weight_decay: f64,
 ) -> Blocked<LinearizedHessian<'a>> {
-    Blocked {
-        inner: Hessian {
+    Blocked::new(
+        Hessian {
             net,
             theta,
             data,
             weight_decay,
         }
         .linearized(),
-        block: cfg.chunk.max(1),
-    }
+        cfg.chunk,
+    )
 }
 
 /// The top `top_k` eigenpairs of H by Lanczos with `lanczos_steps` (at least 2k) steps, from a
@@ -154,7 +154,7 @@ pub fn run(
                     data,
                     noise.as_ref().expect("computed above"),
                     weight_decay,
-                    EscapeConfig {
+                    IndicatorConfig {
                         trace_h: cfg.trace_h,
                         trace_h_sigma: cfg.trace_h_sigma,
                         chunk: cfg.chunk,
@@ -193,10 +193,7 @@ pub fn run(
                 );
                 let (a, along_top, along_random) = match cfg.alignment_method {
                     AlignmentMethod::Products => {
-                        let gf = Blocked {
-                            inner: GaussNewton { net, theta, data },
-                            block: cfg.chunk.max(1),
-                        };
+                        let gf = Blocked::new(GaussNewton { net, theta, data }, cfg.chunk);
                         let a =
                             average_alignment(net, theta, data, n, cfg.frobenius, cfg.chunk, seed);
                         let top = directional_alignment(&gf, n, a.loss, top);

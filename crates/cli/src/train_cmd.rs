@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use noisescope_data::{DeviceDataset, SearchPath};
 use noisescope_models::{ModelSpec, Net};
 use noisescope_noise::{OptimizerConfig, StepError, Trainer};
@@ -732,15 +732,5 @@ fn summary_line(s: &Value) -> String {
 
 /// A step-count progress bar showing loss and steps per second; hidden under `--quiet`.
 pub fn progress(quiet: bool, total: u64, done: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{msg:20} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_position(done);
-    bar
+    crate::output::steps_bar(quiet, total, done, 20, "")
 }

@@ -13,6 +13,7 @@ mod locate;
 pub mod registry;
 mod sampler;
 pub mod synthetic;
+pub mod transfer;
 mod tweaks;
 mod verify;
 

@@ -30,8 +30,8 @@ pub struct Net {
     /// The zoo name it was built as (`mlp`, `convyu`, …).
     pub name: String,
     layers: Vec<Box<dyn Layer>>,
-    /// The per-sample loss.
-    pub loss: Loss,
+    /// The per-sample loss ℓ (the method `loss` is L(θ), its mean).
+    pub loss_fn: Loss,
     /// θ's named blocks.
     pub layout: Layout,
     /// Offset of each layer's slice of θ.
@@ -92,7 +92,7 @@ impl Net {
         Net {
             name: name.into(),
             layers,
-            loss,
+            loss_fn: loss,
             layout,
             offsets,
         }
@@ -120,12 +120,12 @@ impl Net {
                 self.in_dim()
             )));
         }
-        if self.loss.needs_targets() {
+        if self.loss_fn.needs_targets() {
             match &data.y {
                 None => {
                     return Err(err(format!(
                         "the {:?} loss needs targets; the data has none",
-                        self.loss
+                        self.loss_fn
                     )));
                 }
                 Some(y) if y.dims()[1] != self.out_dim() => {
@@ -220,7 +220,7 @@ impl Net {
     /// Per-sample losses ℓ_n, [n].
     pub fn losses(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<1> {
         let f = self.forward(theta, &data.x);
-        self.loss.values(&f, data.y.as_ref())
+        self.loss_fn.values(&f, data.y.as_ref())
     }
 
     /// L(θ), the mean loss, as a [1] tensor (no host synchronization).
@@ -244,7 +244,7 @@ impl Net {
     pub fn loss_and_accuracy(&self, theta: &Tensor<1>, data: &DeviceDataset) -> (f64, Option<f64>) {
         let f = self.forward(theta, &data.x);
         let loss = self
-            .loss
+            .loss_fn
             .values(&f, data.y.as_ref())
             .mean()
             .into_scalar::<f64>();
@@ -270,8 +270,8 @@ impl Net {
         let fw = self.run_forward(&thetas, &data.x);
         let f = fw.acts.last().expect("a net has layers");
         let n = f.dims()[0] as f64;
-        let loss = self.loss.values(f, data.y.as_ref()).mean();
-        let delta = self.loss.grad(f, data.y.as_ref()) / n;
+        let loss = self.loss_fn.values(f, data.y.as_ref()).mean();
+        let delta = self.loss_fn.grad(f, data.y.as_ref()) / n;
         let grad = self.backward(&thetas, &fw, delta);
         (loss, grad)
     }
@@ -309,7 +309,7 @@ impl Net {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
         let f = fw.acts.last().expect("a net has layers");
-        let delta = self.loss.grad(f, data.y.as_ref());
+        let delta = self.loss_fn.grad(f, data.y.as_ref());
         self.factors_for(&thetas, &fw, delta)
     }
 
@@ -327,7 +327,7 @@ impl Net {
                 [0..n, j..j + 1],
                 Tensor::ones([n, 1], (&f.device(), f.dtype())),
             );
-            let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), e);
+            let delta = self.loss_fn.sqrt_hess_vec(f, data.y.as_ref(), e);
             let part = self
                 .factors_for(&thetas, &fw, delta)
                 .iter()
@@ -356,7 +356,7 @@ impl Net {
                     [0..n, j..j + 1],
                     Tensor::ones([n, 1], (&f.device(), f.dtype())),
                 );
-                let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), e);
+                let delta = self.loss_fn.sqrt_hess_vec(f, data.y.as_ref(), e);
                 SampleGradients::new(self.factors_for(&thetas, &fw, delta))
             })
             .collect();
@@ -442,7 +442,7 @@ impl Net {
         let mut deltas = vec![None; self.layers.len()];
         if loss_gradient {
             let f = fw.acts.last().expect("a net has layers");
-            let mut delta = self.loss.grad(f, data.y.as_ref()) / f.dims()[0] as f64;
+            let mut delta = self.loss_fn.grad(f, data.y.as_ref()) / f.dims()[0] as f64;
             for l in (0..self.layers.len()).rev() {
                 deltas[l] = Some(delta.clone());
                 if !(l > 0 && self.offsets[l] > 0) {
@@ -492,7 +492,7 @@ impl Net {
         let rf = ra.last().cloned().flatten().unwrap_or_else(|| {
             Tensor::zeros([k, f.dims()[0], f.dims()[1]], (&f.device(), f.dtype()))
         });
-        let mut r_delta = self.loss.hess_vec(f, at.y.as_ref(), rf) / n;
+        let mut r_delta = self.loss_fn.hess_vec(f, at.y.as_ref(), rf) / n;
         let mut parts = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let io = self.io(thetas, fw, l);
@@ -528,7 +528,7 @@ impl Net {
         let fw = self.run_forward(&thetas, &data.x);
         let f = fw.acts.last().expect("a net has layers");
         let n = f.dims()[0] as f64;
-        let delta = self.loss.sqrt_hess_vec(f, data.y.as_ref(), z) / n.sqrt();
+        let delta = self.loss_fn.sqrt_hess_vec(f, data.y.as_ref(), z) / n.sqrt();
         self.backward(&thetas, &fw, delta)
     }
 }
@@ -780,7 +780,7 @@ mod tests {
         let eye_o = Tensor::<2>::eye(o, &cpu()).cast(Precision::F64.dtype());
         let basis = eye_o.unsqueeze_dim::<3>(1).expand([o, n, o]);
         let lam = host2(
-            net.loss
+            net.loss_fn
                 .hess_vec(&f, data.y.as_ref(), basis)
                 .reshape([o * n, o]),
         ); // [a][n][b]

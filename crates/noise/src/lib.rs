@@ -4,8 +4,8 @@
 //! eigenvector); momentum, weight decay, schedules, Adam; reproducible random streams.
 //!
 //! - [`dynamic`]: the dynamics and their settings (including Zhu et al.'s code's options).
-//! - [`gld`]: ξ at θ_t for each dynamic.
-//! - [`surrogate`]: C in factored form and its sampling.
+//! - [`surrogate`]: ξ at θ_t for each dynamic (the noise that replaces SGD's).
+//! - [`shape`]: C in factored form and its sampling.
 //! - [`optimizer`]: the update rule.
 //! - [`stream`]: the seeded, restorable normal stream.
 //! - [`trainer`]: one run's state and step.
@@ -14,8 +14,8 @@
 
 pub mod chains;
 pub mod dynamic;
-pub mod gld;
 pub mod optimizer;
+pub mod shape;
 pub mod stream;
 pub mod surrogate;
 pub mod trainer;
@@ -27,8 +27,8 @@ pub use chains::{BlockSums, ChainData, LinearChains};
 pub use dynamic::{
     Apply, CovarianceEstimate, Dynamic, EigenSolver, Injection, NoiseConfig, TraceTarget,
 };
-pub use gld::{Covariance, Draw, NoiseError, Prepared, Surrogate};
 pub use optimizer::{Algorithm, Optimizer, OptimizerConfig, OptimizerState, Schedule};
+pub use shape::NoiseShape;
 pub use stream::{NoiseStream, StreamState};
-pub use surrogate::NoiseShape;
+pub use surrogate::{Covariance, Draw, NoiseError, Prepared, Surrogate};
 pub use trainer::{StepError, StepReport, Trainer, TrainerState};

@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::dynamic::{
     CovarianceEstimate, Dynamic, EigenSolver, Injection, NoiseConfig, TraceTarget,
 };
+use crate::shape::NoiseShape;
 use crate::stream::NoiseStream;
-use crate::surrogate::NoiseShape;
 
 /// Why no noise could be drawn.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -402,16 +402,16 @@ impl Surrogate {
         data: &DeviceDataset,
         k: usize,
     ) -> noisescope_probe::Eigenpairs {
-        let h = Blocked {
-            inner: Hessian {
+        let h = Blocked::new(
+            Hessian {
                 net,
                 theta,
                 data,
                 weight_decay: self.weight_decay,
             }
             .linearized(),
-            block: 32,
-        };
+            32,
+        );
         let seed = self.stream_seed(step, 2);
         match self.config.eigensolver {
             EigenSolver::Lanczos {

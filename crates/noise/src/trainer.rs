@@ -6,10 +6,10 @@ use noisescope_data::{DeviceDataset, MinibatchSampler, SamplerState};
 use noisescope_models::Net;
 
 use crate::dynamic::{Apply, Dynamic, NoiseConfig};
-use crate::gld::{Covariance, NoiseError, Surrogate};
 use crate::optimizer::{Optimizer, OptimizerConfig, OptimizerState};
+use crate::shape::NoiseShape;
 use crate::stream::{NoiseStream, StreamState};
-use crate::surrogate::NoiseShape;
+use crate::surrogate::{Covariance, NoiseError, Surrogate};
 
 /// Why a step failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,7 +78,7 @@ pub struct TrainerState {
 }
 
 fn all_finite(t: &Tensor<1>) -> bool {
-    noisescope_probe::linalg::to_host(t.clone())
+    noisescope_data::transfer::to_host(t.clone())
         .iter()
         .all(|v| v.is_finite())
 }

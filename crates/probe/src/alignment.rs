@@ -71,10 +71,7 @@ pub fn average_alignment(
     chunk: usize,
     seed: u64,
 ) -> AverageAlignment {
-    let gf = Blocked {
-        inner: GaussNewton { net, theta, data },
-        block: chunk.max(1),
-    };
+    let gf = Blocked::new(GaussNewton { net, theta, data }, chunk);
     let loss = net.loss(theta, data);
     let trace_sigma_gf = trace_with_covariance(&gf, net, theta, data, noise.mean(), chunk);
     let (fro, fro_se) = frobenius_sq(&gf, frobenius, seed);

@@ -124,7 +124,7 @@ pub fn trace_times_covariance(
     theta: &Tensor<1>,
     data: &DeviceDataset,
     noise: &GradientNoise,
-    cfg: EscapeConfig,
+    cfg: IndicatorConfig,
 ) -> TraceEstimate {
     match cfg.trace_h_sigma {
         TraceMethod::Exact => TraceEstimate {
@@ -158,7 +158,7 @@ pub struct EscapeIndicator {
 /// Settings of the escape indicator.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EscapeConfig {
+pub struct IndicatorConfig {
     /// How Tr H is obtained.
     pub trace_h: TraceMethod,
     /// How Tr(H Σ₁) is obtained (exact: N Hessian products).
@@ -170,9 +170,9 @@ pub struct EscapeConfig {
     pub seed: u64,
 }
 
-impl Default for EscapeConfig {
+impl Default for IndicatorConfig {
     fn default() -> Self {
-        EscapeConfig {
+        IndicatorConfig {
             trace_h: TraceMethod::Exact,
             trace_h_sigma: TraceMethod::Exact,
             chunk: 50,
@@ -193,7 +193,7 @@ pub fn escape_indicator(
     data: &DeviceDataset,
     noise: &GradientNoise,
     weight_decay: f64,
-    cfg: EscapeConfig,
+    cfg: IndicatorConfig,
 ) -> EscapeIndicator {
     let h = Hessian {
         net,
@@ -201,17 +201,14 @@ pub fn escape_indicator(
         data,
         weight_decay,
     };
-    let h = crate::operator::Blocked {
-        inner: h.linearized(),
-        block: cfg.chunk.max(1),
-    };
+    let h = crate::operator::Blocked::new(h.linearized(), cfg.chunk);
     let hs = trace_times_covariance(
         &h,
         net,
         theta,
         data,
         noise,
-        EscapeConfig {
+        IndicatorConfig {
             seed: cfg.seed ^ 0x5A5A,
             ..cfg
         },

@@ -10,24 +10,8 @@ use rand::distr::Distribution;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-/// A tensor's values on the host in f64, row-major.
-pub fn to_host<const R: usize>(t: Tensor<R>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .expect("float tensor")
-}
-
-/// A host row-major matrix [rows, cols] as a device tensor of `dtype`.
-pub fn to_device(
-    values: Vec<f64>,
-    rows: usize,
-    cols: usize,
-    device: &Device,
-    dtype: DType,
-) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(values, [rows, cols]), (device, dtype))
-}
+// The transfers live in the data crate, the lowest one, so that every crate may use them.
+pub use noisescope_data::transfer::{to_device, to_host};
 
 /// The kind of random probe vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

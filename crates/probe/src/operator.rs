@@ -254,6 +254,16 @@ pub struct Blocked<A> {
     pub block: usize,
 }
 
+impl<A: Operator> Blocked<A> {
+    /// `inner` applied at most `block` directions at a time (at least one).
+    pub fn new(inner: A, block: usize) -> Self {
+        Blocked {
+            inner,
+            block: block.max(1),
+        }
+    }
+}
+
 impl<A: Operator> Operator for Blocked<A> {
     fn dim(&self) -> usize {
         self.inner.dim()

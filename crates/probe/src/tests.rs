@@ -20,7 +20,7 @@ use crate::alignment::{
 use crate::decomposition::escape_decomposition;
 use crate::density::{SlqConfig, slq};
 use crate::escape::{
-    EscapeConfig, SampleSandwich, TraceMethod, escape_indicator, trace_times_covariance,
+    IndicatorConfig, SampleSandwich, TraceMethod, escape_indicator, trace_times_covariance,
     trace_with_covariance,
 };
 use crate::linalg::{symmetric_eigen, to_device, to_host};
@@ -510,7 +510,7 @@ fn trace_h_sigma_is_exact() {
             &p.data,
             &noise,
             0.0,
-            EscapeConfig {
+            IndicatorConfig {
                 chunk: 16,
                 ..Default::default()
             },
@@ -560,7 +560,7 @@ fn sample_space_trace_h_sigma_is_exact_and_its_estimates_are_honest() {
                         &p.theta,
                         &p.data,
                         &noise,
-                        EscapeConfig {
+                        IndicatorConfig {
                             trace_h_sigma: method,
                             seed,
                             ..Default::default()

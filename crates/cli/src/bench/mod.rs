@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use noisescope_data::Features;
 use serde_json::{Map, Value, json};
 
@@ -486,13 +486,7 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
             "floor": "approx_flops / matmul rate and approx_bytes / copy bandwidth of this device's HW rows",
         },
     });
-    let bar = ProgressBar::new(0);
-    if g.quiet {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("bench {pos} rows {elapsed} {msg}").expect("static template"),
-    );
+    let bar = crate::output::rows_counter(g.quiet, "bench");
     let ctx = Ctx {
         opened: &opened,
         sizes,

@@ -5,8 +5,9 @@
 
 use anyhow::{Result, bail};
 use burn::prelude::*;
+use noisescope_data::transfer::to_host;
 use noisescope_noise::{ChainData, LinearChains};
-use noisescope_probe::linalg::{symmetric_eigen, to_host};
+use noisescope_probe::linalg::symmetric_eigen;
 use noisescope_theory::{Matrix, continuous_time_trace, hessian_approximation_trace, thm6_trace};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -3,10 +3,10 @@
 //! independent chains (so autocorrelation within a chain needs no correction).
 
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use noisescope_data::Precision;
+use noisescope_data::transfer::{to_device, to_host};
 use noisescope_noise::{ChainData, LinearChains};
-use noisescope_probe::linalg::{to_device, to_host};
 use serde::{Deserialize, Serialize};
 
 /// How long and how wide to simulate.
@@ -36,17 +36,7 @@ fn default_block() -> usize {
 
 /// A step-count progress bar labelled `label`.
 pub fn bar(quiet: bool, total: usize, label: &str) -> ProgressBar {
-    let b = ProgressBar::new(total as u64);
-    if quiet {
-        b.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    b.set_style(
-        ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    b.set_message(label.to_string());
-    b
+    crate::output::steps_bar(quiet, total as u64, 0, 28, label)
 }
 
 /// Per-chain time averages over the measured steps: Σ̂_k = (1/T) Σ_t e_t e_tᵀ ([K·D·D]),

@@ -5,7 +5,7 @@
 //! β = 2S/(aλ) − S, the continuous-time 2S/(aλ) + 1 and the exact Kesten–Goldie index.
 
 use anyhow::{Result, bail};
-use noisescope_probe::linalg::to_host;
+use noisescope_data::transfer::to_host;
 use noisescope_probe::stats::hill_tail_index;
 use noisescope_theory::{kesten_tail_index, tail_index};
 use serde::{Deserialize, Serialize};
