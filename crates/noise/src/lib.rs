@@ -23,7 +23,7 @@ pub mod trainer;
 #[cfg(test)]
 mod tests;
 
-pub use chains::{BlockSums, ChainData, LinearChains};
+pub use chains::{BlockSums, ChainData, LinearChains, Moments};
 pub use dynamic::{
     Apply, CovarianceEstimate, Dynamic, EigenSolver, Injection, NoiseConfig, TraceTarget,
 };

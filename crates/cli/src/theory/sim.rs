@@ -5,7 +5,8 @@
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use noisescope_data::Precision;
-use noisescope_data::transfer::{to_device, to_host};
+use noisescope_data::transfer::to_device;
+pub use noisescope_noise::Moments;
 use noisescope_noise::{ChainData, LinearChains};
 use serde::{Deserialize, Serialize};
 
@@ -39,34 +40,8 @@ pub fn bar(quiet: bool, total: usize, label: &str) -> ProgressBar {
     crate::output::steps_bar(quiet, total as u64, 0, 28, label)
 }
 
-/// Per-chain time averages over the measured steps: Σ̂_k = (1/T) Σ_t e_t e_tᵀ ([K·D·D]),
-/// the same for the gradient noise when known, and which chains stayed finite.
-pub struct Moments {
-    pub dim: usize,
-    pub ee: Vec<f64>,
-    pub noise: Option<Vec<f64>>,
-    pub finite: Vec<bool>,
-    /// Per chain, Tr of the first and of the last block's average e eᵀ: a stationary chain
-    /// keeps them comparable, a diverging one grows by orders of magnitude.
-    pub first_block: Vec<f64>,
-    pub last_block: Vec<f64>,
-}
-
-impl Moments {
-    /// Entry (i, j) of chain k's Σ̂.
-    pub fn sigma(&self, k: usize, i: usize, j: usize) -> f64 {
-        self.ee[(k * self.dim + i) * self.dim + j]
-    }
-
-    /// Entry (i, j) of chain k's Ĉ.
-    pub fn noise(&self, k: usize, i: usize, j: usize) -> Option<f64> {
-        self.noise
-            .as_ref()
-            .map(|c| c[(k * self.dim + i) * self.dim + j])
-    }
-}
-
-/// Burns in, then sums e e^T (and ξ ξ^T) over `sim.steps` steps in blocks.
+/// Burns in, then sums e eᵀ (and ξ ξᵀ) over `sim.steps` steps in blocks
+/// ([`LinearChains::stationary_moments`]), with a progress bar labelled `label`.
 pub fn stationary_moments(
     chains: &mut LinearChains,
     center: &Tensor<1>,
@@ -74,71 +49,10 @@ pub fn stationary_moments(
     quiet: bool,
     label: &str,
 ) -> Moments {
-    let [k, d] = chains.w().dims();
     let b = bar(quiet, sim.burn_in + sim.steps, label);
-    for _ in 0..sim.burn_in {
-        chains.step();
-        b.inc(1);
-    }
-    let mut ee = vec![0.0; k * d * d];
-    let mut noise: Option<Vec<f64>> = None;
-    let (mut first_block, mut last_block) = (Vec::new(), Vec::new());
-    let mut left = sim.steps;
-    while left > 0 {
-        let n = left.min(sim.block.max(1));
-        let sums = chains.run(n, center);
-        let block = to_host(sums.ee);
-        let traces: Vec<f64> = (0..k)
-            .map(|c| (0..d).map(|i| block[(c * d + i) * d + i]).sum::<f64>() / n as f64)
-            .collect();
-        if first_block.is_empty() {
-            first_block = traces.clone();
-        }
-        last_block = traces;
-        for (a, v) in ee.iter_mut().zip(block) {
-            *a += v;
-        }
-        if let Some(c) = sums.noise {
-            let acc = noise.get_or_insert_with(|| vec![0.0; k * d * d]);
-            for (a, v) in acc.iter_mut().zip(to_host(c)) {
-                *a += v;
-            }
-        }
-        left -= n;
-        b.inc(n as u64);
-    }
+    let m = chains.stationary_moments(center, sim.burn_in, sim.steps, sim.block, |n| b.inc(n));
     b.finish_and_clear();
-    let t = sim.steps.max(1) as f64;
-    ee.iter_mut().for_each(|v| *v /= t);
-    if let Some(c) = noise.as_mut() {
-        c.iter_mut().for_each(|v| *v /= t);
-    }
-    let finite = (0..k)
-        .map(|c| ee[c * d * d..(c + 1) * d * d].iter().all(|v| v.is_finite()))
-        .collect();
-    Moments {
-        dim: d,
-        ee,
-        noise,
-        finite,
-        first_block,
-        last_block,
-    }
-}
-
-impl Moments {
-    /// Whether chains `range` look stationary: the median over chains of the last block's
-    /// Tr e eᵀ is within a factor `limit` of the first block's (medians, because a heavy tail
-    /// makes single chains jump). Finite but exploding chains fail this.
-    pub fn settled(&self, range: std::ops::Range<usize>, limit: f64) -> bool {
-        let median = |v: &[f64]| {
-            let mut x: Vec<f64> = v[range.clone()].to_vec();
-            x.sort_by(|a, b| a.total_cmp(b));
-            x.get(x.len() / 2).copied().unwrap_or(f64::NAN)
-        };
-        let (a, b) = (median(&self.first_block), median(&self.last_block));
-        b.is_finite() && (b <= limit * a.max(f64::MIN_POSITIVE) || b < 1e-30)
-    }
+    m
 }
 
 /// Mean and standard error of independent values; `None` when any is not finite (a
