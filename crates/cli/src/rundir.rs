@@ -17,7 +17,11 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use noisescope_data::{Precision, SamplerState};
 use noisescope_models::Layout;
-use noisescope_noise::{Covariance, NoiseShape, OptimizerState, StreamState, TrainerState};
+use noisescope_noise::stored::NOISE_VECTORS;
+use noisescope_noise::{
+    Covariance, NoiseRecord, OptimizerState, StoredError, StoredNoiseError, StreamState,
+    TrainerState,
+};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +40,7 @@ struct CheckpointMeta {
     optimizer_t: u64,
     stream: StreamState,
     sampler: Option<SamplerState>,
-    noise: Option<NoiseMeta>,
+    noise: Option<NoiseRecord>,
     /// What the run loop accumulated up to this step (summary statistics, clocks), opaque here.
     #[serde(default)]
     run: serde_json::Value,
@@ -53,15 +57,6 @@ const STATE_TENSORS: [&str; 5] = [
 
 /// The last probe's top Hessian eigenvectors ([k, D]), kept for `probes.warm_start`.
 const WARM_START: &str = "probes.warm_start";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-enum NoiseMeta {
-    Iso { std: f64, dim: usize },
-    Diag,
-    LowRank { std: Vec<f64> },
-    Ggn { scale: f64, trace: f64 },
-}
 
 impl RunDir {
     /// The run directory at `path`, with nothing checked or created (for reading).
@@ -415,31 +410,14 @@ fn write_checkpoint(
             tensors.push((key.into(), vec![v.len()], v));
         }
     }
-    let noise = match &state.cached_noise {
-        None => None,
-        Some(Covariance::Ggn { scale, trace }) => Some(NoiseMeta::Ggn {
-            scale: *scale,
-            trace: *trace,
-        }),
-        Some(Covariance::Shape(NoiseShape::Iso { std, dim })) => Some(NoiseMeta::Iso {
-            std: *std,
-            dim: *dim,
-        }),
-        Some(Covariance::Shape(NoiseShape::Diag { std })) => {
-            let v = host(std);
-            tensors.push(("noise.std".into(), vec![v.len()], v));
-            Some(NoiseMeta::Diag)
+    // The cached covariance: the noise crate says what is stored under which name.
+    let noise = state.cached_noise.as_ref().map(|c| {
+        let (record, named) = c.to_stored();
+        for t in named {
+            tensors.push((t.name.into(), t.shape, host(&t.values)));
         }
-        Some(Covariance::Shape(NoiseShape::LowRank { vectors, std })) => {
-            let [k, d] = vectors.dims();
-            tensors.push((
-                "noise.vectors".into(),
-                vec![k, d],
-                host(&vectors.clone().reshape([k * d])),
-            ));
-            Some(NoiseMeta::LowRank { std: std.clone() })
-        }
-    };
+        record
+    });
     if let Some(w) = warm {
         let [k, d] = w.dims();
         tensors.push((
@@ -708,66 +686,18 @@ pub fn load_checkpoint(dir: &Path, device: &Device, precision: Precision) -> Res
             Err(_) => Ok(None),
         }
     };
-    let lacks = |name: &str| format!("{}: lacks tensor `{name}`", file.display());
-    let stray = |name: &str, kind: &str| {
-        anyhow::anyhow!(
-            "{}: tensor `{name}` does not belong to a{kind} covariance",
-            file.display()
-        )
-    };
-    let cached_noise = match meta.noise {
-        None => {
-            if let Some(n) = ["noise.std", "noise.vectors"]
-                .into_iter()
-                .find(|n| st.tensor(n).is_ok())
-            {
-                return Err(stray(n, " missing"));
-            }
-            None
+    let cached_noise = Covariance::from_stored(
+        meta.noise,
+        |name| st.tensor(name).is_ok(),
+        |name| get(name, if name == NOISE_VECTORS { 2 } else { 1 }),
+    )
+    .map_err(|e| match e {
+        StoredError::Read(e) => e,
+        StoredError::Noise(e @ StoredNoiseError::Value(_)) => {
+            anyhow::anyhow!("{}: {e}", meta_file.display())
         }
-        Some(NoiseMeta::Iso { std, dim }) => {
-            if !(std.is_finite() && std >= 0.0) {
-                bail!(
-                    "{}: noise std {std} is not a finite σ ≥ 0",
-                    meta_file.display()
-                );
-            }
-            Some(Covariance::Shape(NoiseShape::Iso { std, dim }))
-        }
-        Some(NoiseMeta::Ggn { scale, trace }) => {
-            if let Some(n) = ["noise.std", "noise.vectors"]
-                .into_iter()
-                .find(|n| st.tensor(n).is_ok())
-            {
-                return Err(stray(n, " ggn"));
-            }
-            if !(scale.is_finite() && scale >= 0.0 && trace.is_finite() && trace >= 0.0) {
-                bail!(
-                    "{}: ggn scale {scale} and Tr C {trace} are not finite values ≥ 0",
-                    meta_file.display()
-                );
-            }
-            Some(Covariance::Ggn { scale, trace })
-        }
-        Some(NoiseMeta::Diag) => {
-            if st.tensor("noise.vectors").is_ok() {
-                return Err(stray("noise.vectors", " diagonal"));
-            }
-            Some(Covariance::Shape(NoiseShape::Diag {
-                std: get("noise.std", 1)?.with_context(|| lacks("noise.std"))?.0,
-            }))
-        }
-        Some(NoiseMeta::LowRank { std }) => {
-            if st.tensor("noise.std").is_ok() {
-                return Err(stray("noise.std", " low-rank"));
-            }
-            let (flat, shape) = get("noise.vectors", 2)?.with_context(|| lacks("noise.vectors"))?;
-            Some(Covariance::Shape(NoiseShape::LowRank {
-                vectors: flat.reshape([shape[0], shape[1]]),
-                std,
-            }))
-        }
-    };
+        StoredError::Noise(e) => anyhow::anyhow!("{}: {e}", file.display()),
+    })?;
     let state = TrainerState {
         step: meta.step,
         theta,

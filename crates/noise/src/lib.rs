@@ -7,6 +7,7 @@
 //! - [`surrogate`]: ξ at θ_t for each dynamic (the noise that replaces SGD's).
 //! - [`shape`]: C in factored form and its sampling.
 //! - [`optimizer`]: the update rule.
+//! - [`stored`]: the cached covariance as a checkpoint stores it.
 //! - [`stream`]: the seeded, restorable normal stream.
 //! - [`trainer`]: one run's state and step.
 //! - [`chains`]: many SGD chains on linear regression at once, for the theory experiments.
@@ -16,6 +17,7 @@ pub mod chains;
 pub mod dynamic;
 pub mod optimizer;
 pub mod shape;
+pub mod stored;
 pub mod stream;
 pub mod surrogate;
 pub mod trainer;
@@ -29,6 +31,7 @@ pub use dynamic::{
 };
 pub use optimizer::{Algorithm, Optimizer, OptimizerConfig, OptimizerState, Schedule};
 pub use shape::NoiseShape;
+pub use stored::{NamedTensor, NoiseRecord, StoredError, StoredNoiseError};
 pub use stream::{NoiseStream, StreamState};
 pub use surrogate::{Covariance, Draw, NoiseError, Prepared, Surrogate};
 pub use trainer::{StepError, StepReport, Trainer, TrainerState};
