@@ -13,10 +13,9 @@ use noisescope_models::Net;
 use noisescope_models::ops::matmul;
 
 use crate::covariance::GradientNoise;
-use burn::tensor::DType;
 
 use crate::linalg::{inner_products, row_dots, to_host};
-use crate::operator::{Hessian, Operator};
+use crate::operator::{Hessian, Operator, Space};
 use crate::trace::{TraceEstimate, exact_trace, hutch_plus_plus, hutchinson};
 
 /// How a trace is obtained.
@@ -85,16 +84,12 @@ pub struct SampleSandwich<'a, A> {
 }
 
 impl<A: Operator> Operator for SampleSandwich<'_, A> {
-    fn dim(&self) -> usize {
-        self.noise.grads().samples()
-    }
-
-    fn device(&self) -> Device {
-        self.inner.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.inner.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.noise.grads().samples(),
+            device: self.inner.device(),
+            dtype: self.inner.dtype(),
+        }
     }
 
     fn apply(&self, z: &Tensor<2>) -> Tensor<2> {

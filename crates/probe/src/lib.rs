@@ -32,6 +32,6 @@ pub use covariance::{GradientNoise, minibatch_scale};
 pub use lanczos::{Eigenpairs, LanczosConfig, lanczos, lanczos_from, warm_start};
 pub use operator::{
     Blocked, DenseOperator, EmpiricalFisher, GaussNewton, GradientCovariance, Hessian,
-    LinearizedHessian, Operator,
+    LinearizedHessian, Operator, Space,
 };
 pub use power::{PowerConfig, power_iteration};

@@ -9,19 +9,43 @@ use noisescope_data::DeviceDataset;
 use noisescope_models::ops::matmul;
 use noisescope_models::{Linearization, Net, SampleGradients};
 
-/// A symmetric linear operator A on R^D, applied to k directions at once.
-pub trait Operator {
+/// Where an operator's products live.
+#[derive(Debug, Clone)]
+pub struct Space {
     /// The dimension D.
-    fn dim(&self) -> usize;
+    pub dim: usize,
+    /// The device its products run on.
+    pub device: Device,
+    /// Their element type.
+    pub dtype: DType,
+}
+
+/// A symmetric linear operator A on R^D, applied to k directions at once. Implementations
+/// give `space` and `apply`; the rest is provided.
+pub trait Operator {
+    /// The space it acts on: D, the device its products run on and their element type.
+    fn space(&self) -> Space;
+
+    /// A Vᵀ for directions V, returned as rows.
+    ///
+    /// # Shapes
+    /// `v`: [k, D]; returns [k, D].
+    fn apply(&self, v: &Tensor<2>) -> Tensor<2>;
+
+    /// The dimension D.
+    fn dim(&self) -> usize {
+        self.space().dim
+    }
 
     /// The device its products run on.
-    fn device(&self) -> Device;
+    fn device(&self) -> Device {
+        self.space().device
+    }
 
     /// The element type of its products.
-    fn dtype(&self) -> DType;
-
-    /// A Vᵀ for directions V [k, D], returned as rows [k, D].
-    fn apply(&self, v: &Tensor<2>) -> Tensor<2>;
+    fn dtype(&self) -> DType {
+        self.space().dtype
+    }
 
     /// The largest block `apply` takes at once; `apply_blocked` splits larger blocks.
     fn max_block(&self) -> usize {
@@ -58,16 +82,12 @@ pub struct Hessian<'a> {
 }
 
 impl Operator for Hessian<'_> {
-    fn dim(&self) -> usize {
-        self.net.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.theta.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.theta.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.net.dim(),
+            device: self.theta.device(),
+            dtype: self.theta.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -111,16 +131,12 @@ pub struct LinearizedHessian<'a> {
 }
 
 impl Operator for LinearizedHessian<'_> {
-    fn dim(&self) -> usize {
-        self.net.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.device.clone()
-    }
-
-    fn dtype(&self) -> DType {
-        self.dtype
+    fn space(&self) -> Space {
+        Space {
+            dim: self.net.dim(),
+            device: self.device.clone(),
+            dtype: self.dtype,
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -141,16 +157,12 @@ pub struct GaussNewton<'a> {
 }
 
 impl Operator for GaussNewton<'_> {
-    fn dim(&self) -> usize {
-        self.net.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.theta.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.theta.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.net.dim(),
+            device: self.theta.device(),
+            dtype: self.theta.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -166,16 +178,12 @@ pub struct EmpiricalFisher<'a> {
 }
 
 impl Operator for EmpiricalFisher<'_> {
-    fn dim(&self) -> usize {
-        self.grads.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.grads.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.grads.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.grads.dim(),
+            device: self.grads.device(),
+            dtype: self.grads.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -194,16 +202,12 @@ pub struct GradientCovariance<'a> {
 }
 
 impl Operator for GradientCovariance<'_> {
-    fn dim(&self) -> usize {
-        self.grads.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.mean.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.mean.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.grads.dim(),
+            device: self.mean.device(),
+            dtype: self.mean.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -223,16 +227,12 @@ pub struct DenseOperator {
 }
 
 impl Operator for DenseOperator {
-    fn dim(&self) -> usize {
-        self.matrix.dims()[0]
-    }
-
-    fn device(&self) -> Device {
-        self.matrix.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.matrix.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.matrix.dims()[0],
+            device: self.matrix.device(),
+            dtype: self.matrix.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
@@ -265,16 +265,12 @@ impl<A: Operator> Blocked<A> {
 }
 
 impl<A: Operator> Operator for Blocked<A> {
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-
-    fn device(&self) -> Device {
-        self.inner.device()
-    }
-
-    fn dtype(&self) -> DType {
-        self.inner.dtype()
+    fn space(&self) -> Space {
+        Space {
+            dim: self.inner.dim(),
+            device: self.inner.device(),
+            dtype: self.inner.dtype(),
+        }
     }
 
     fn apply(&self, v: &Tensor<2>) -> Tensor<2> {
