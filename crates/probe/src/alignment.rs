@@ -175,3 +175,7 @@ pub fn directional_alignment(
         .map(|(s, c)| s / (2.0 * loss * c))
         .collect()
 }
+
+#[cfg(test)]
+#[path = "alignment_tests.rs"]
+mod tests;

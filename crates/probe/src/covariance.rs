@@ -139,3 +139,7 @@ impl GradientNoise {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "covariance_tests.rs"]
+mod tests;

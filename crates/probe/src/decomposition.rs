@@ -32,3 +32,7 @@ pub fn escape_decomposition(u: &Tensor<2>, delta: &Tensor<1>) -> EscapeDecomposi
         fraction,
     }
 }
+
+#[cfg(test)]
+#[path = "decomposition_tests.rs"]
+mod tests;

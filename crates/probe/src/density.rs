@@ -107,3 +107,7 @@ impl SpectralDensity {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "density_tests.rs"]
+mod tests;

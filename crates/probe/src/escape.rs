@@ -223,3 +223,7 @@ pub fn escape_indicator(
         ratio: trace_h_sigma / isotropic,
     }
 }
+
+#[cfg(test)]
+#[path = "escape_tests.rs"]
+mod tests;

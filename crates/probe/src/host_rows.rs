@@ -262,7 +262,7 @@ mod tests {
         let direct: f64 = w.iter().map(|x| x * x).sum();
         assert!((norm_sq - direct).abs() < 1e-9 * direct);
         let s = [0.5, -1.0, 2.0, 1.0, 0.0, -0.25];
-        let device = crate::tests::cpu();
+        let device = crate::testing::cpu();
         let y = crate::linalg::to_host(rows.combine(&s, 2, &device, DType::F64));
         for i in 0..2 {
             for j in [0, PER_THREAD - 1, PER_THREAD, d - 1] {

@@ -336,3 +336,7 @@ pub fn lanczos_from(op: &impl Operator, start: Tensor<2>, cfg: LanczosConfig) ->
         matvecs: m,
     }
 }
+
+#[cfg(test)]
+#[path = "lanczos_tests.rs"]
+mod tests;

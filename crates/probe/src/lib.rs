@@ -26,7 +26,7 @@ pub mod stats;
 pub mod trace;
 
 #[cfg(test)]
-mod tests;
+mod testing;
 
 pub use covariance::{GradientNoise, minibatch_scale};
 pub use lanczos::{Eigenpairs, LanczosConfig, lanczos, lanczos_from, warm_start};

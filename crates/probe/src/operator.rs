@@ -289,3 +289,7 @@ pub fn materialize(op: &impl Operator) -> Tensor<2> {
     let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());
     op.apply_blocked(&eye)
 }
+
+#[cfg(test)]
+#[path = "operator_tests.rs"]
+mod tests;

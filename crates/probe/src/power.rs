@@ -83,3 +83,7 @@ fn deflate(mut v: Tensor<2>, found: &[Tensor<2>]) -> Tensor<2> {
     }
     v
 }
+
+#[cfg(test)]
+#[path = "power_tests.rs"]
+mod tests;

@@ -129,3 +129,7 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     let (mean, se) = crate::stats::mean_and_se(v);
     (mean, se.unwrap_or(0.0))
 }
+
+#[cfg(test)]
+#[path = "sharpness_tests.rs"]
+mod tests;

@@ -104,3 +104,7 @@ pub fn hutch_plus_plus(op: &impl Operator, matvecs: usize, seed: u64) -> TraceEs
         matvecs: 2 * s + q.dims()[0],
     }
 }
+
+#[cfg(test)]
+#[path = "trace_tests.rs"]
+mod tests;
