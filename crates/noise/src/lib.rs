@@ -23,7 +23,7 @@ pub mod surrogate;
 pub mod trainer;
 
 #[cfg(test)]
-mod tests;
+mod testing;
 
 pub use chains::{BlockSums, ChainData, LinearChains, Moments};
 pub use dynamic::{

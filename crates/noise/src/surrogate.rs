@@ -446,3 +446,7 @@ impl Surrogate {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "surrogate_tests.rs"]
+mod tests;

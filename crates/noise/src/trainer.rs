@@ -391,3 +391,7 @@ impl<'a> Trainer<'a> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "trainer_tests.rs"]
+mod tests;
