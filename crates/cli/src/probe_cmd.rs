@@ -30,7 +30,11 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         );
     }
     let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
-    let list: Vec<Probe> = a.probes.iter().map(|s| s.parse()).collect::<Result<_>>()?;
+    let list: Vec<Probe> = a
+        .probes
+        .iter()
+        .map(|s| s.parse().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let exp = experiment::build(&cfg, &opened, &search)?;
@@ -38,7 +42,9 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         Some(s) => rd.path.join(format!("checkpoints/step-{s:07}")),
         None => rd.latest_checkpoint()?,
     };
-    cfg.probes.check(exp.net.dim())?;
+    cfg.probes
+        .check(exp.net.dim())
+        .map_err(anyhow::Error::msg)?;
     let theta = rundir::load_theta(&ck, &opened.device, cfg.precision)
         .with_context(|| format!("checkpoint {}", ck.display()))?;
     let d = exp.net.dim();

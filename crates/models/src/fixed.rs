@@ -20,6 +20,9 @@ pub struct FrozenLinear {
 
 impl FrozenLinear {
     /// A frozen map with matrix M [o, i] (already on the device, in the net's precision).
+    ///
+    /// # Shapes
+    /// `matrix`: [o, i]; the layer maps [n, i] to [n, o].
     pub fn new(name: impl Into<String>, matrix: Tensor<2>) -> Self {
         FrozenLinear {
             name: name.into(),

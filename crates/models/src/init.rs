@@ -46,6 +46,9 @@ impl Init {
     }
 
     /// θ as a device tensor [D].
+    ///
+    /// # Shapes
+    /// Returns [D] (D = `layout.dim()`) on `device` in `precision`.
     pub fn tensor(
         self,
         layout: &Layout,

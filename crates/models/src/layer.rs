@@ -85,6 +85,9 @@ pub enum Factors {
 
 impl Factors {
     /// This layer's block of the Gram matrix K = G_l G_lᵀ, [n, n].
+    ///
+    /// # Shapes
+    /// Returns [n, n] for n rows (Ã [n, i+1] and Δ [n, o], or G_l [n, D_l]).
     pub fn gram(&self) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } => {
@@ -98,6 +101,10 @@ impl Factors {
     /// [`gram`](Self::gram) for rows in `sets` blocks of n sharing their inputs (see
     /// `SampleGradients::project_sets`): (Δ Δᵀ) ⊙ (1 1ᵀ ⊗ Ã_1 Ã_1ᵀ), the inputs' [n, n] Gram
     /// taken once from the first block and tiled, [sets·n, sets·n].
+    ///
+    /// # Shapes
+    /// For rows = sets·n (Ã [sets·n, i+1], Δ [sets·n, o], or G_l [sets·n, D_l]), returns
+    /// [sets·n, sets·n]; `sets` must divide the rows.
     pub fn gram_sets(&self, sets: usize) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } if sets > 1 => {
@@ -113,6 +120,10 @@ impl Factors {
     }
 
     /// The per-sample gradients G_l, [n, D_l] (materializes an outer product).
+    ///
+    /// # Shapes
+    /// From Ã [n, i+1] and Δ [n, o], returns [n, o·(i+1)] (weights row-major, then the o biases);
+    /// a materialized block [n, D_l] comes back as is.
     pub fn materialize(&self) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } => {

@@ -79,6 +79,9 @@ impl Loss {
     }
 
     /// ℓ_n for every sample, [n].
+    ///
+    /// # Shapes
+    /// `f`: [n, o]; `y`: [n, o] (may be `None` only for `toy2d`); returns [n].
     pub fn values(&self, f: &Tensor<2>, y: Option<&Tensor<2>>) -> Tensor<1> {
         let n = f.dims()[0];
         let per: Tensor<2> = match self {
@@ -101,6 +104,9 @@ impl Loss {
     }
 
     /// ∂ℓ_n/∂f_n, [n, o].
+    ///
+    /// # Shapes
+    /// `f`: [n, o]; `y`: [n, o] (may be `None` only for `toy2d`); returns [n, o].
     pub fn grad(&self, f: &Tensor<2>, y: Option<&Tensor<2>>) -> Tensor<2> {
         match self {
             Loss::Mse => f.clone() - self.y(y, f),
@@ -129,6 +135,9 @@ impl Loss {
     }
 
     /// Λ_n R_n for k directions, [k, n, o].
+    ///
+    /// # Shapes
+    /// `f`: [n, o]; `r`: [k, n, o]; returns [k, n, o] (Λ depends on f only; `_y` is unused).
     pub fn hess_vec(&self, f: &Tensor<2>, _y: Option<&Tensor<2>>, r: Tensor<3>) -> Tensor<3> {
         match self {
             Loss::Mse => r,
@@ -143,6 +152,9 @@ impl Loss {
     }
 
     /// Λ_n^{1/2} z_n, [n, o], with Λ^{1/2} (Λ^{1/2})ᵀ = Λ.
+    ///
+    /// # Shapes
+    /// `f`: [n, o]; `z`: [n, o]; returns [n, o] (`_y` is unused).
     pub fn sqrt_hess_vec(&self, f: &Tensor<2>, _y: Option<&Tensor<2>>, z: Tensor<2>) -> Tensor<2> {
         match self {
             Loss::Mse => z,

@@ -101,6 +101,10 @@ impl Net {
     /// Checks that θ and `data` fit this net: θ has D entries, inputs have the net's input
     /// features, and targets exist with the net's output width when the loss needs them.
     /// Shape errors inside the passes are bugs; this turns a user's mismatch into an error.
+    ///
+    /// # Shapes
+    /// Checks `theta` against [D], `data.x` against [n, p] with p = [`in_dim`](Self::in_dim) and,
+    /// when the loss needs targets, `data.y` against [n, o].
     pub fn check(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Result<(), ModelError> {
         let err = |detail: String| ModelError {
             model: self.name.clone(),
@@ -209,6 +213,9 @@ impl Net {
     }
 
     /// Network outputs f(x; θ), [n, o].
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `x`: [n, p] (p = [`in_dim`](Self::in_dim)); returns [n, o].
     pub fn forward(&self, theta: &Tensor<1>, x: &Tensor<2>) -> Tensor<2> {
         let thetas = self.thetas(theta);
         self.run_forward(&thetas, x)
@@ -218,29 +225,47 @@ impl Net {
     }
 
     /// Per-sample losses ℓ_n, [n].
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p]; returns [n].
     pub fn losses(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<1> {
         let f = self.forward(theta, &data.x);
         self.loss_fn.values(&f, data.y.as_ref())
     }
 
     /// L(θ), the mean loss, as a [1] tensor (no host synchronization).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; returns [1].
     pub fn loss_tensor(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<1> {
         self.losses(theta, data).mean()
     }
 
     /// L(θ) read back to the host.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p]; returns a host scalar.
     pub fn loss(&self, theta: &Tensor<1>, data: &DeviceDataset) -> f64 {
         self.loss_tensor(theta, data).into_scalar::<f64>()
     }
 
     /// Fraction of samples classified correctly: argmax f = label for several outputs,
     /// 1[f > ½] = label for one output; `None` for data without labels.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; compares f [n, o] with `data.labels` [n].
     pub fn accuracy(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Option<f64> {
         data.labels.as_ref()?;
         self.accuracy_of(&self.forward(theta, &data.x), data)
     }
 
     /// L(θ) and the accuracy (as [`accuracy`](Self::accuracy)) from one forward pass.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p]; `data.labels`: [n] when present.
+    ///
+    /// # Returns
+    /// L(θ) read back to the host, and the accuracy (`None` for data without labels).
     pub fn loss_and_accuracy(&self, theta: &Tensor<1>, data: &DeviceDataset) -> (f64, Option<f64>) {
         let f = self.forward(theta, &data.x);
         let loss = self
@@ -265,6 +290,12 @@ impl Net {
     }
 
     /// L(θ) ([1]) and ∇L(θ) ([D]).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p].
+    ///
+    /// # Returns
+    /// L(θ) as [1] and ∇L(θ) as [D], both on θ's device (no host synchronization).
     pub fn gradient(&self, theta: &Tensor<1>, data: &DeviceDataset) -> (Tensor<1>, Tensor<1>) {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
@@ -298,6 +329,9 @@ impl Net {
     }
 
     /// Per-sample gradients ∇ℓ_n (without the 1/N), [n, D], for all of `data` at once.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; returns [n, D] with n = `data.n`.
     pub fn per_sample_gradients(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<2> {
         let parts = self.per_sample_factors(theta, data);
         host_ops::cat(parts.iter().map(Factors::materialize).collect(), 1)
@@ -305,6 +339,13 @@ impl Net {
 
     /// The per-sample gradients ∇ℓ_n in factored form, one entry per layer with parameters,
     /// in θ order (dense layers as Ã, Δ; others materialized).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p].
+    ///
+    /// # Returns
+    /// One [`Factors`] per layer with parameters, in θ order: dense layers as `Outer` with
+    /// Ã [n, i+1] and Δ [n, o_l], others `Materialized` as [n, D_l]; the D_l add up to D.
     pub fn per_sample_factors(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Vec<Factors> {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
@@ -316,6 +357,9 @@ impl Net {
     /// Tr G_F = (1/N) Σ_n ‖Λ_n^{1/2}ᵀ J_n‖_F², exactly, as a [1] tensor: for each output j the
     /// per-sample "gradients" J_nᵀ Λ_n^{1/2} e_j (one backward pass each, o in all), squared
     /// and summed. Used to scale exact samples of N(0, G_F) to a given trace.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; returns [1].
     pub fn ggn_trace(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<1> {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
@@ -345,6 +389,13 @@ impl Net {
     /// The rows r_{p,n} = J_nᵀ Λ_n^{1/2} e_p of the Gauss-Newton matrix, o sets of n stacked
     /// output by output (row p·n + i), in factored form: G_F = (1/n) Σ r rᵀ. Their Gram and
     /// cross Gram matrices give G_F's traces in sample space (o backward passes).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p].
+    ///
+    /// # Returns
+    /// The rows r_{p,n} as [`SampleGradients`] of o·n rows (row p·n + i: output p, sample i) over
+    /// D parameters, in factored form.
     pub fn ggn_factors(&self, theta: &Tensor<1>, data: &DeviceDataset) -> SampleGradients {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);
@@ -388,6 +439,9 @@ impl Net {
 
     /// The Gram matrix K = G Gᵀ of the per-sample gradients, [n, n], from the factors:
     /// K = Σ_l (Δ_l Δ_lᵀ) ⊙ (Ã_l Ã_lᵀ) for dense layers, G_l G_lᵀ for the others.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; returns [n, n] with n = `data.n`.
     pub fn gram(&self, theta: &Tensor<1>, data: &DeviceDataset) -> Tensor<2> {
         self.per_sample_factors(theta, data)
             .iter()
@@ -397,12 +451,22 @@ impl Net {
     }
 
     /// G in factored form, for products with G and Gᵀ that never form N×D.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p].
+    ///
+    /// # Returns
+    /// G [n, D] (n = `data.n`) as [`SampleGradients`]: one [`Factors`] per layer with parameters.
     pub fn sample_gradients(&self, theta: &Tensor<1>, data: &DeviceDataset) -> SampleGradients {
         SampleGradients::new(self.per_sample_factors(theta, data))
     }
 
     /// Per-sample gradients in chunks of at most `chunk` samples: `each(first_index, G_chunk)`
     /// with G_chunk [≤ chunk, D]. The full N×D matrix is never held unless the caller keeps it.
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `each` receives the chunk's first sample index and G_chunk [c, D] with
+    /// c = min(`chunk`, n − first index) (a `chunk` of 0 counts as 1).
     pub fn per_sample_gradients_chunked(
         &self,
         theta: &Tensor<1>,
@@ -418,11 +482,17 @@ impl Net {
     }
 
     /// H V: the Hessian of L(θ) times k directions V [k, D], as [k, D].
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `v`: [k, D]; returns [k, D].
     pub fn hvp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
         self.curvature_vp(&self.linearize(theta, data, true), v, false)
     }
 
     /// G_F V: the Gauss-Newton matrix (1/N) Σ_n J_nᵀ Λ_n J_n times V [k, D], as [k, D].
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `v`: [k, D]; returns [k, D].
     pub fn ggn_vp(&self, theta: &Tensor<1>, data: &DeviceDataset, v: &Tensor<2>) -> Tensor<2> {
         self.curvature_vp(&self.linearize(theta, data, false), v, true)
     }
@@ -431,6 +501,15 @@ impl Net {
     /// activations and, with `loss_gradient`, the loss gradient's cotangents δ_l at every
     /// layer's output. A product then costs an R-forward and an R-backward pass only (the
     /// forward and backward passes at θ are the same for every direction).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `data.x`: [n, p]; `data.y`: [n, o] when the loss needs targets.
+    ///
+    /// # Returns
+    /// A [`Linearization`]: every layer's slice of θ ([D_l]), the forward activations
+    /// [n, features] (a_0 = x [n, p] … a_L = f [n, o]) with the layers' memos, the targets and,
+    /// with `loss_gradient`, the cotangents δ_l [n, layer l's out features] from the last layer
+    /// back to the first with parameters.
     pub fn linearize(
         &self,
         theta: &Tensor<1>,
@@ -467,6 +546,9 @@ impl Net {
 
     /// H V (with `gn` false; the linearization must hold the loss gradient) or G_F V at the
     /// linearization's θ, [k, D].
+    ///
+    /// # Shapes
+    /// `v`: [k, D]; returns [k, D] (θ and the n samples are those of `at`).
     pub fn curvature_vp(&self, at: &Linearization, v: &Tensor<2>, gn: bool) -> Tensor<2> {
         let (thetas, fw) = (&at.thetas, &at.fw);
         assert!(
@@ -515,6 +597,9 @@ impl Net {
 
     /// The vector-Jacobian product Σ_n J_nᵀ c_n of the network outputs for cotangents c [n, o],
     /// as [D] (J_n = ∂f(x_n; θ)/∂θ, [o, D]).
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `x`: [n, p]; `cotangent`: [n, o]; returns [D].
     pub fn vjp(&self, theta: &Tensor<1>, x: &Tensor<2>, cotangent: Tensor<2>) -> Tensor<1> {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, x);
@@ -523,6 +608,9 @@ impl Net {
 
     /// ξ = (1/√N) Σ_n J_nᵀ Λ_n^{1/2} z_n for given z [n, o] (standard normal for a sample of
     /// N(0, G_F)), as [D].
+    ///
+    /// # Shapes
+    /// `theta`: [D]; `z`: [n, o] with n = `data.n`; returns [D].
     pub fn ggn_sample(&self, theta: &Tensor<1>, data: &DeviceDataset, z: Tensor<2>) -> Tensor<1> {
         let thetas = self.thetas(theta);
         let fw = self.run_forward(&thetas, &data.x);

@@ -58,6 +58,9 @@ impl SampleGradients {
     }
 
     /// G Vᵀ: ⟨g_n, v_j⟩ for k directions V [k, D], as [k, N].
+    ///
+    /// # Shapes
+    /// `v`: [k, D]; returns [k, N].
     pub fn project(&self, v: &Tensor<2>) -> Tensor<2> {
         let mut at = 0;
         let mut total: Option<Tensor<2>> = None;
@@ -77,6 +80,9 @@ impl SampleGradients {
     /// [`Net::ggn_factors`](crate::Net::ggn_factors), or those stacked after the per-sample
     /// gradients of the same data): each dense layer takes the product Ã_l V_lᵀ [n, k·o_l]
     /// once, not once per block, then contracts it with every block's cotangents.
+    ///
+    /// # Shapes
+    /// `v`: [k, D]; returns [k, N], column s·n + i for block s, sample i; `sets` must divide N.
     pub fn project_sets(&self, sets: usize, v: &Tensor<2>) -> Tensor<2> {
         assert!(
             sets > 0 && self.n.is_multiple_of(sets),
@@ -97,16 +103,25 @@ impl SampleGradients {
     }
 
     /// W G: Σ_n w_{jn} g_n for k weight vectors W [k, N], as [k, D].
+    ///
+    /// # Shapes
+    /// `w`: [k, N]; returns [k, D].
     pub fn combine(&self, w: &Tensor<2>) -> Tensor<2> {
         host_ops::cat(self.factors.iter().map(|f| f.combine(w)).collect(), 1)
     }
 
     /// Σ_n g_n ⊙ g_n, [D].
+    ///
+    /// # Shapes
+    /// Returns [D].
     pub fn square_sum(&self) -> Tensor<1> {
         host_ops::cat(self.factors.iter().map(Factors::square_sum).collect(), 0)
     }
 
     /// The Gram matrix K = G Gᵀ, [N, N].
+    ///
+    /// # Shapes
+    /// Returns [N, N].
     pub fn gram(&self) -> Tensor<2> {
         self.factors
             .iter()
@@ -118,6 +133,9 @@ impl SampleGradients {
     /// K = G Gᵀ for rows in `sets` blocks sharing their inputs (see
     /// [`project_sets`](Self::project_sets)): each dense layer's input Gram is formed once per
     /// block instead of for every pair of rows.
+    ///
+    /// # Shapes
+    /// Returns [N, N]; `sets` must divide N.
     pub fn gram_sets(&self, sets: usize) -> Tensor<2> {
         assert!(
             sets > 0 && self.n.is_multiple_of(sets),
@@ -133,6 +151,9 @@ impl SampleGradients {
 
     /// The cross Gram matrix G Hᵀ, [n, m]: ⟨g_i, h_j⟩ for the rows of `self` (n) and `other`
     /// (m), layer by layer from the factors (both from the same net).
+    ///
+    /// # Shapes
+    /// `self`: n rows, `other`: m rows, both over the same D; returns [n, m].
     pub fn cross_gram(&self, other: &SampleGradients) -> Tensor<2> {
         assert_eq!(
             self.factors.len(),
@@ -160,6 +181,9 @@ impl SampleGradients {
     }
 
     /// G itself, [N, D] (materializes every outer product: for small nets and tests).
+    ///
+    /// # Shapes
+    /// Returns [N, D].
     pub fn materialize(&self) -> Tensor<2> {
         host_ops::cat(self.factors.iter().map(Factors::materialize).collect(), 1)
     }
@@ -168,6 +192,9 @@ impl SampleGradients {
 impl Factors {
     /// ⟨g_i, h_j⟩ over this layer's parameters, [n, m]; for dense layers
     /// (Δ_g Δ_hᵀ) ⊙ (Ã_g Ã_hᵀ) without forming a gradient.
+    ///
+    /// # Shapes
+    /// `self`: n rows, `other`: m rows of the same layer (D_l); returns [n, m].
     pub fn cross_gram(&self, other: &Factors) -> Tensor<2> {
         match (self, other) {
             (
@@ -223,6 +250,9 @@ impl Factors {
     }
 
     /// G_l V_lᵀ for the layer's slice of k directions V_l [k, D_l], as [k, n].
+    ///
+    /// # Shapes
+    /// `v`: [k, D_l]; returns [k, n].
     pub fn project(&self, v: &Tensor<2>) -> Tensor<2> {
         self.project_sets(1, v)
     }
@@ -230,6 +260,10 @@ impl Factors {
     /// G_l V_lᵀ as [k, sets·n] for rows in `sets` blocks of n sharing their inputs (the
     /// inputs of the first block are used for all): δ_{s,i}ᵀ (V_j ã_i) with V_j ã_i formed
     /// once per sample, then one batched [sets, o] × [o, k] product per sample.
+    ///
+    /// # Shapes
+    /// For rows = sets·n: `v`: [k, D_l]; returns [k, sets·n], column s·n + i for block s,
+    /// sample i; `sets` must divide the rows.
     pub fn project_sets(&self, sets: usize, v: &Tensor<2>) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } => {
@@ -269,6 +303,9 @@ impl Factors {
     }
 
     /// W G_l = Σ_n w_{jn} g_n for W [k, n], as [k, D_l].
+    ///
+    /// # Shapes
+    /// `w`: [k, n]; returns [k, D_l] (θ order: weights row-major, then the bias, for dense).
     pub fn combine(&self, w: &Tensor<2>) -> Tensor<2> {
         match self {
             Factors::Outer { inputs, cotangents } => {
@@ -286,6 +323,9 @@ impl Factors {
     }
 
     /// Σ_n g_n ⊙ g_n, [D_l].
+    ///
+    /// # Shapes
+    /// Returns [D_l].
     pub fn square_sum(&self) -> Tensor<1> {
         match self {
             Factors::Outer { inputs, cotangents } => {

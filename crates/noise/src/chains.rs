@@ -67,6 +67,10 @@ pub struct BlockSums {
 
 impl LinearChains {
     /// K = `lr.len()` chains from `w0` ([K, D]), with per-chain λ_k and γ_k.
+    ///
+    /// # Shapes
+    /// `w0`: [K, D] (K = `lr.len()` = `weight_decay.len()`); Gaussian data holds `a_sqrt` and
+    /// `teacher` [D], finite data `x` [N, D] and `y` [N, 1] (`sets` blocks of N / `sets` rows).
     pub fn new(
         data: ChainData,
         batch: usize,
@@ -110,12 +114,19 @@ impl LinearChains {
     }
 
     /// The chains' parameters, [K, D].
+    ///
+    /// # Shapes
+    /// Returns [K, D].
     pub fn w(&self) -> &Tensor<2> {
         &self.w
     }
 
     /// One step of every chain; returns the gradient noise ĝ − ∇L(w) when the population
     /// gradient A(w − u) + γw is known (fresh Gaussian data).
+    ///
+    /// # Shapes
+    /// Returns ĝ − ∇L(w) as [K, D] (without the γ w term, common to both), `None` for finite
+    /// data.
     pub fn step(&mut self) -> Option<Tensor<2>> {
         let [k, d] = self.w.dims();
         let s = self.batch;
@@ -168,6 +179,13 @@ impl LinearChains {
 
     /// `steps` steps, summing e_t = w_t − `center` ([D]) after each step, its outer products
     /// and, when known, those of the gradient noise.
+    ///
+    /// # Shapes
+    /// `center`: [D].
+    ///
+    /// # Returns
+    /// [`BlockSums`] of the `steps` steps: Σ_t e_t [K, D], Σ_t e_t e_tᵀ [K, D, D] and, for fresh
+    /// Gaussian data, Σ_t ξ_t ξ_tᵀ [K, D, D].
     pub fn run(&mut self, steps: usize, center: &Tensor<1>) -> BlockSums {
         let [k, d] = self.w.dims();
         let device = self.w.device();

@@ -188,6 +188,9 @@ impl Optimizer {
     }
 
     /// θ after one update with ĝ = `grad` (+ γ θ).
+    ///
+    /// # Shapes
+    /// `theta`, `grad`: [D]; returns θ [D]. The state's buffers are [D].
     pub fn step(&mut self, theta: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
         let c = &self.config;
         let lr = c.lr_at(self.state.t, self.total);

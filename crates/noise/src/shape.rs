@@ -42,6 +42,9 @@ impl NoiseShape {
     }
 
     /// `count` independent draws as rows, [count, D] (one matmul for a low-rank C).
+    ///
+    /// # Shapes
+    /// Returns [count, D] in `dtype` on `device`.
     pub fn sample_block(
         &self,
         stream: &mut NoiseStream,
@@ -70,6 +73,9 @@ impl NoiseShape {
     }
 
     /// One draw ξ ~ N(0, C), [D].
+    ///
+    /// # Shapes
+    /// Returns [D] in `dtype` on `device`.
     pub fn sample(&self, stream: &mut NoiseStream, device: &Device, dtype: DType) -> Tensor<1> {
         match self {
             NoiseShape::Iso { std, dim } => {

@@ -58,6 +58,9 @@ impl NoiseStream {
     }
 
     /// A [rows, cols] tensor of standard normals.
+    ///
+    /// # Shapes
+    /// Returns [rows, cols] in `dtype` on `device`, filled row by row from the stream.
     pub fn tensor(&mut self, rows: usize, cols: usize, device: &Device, dtype: DType) -> Tensor<2> {
         let v = self.normals(rows * cols);
         Tensor::from_data(TensorData::new(v, [rows, cols]), (device, dtype))

@@ -182,6 +182,13 @@ impl Surrogate {
     }
 
     /// The covariance C for step `step` at θ over the training set `data`, without drawing.
+    ///
+    /// # Shapes
+    /// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p].
+    ///
+    /// # Returns
+    /// A [`Prepared`]: C (`None` for gd, sgd and steps without injection; a low-rank C holds its
+    /// vectors as [k, D], a diagonal one its s as [D]), Tr C, and Tr Σ_m when estimated this step.
     pub fn prepare(
         &mut self,
         step: u64,
@@ -307,6 +314,13 @@ impl Surrogate {
     }
 
     /// The noise for step `step` at θ over the training set `data`.
+    ///
+    /// # Shapes
+    /// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p].
+    ///
+    /// # Returns
+    /// A [`Draw`]: ξ [D] on θ's device in θ's dtype (`None` without noise), Tr C, and Tr Σ_m when
+    /// estimated this step.
     pub fn draw(
         &mut self,
         step: u64,

@@ -98,6 +98,9 @@ pub struct Trainer<'a> {
 impl<'a> Trainer<'a> {
     /// A run from θ₀ for `total` steps; `seed` drives the noise, the batches and the
     /// eigensolver starts.
+    ///
+    /// # Shapes
+    /// `theta`: θ₀, [D] with D = `net.dim()`; `data` is the training set, [N, p] inputs.
     pub fn new(
         net: &'a Net,
         data: &'a DeviceDataset,
@@ -339,6 +342,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// θ now.
+    ///
+    /// # Shapes
+    /// Returns [D].
     pub fn theta(&self) -> &Tensor<1> {
         &self.theta
     }

@@ -62,6 +62,13 @@ pub fn frobenius_sq(op: &impl Operator, method: TraceMethod, seed: u64) -> (f64,
 
 /// μ(θ) with Tr(Σ₁ G_F) exact (N Gauss-Newton products in blocks of `chunk`) and ‖G_F‖_F² by
 /// `frobenius` (exact: D products).
+///
+/// # Shapes
+/// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p]; `noise`: Σ₁ of the same net, θ and data.
+///
+/// # Returns
+/// An [`AverageAlignment`]: μ(θ), Tr(Σ₁ G_F), ‖G_F‖_F² with its standard error (0 when
+/// exact), and L(θ).
 pub fn average_alignment(
     net: &Net,
     theta: &Tensor<1>,
@@ -145,6 +152,9 @@ pub fn average_alignment_gram(space: &SampleSpace) -> AverageAlignment {
 /// which share their inputs, so each dense layer costs one [n, i+1] × [i+1, k·o_l] product
 /// for all k directions (on 784–2048–10 at n = 128, 5 directions, ≈ 20× cheaper than the Σ₁
 /// and G_F products).
+///
+/// # Shapes
+/// `v`: [k, D]; returns k host values, g(θ; v_j) in row order.
 pub fn directional_alignment_gram(space: &SampleSpace, v: &Tensor<2>) -> Vec<f64> {
     let (n, sets) = (space.n, space.sets);
     let proj = space.rows.project_sets(sets, v); // [k, sets·n]
@@ -161,6 +171,9 @@ pub fn directional_alignment_gram(space: &SampleSpace, v: &Tensor<2>) -> Vec<f64
 
 /// g(θ; v_j) = v_jᵀ Σ₁ v_j / (2 L v_jᵀ G_F v_j) for each row of V [k, D] (any norm: the ratio
 /// is scale-free).
+///
+/// # Shapes
+/// `v`: [k, D]; `gf` and `noise` act on R^D; returns k host values, g(θ; v_j) in row order.
 pub fn directional_alignment(
     gf: &impl Operator,
     noise: &GradientNoise,

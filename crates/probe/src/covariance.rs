@@ -46,6 +46,9 @@ impl GradientNoise {
     }
 
     /// Σ₁ of `net` at θ over `data`.
+    ///
+    /// # Shapes
+    /// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p]; holds G [N, D] factored and ḡ [D].
     pub fn of(net: &Net, theta: &Tensor<1>, data: &DeviceDataset) -> Self {
         Self::new(net.sample_gradients(theta, data))
     }
@@ -56,6 +59,9 @@ impl GradientNoise {
     }
 
     /// ḡ, [D].
+    ///
+    /// # Shapes
+    /// Returns [D].
     pub fn mean(&self) -> &Tensor<1> {
         &self.mean
     }
@@ -74,12 +80,18 @@ impl GradientNoise {
     }
 
     /// diag Σ₁ = (1/N) Σ_n g_n² − ḡ², [D].
+    ///
+    /// # Shapes
+    /// Returns [D].
     pub fn diagonal(&self) -> Tensor<1> {
         let n = self.grads.samples() as f64;
         self.grads.square_sum() / n - self.mean.clone().square()
     }
 
     /// Tr Σ₁ = (1/N) Σ_n ‖g_n‖² − ‖ḡ‖², as a [1] tensor (no host synchronization).
+    ///
+    /// # Shapes
+    /// Returns [1].
     pub fn trace_tensor(&self) -> Tensor<1> {
         self.diagonal().sum()
     }

@@ -16,6 +16,12 @@ pub struct EscapeDecomposition {
 }
 
 /// Decomposes Δθ [D] over the unit rows of U [k, D].
+///
+/// # Shapes
+/// `u`: [k, D]; `delta`: [D].
+///
+/// # Returns
+/// An [`EscapeDecomposition`]: k components (u_jᵀ Δθ)², ‖Δθ‖² and the fraction in span{u_j}.
 pub fn escape_decomposition(u: &Tensor<2>, delta: &Tensor<1>) -> EscapeDecomposition {
     let d = delta.dims()[0];
     let c = crate::linalg::inner_products(u, &delta.clone().reshape([1, d]));

@@ -49,6 +49,10 @@ impl TraceMethod {
 
 /// Tr(A Σ₁) = (1/N) Σ_n (g_n − ḡ)ᵀ A (g_n − ḡ), exact: per-sample gradients of `chunk`
 /// samples at a time (recomputed, never N×D), centered by ḡ, then one block product each.
+///
+/// # Shapes
+/// `op` acts on R^D (D = `net.dim()`); `theta`, `mean` (ḡ): [D]; `data.x`: [N, p]; each
+/// chunk's G [c, D] with c ≤ `chunk`. Returns a host scalar.
 pub fn trace_with_covariance(
     op: &impl Operator,
     net: &Net,
@@ -113,6 +117,14 @@ impl<A: Operator> Operator for SampleSandwich<'_, A> {
 /// Tr(A Σ₁) by `cfg.trace_h_sigma`: exact with N products ([`trace_with_covariance`],
 /// per-sample gradients recomputed in chunks of `cfg.chunk`), or Hutchinson / Hutch++ on
 /// [`SampleSandwich`] with a standard error (probes seeded by `cfg.seed`).
+///
+/// # Shapes
+/// `op` acts on R^D (D = `net.dim()`); `theta`: [D]; `data.x`: [N, p]; `noise`: Σ₁ of the
+/// same net, θ and data.
+///
+/// # Returns
+/// A [`TraceEstimate`]: Tr(A Σ₁), its standard error (0 when exact) and the products with A
+/// used (N when exact).
 pub fn trace_times_covariance(
     op: &impl Operator,
     net: &Net,
@@ -182,6 +194,13 @@ fn exact() -> TraceMethod {
 
 /// Tr(HΣ₁) and Tr(HΣ̄) = Tr H · Tr Σ₁ / D, for the Hessian of L + (γ/2)‖θ‖², with
 /// `noise` Σ₁ of the same net, θ and data.
+///
+/// # Shapes
+/// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p]; `noise`: Σ₁ of the same net, θ and data.
+///
+/// # Returns
+/// An [`EscapeIndicator`]: Tr(H Σ₁) with its standard error, Tr H (a [`TraceEstimate`]),
+/// Tr Σ₁, D, Tr(H Σ̄) and the ratio Tr(H Σ₁) / Tr(H Σ̄).
 pub fn escape_indicator(
     net: &Net,
     theta: &Tensor<1>,

@@ -81,6 +81,9 @@ impl<T: Element> HostRows<T> {
 
     /// The newest row as a device tensor [1, D], uploaded from the stored values (no f64
     /// copy on the way).
+    ///
+    /// # Shapes
+    /// Returns [1, D] in `dtype` on `device`.
     pub fn last_to_device(&self, device: &Device, dtype: DType) -> Tensor<2> {
         let last = self.values[self.values.len() - self.d..].to_vec();
         Tensor::from_data(TensorData::new(last, [1, self.d]), (device, dtype))
@@ -118,6 +121,9 @@ impl<T: Element> HostRows<T> {
     }
 
     /// S Q for S [k, m] (row-major, m = rows held) as a device tensor [k, D].
+    ///
+    /// # Shapes
+    /// `s`: k·m values, [k, m] row-major (m = rows held); returns [k, D] in `dtype` on `device`.
     pub fn combine(&self, s: &[f64], k: usize, device: &Device, dtype: DType) -> Tensor<2> {
         let (m, d) = (self.len(), self.d);
         assert_eq!(s.len(), k * m, "HostRows::combine: S is not [k, m]");
@@ -149,6 +155,9 @@ impl<T: Element> HostRows<T> {
     }
 
     /// Q as a device tensor [m, D].
+    ///
+    /// # Shapes
+    /// Returns [m, D] (m = rows held) in `dtype` on `device`.
     pub fn to_tensor(&self, device: &Device, dtype: DType) -> Tensor<2> {
         let values = self.values.iter().map(|x| x.load()).collect();
         to_device(values, self.len(), self.d, device, dtype)

@@ -44,6 +44,9 @@ pub enum Basis {
 
 impl Basis {
     /// S Q for S [k, m] on the host (row-major), as [k, D] on the run's device.
+    ///
+    /// # Shapes
+    /// `s`: k·m values, [k, m] row-major (m = basis rows); returns [k, D].
     pub fn combine(&self, s: &[f64], k: usize) -> Tensor<2> {
         match self {
             Basis::Device(q) => {
@@ -61,6 +64,9 @@ impl Basis {
     }
 
     /// Q itself, [m, D], on the run's device.
+    ///
+    /// # Shapes
+    /// Returns [m, D].
     pub fn to_tensor(&self) -> Tensor<2> {
         match self {
             Basis::Device(q) => *q.clone(),
@@ -77,6 +83,13 @@ impl Basis {
 /// host loops (f32 basis, f64 sums): on ndarray the device form spent ≈ 90% of each step
 /// re-assembling the basis and packing it for [1, D] × [D, j] products (240 of 290 ms per step
 /// at D = 1.6 M). The two forms compute the same recurrence; a test holds them together.
+///
+/// # Shapes
+/// `start`: [1, D] (D = `op.dim()`).
+///
+/// # Returns
+/// A [`Tridiagonal`] of m steps, 1 ≤ m ≤ `steps`.clamp(1, D): α [m], β_1 … β_{m−1}, the last
+/// residual norm β_m, and the basis Q [m, D].
 pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -> Tridiagonal {
     lanczos_tridiagonal_until(op, start, steps, None)
 }
@@ -85,6 +98,13 @@ pub fn lanczos_tridiagonal(op: &impl Operator, start: Tensor<2>, steps: usize) -
 /// β_j |s_i[j]| ≤ tol · |θ_1| for i < k (the residual ‖A y_i − θ_i y_i‖ relative to the
 /// largest Ritz value). The check solves the j×j tridiagonal eigenproblem after every step,
 /// O(j²) host work next to an operator product.
+///
+/// # Shapes
+/// `start`: [1, D] (D = `op.dim()`).
+///
+/// # Returns
+/// A [`Tridiagonal`] of m steps, 1 ≤ m ≤ `steps`.clamp(1, D): α [m], β_1 … β_{m−1}, the last
+/// residual norm β_m, and the basis Q [m, D].
 pub fn lanczos_tridiagonal_until(
     op: &impl Operator,
     start: Tensor<2>,
@@ -248,6 +268,9 @@ pub(crate) fn lanczos_on_device(
 /// little: Σ_i u_i plus a random unit direction scaled to 10% of that sum's norm, so that a
 /// direction that newly entered the top k is still found (a start inside an invariant
 /// subspace never leaves it).
+///
+/// # Shapes
+/// `u`: [k, D]; returns [1, D] in `u`'s dtype on its device.
 pub fn warm_start(u: &Tensor<2>, seed: u64) -> Tensor<2> {
     let d = u.dims()[1];
     let z = crate::linalg::random_unit_directions(1, d, seed, &u.device(), u.dtype());
@@ -316,6 +339,14 @@ pub fn lanczos(op: &impl Operator, cfg: LanczosConfig) -> Eigenpairs {
 /// [`lanczos`] from a given start vector [1, D] (normalized here; `cfg.seed` unused), e.g.
 /// the previous top-k eigenvectors of an operator that changed little: when the start lies
 /// in an invariant subspace of dimension k, k steps span it exactly.
+///
+/// # Shapes
+/// `start`: [1, D] (D = `op.dim()`).
+///
+/// # Returns
+/// [`Eigenpairs`] of min(`cfg.k`, m) pairs after m steps, m ≤ max(`cfg.steps`, `cfg.k`)
+/// clamped to [1, D]: the values (descending), unit eigenvectors as rows [min(k, m), D], their
+/// residual norms, and m products.
 pub fn lanczos_from(op: &impl Operator, start: Tensor<2>, cfg: LanczosConfig) -> Eigenpairs {
     let converged = (cfg.tol > 0.0).then_some(Convergence {
         k: cfg.k,

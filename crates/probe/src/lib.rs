@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod alignment;
+pub mod config;
 pub mod covariance;
 pub mod decomposition;
 pub mod density;

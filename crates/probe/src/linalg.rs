@@ -25,6 +25,9 @@ pub enum ProbeKind {
 
 /// k random directions [k, D] drawn on the host from a ChaCha8 stream seeded by `seed`, so that
 /// one seed gives the same directions on every backend.
+///
+/// # Shapes
+/// Returns [k, D] (D = `d`) in `dtype` on `device`.
 pub fn random_directions(
     k: usize,
     d: usize,
@@ -118,6 +121,9 @@ fn sum_over_chunks(d: usize, part: impl Fn(usize, usize) -> Tensor<2>) -> Option
 
 /// A Bᵀ for A [k, D] and B [m, D]: the inner products ⟨a_i, b_j⟩ as [k, m], summed over D in
 /// chunks of [`REDUCTION_CHUNK`] columns.
+///
+/// # Shapes
+/// `a`: [k, D]; `b`: [m, D]; returns [k, m].
 pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
     sum_over_chunks(a.dims()[1], |s, w| {
         matmul(
@@ -131,6 +137,9 @@ pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
 }
 
 /// Σ_j t_ij for each row of T [k, D], as [k], summed in chunks of [`REDUCTION_CHUNK`] columns.
+///
+/// # Shapes
+/// `t`: [k, D]; returns [k].
 pub fn row_sums(t: Tensor<2>) -> Tensor<1> {
     let [k, d] = t.dims();
     sum_over_chunks(d, |s, w| t.clone().narrow(1, s, w).sum_dim(1))
@@ -139,6 +148,9 @@ pub fn row_sums(t: Tensor<2>) -> Tensor<1> {
 }
 
 /// ⟨a_i, b_i⟩ for the rows of A and B [k, D], as [k].
+///
+/// # Shapes
+/// `a`, `b`: [k, D]; returns [k].
 pub fn row_dots(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<1> {
     row_sums(a.clone() * b.clone())
 }
@@ -146,6 +158,9 @@ pub fn row_dots(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<1> {
 /// Orthonormal rows spanning the rows of Y [k, D] (Cholesky QR twice: two small Gram
 /// matrices on the host, the products on the device). Rows that are numerically dependent
 /// are dropped, so the result has at most k rows.
+///
+/// # Shapes
+/// `y`: [k, D]; returns [r, D] with r ≤ k the numerical rank.
 pub fn orthonormalize_rows(y: Tensor<2>) -> Tensor<2> {
     let mut q = y;
     for _ in 0..2 {

@@ -284,6 +284,9 @@ impl<A: Operator> Operator for Blocked<A> {
 
 /// The dense matrix of an operator, [D, D], by applying it to the identity in blocks
 /// (D products: for small D and reference checks).
+///
+/// # Shapes
+/// Returns [D, D] (D = `op.dim()`), row j = A e_j.
 pub fn materialize(op: &impl Operator) -> Tensor<2> {
     let d = op.dim();
     let eye = Tensor::<2>::eye(d, &op.device()).cast(op.dtype());

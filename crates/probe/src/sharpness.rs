@@ -56,6 +56,14 @@ pub struct Sharpness {
 
 /// E_ν[L(θ + ν)] − L(θ) and E_ν|L(θ + ν) − L(θ)| over `cfg.samples` perturbations drawn on
 /// the host (same values on every backend), `cfg.batch` at a time, one read-back per batch.
+///
+/// # Shapes
+/// `theta`: [D] (D = `net.dim()`); `data.x`: [N, p]; each batch draws ν as [b, D] with
+/// b ≤ `cfg.batch`.
+///
+/// # Returns
+/// A [`Sharpness`]: E_ν[L(θ + ν)] − L(θ) and E_ν|L(θ + ν) − L(θ)| with their standard errors,
+/// and L(θ).
 pub fn expected_sharpness(
     net: &Net,
     theta: &Tensor<1>,
