@@ -1,6 +1,7 @@
 //! The command line, parsed by clap's derive. Global options may stand before or after the
 //! command.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -136,7 +137,7 @@ pub struct SlurmArgs {
     pub kind: SlurmKind,
     /// For `theory`: which experiment.
     #[arg(value_enum)]
-    pub theory: Option<crate::theory::experiment::TheoryExperiment>,
+    pub theory: Option<TheoryExperiment>,
     /// The experiment's config (for theory, optional: the built-in settings otherwise).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -213,7 +214,7 @@ pub struct ExportArgs {
 pub struct TheoryArgs {
     /// The experiment.
     #[arg(value_enum)]
-    pub experiment: crate::theory::experiment::TheoryExperiment,
+    pub experiment: TheoryExperiment,
     /// Settings replacing the built-in ones (configs/ziyin2022/<experiment>.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -258,7 +259,7 @@ pub struct ScaleArgs {
     /// its own folder. Inside a Slurm array task it defaults to the task's shard
     /// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT). Combine with `noisescope collect`.
     #[arg(long, value_name = "i/n", conflicts_with_all = ["jobs", "devices"])]
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<Shard>,
     /// Run the units in N processes on this machine at once, sharing its cores, with one
     /// progress display; then combine them.
     #[arg(long, value_name = "N", conflicts_with = "devices", value_parser = clap::value_parser!(u16).range(1..))]
@@ -394,4 +395,49 @@ pub enum DataCommand {
         /// Dataset name.
         name: String,
     },
+}
+
+/// The experiments of `noisescope theory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TheoryExperiment {
+    /// Thms. 2–3: the stationary Σ and C of label-noise regression in 1-d and 2-d (SPEC §5.6).
+    LabelNoise,
+    /// Thm. 2 against the learning rate, with both Hessian approximations (SPEC §5.6).
+    LrSweep,
+    /// Thm. 4 / Cor. 1: test loss against weight decay γ, divergence boundaries, the negative
+    /// optimum (SPEC §5.7).
+    WeightDecay,
+    /// Thm. 6: Tr[ÂΣ] against α = N/D across the over/under-parameterized transition (§5.8).
+    HighDim,
+    /// The 1-d tail index against λ and S (§5.9), with the exact Kesten–Goldie index.
+    TailIndex,
+}
+
+/// Shard `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `i/n` with 0 ≤ i < n.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected i/n with 0 ≤ i < n, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }

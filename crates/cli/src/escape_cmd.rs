@@ -18,9 +18,9 @@ use crate::draw::{Series, bars, line_panels, metric_series, toy_trajectories};
 use crate::experiment;
 use crate::fanout::{self, Role};
 use crate::probes::Anchor;
+use crate::run_loop::{RunContext, initial_theta, progress, run_unit, train_loop};
 use crate::rundir::RunDir;
 use crate::rundir::{default_out, write_atomic};
-use crate::train_cmd::{RunContext, initial_theta, progress, run_unit, train_loop};
 use crate::units::{self, Combined, UnitState, run_recorded};
 
 /// An escape experiment.

@@ -20,6 +20,7 @@ mod probe_cmd;
 mod probes;
 mod provenance;
 mod raster;
+mod run_loop;
 mod rundir;
 mod shard;
 mod slurm_cmd;

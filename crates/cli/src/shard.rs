@@ -4,38 +4,9 @@
 //! the work without talking to each other: each unit has its own folder, and the combined
 //! summary is built from the folders afterwards (`noisescope collect`).
 
-use std::fmt;
-
 use anyhow::{Context, Result, bail};
 
-/// Shard `index` of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    /// `i/n` with 0 ≤ i < n.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected i/n with 0 ≤ i < n, e.g. 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: usize = i.trim().parse().map_err(|_| bad())?;
-        let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
+pub use crate::args::Shard;
 
 impl Shard {
     /// The whole experiment in one process.

@@ -21,8 +21,8 @@ use crate::config::{self, RunConfig};
 use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
 use crate::experiment;
 use crate::fanout::{self, Role};
+use crate::run_loop::{RunContext, initial_theta};
 use crate::rundir::{check_folder_name, default_out, write_atomic};
-use crate::train_cmd::{RunContext, initial_theta};
 use crate::units::{self, Combined, UnitState, run_recorded};
 
 /// A sweep.

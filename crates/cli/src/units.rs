@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use crate::run_loop::{Outcome, RunContext, run_unit};
 use crate::rundir::write_atomic;
-use crate::train_cmd::{Outcome, RunContext, run_unit};
 
 /// The file a unit's failure is recorded in, for `collect` to report.
 pub const ERROR_FILE: &str = "error.txt";
