@@ -645,14 +645,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         mut summary,
         states,
     } = combined_summary(out)?;
-    std::fs::create_dir_all(out.join("figures"))
-        .with_context(|| format!("creating {}", out.join("figures").display()))?;
-    summary["provenance"] =
-        crate::provenance::this_process(summary["device"].as_str().unwrap_or(""));
-    write_atomic(
-        &out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    units::write_summary(out, &mut summary)?;
     let figures = figures(out, &cfg, &summary)?;
     if g.json {
         crate::output::print_json(&summary);

@@ -22,7 +22,7 @@ use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
 use crate::experiment;
 use crate::fanout::{self, Role};
 use crate::run_loop::{RunContext, initial_theta};
-use crate::rundir::{check_folder_name, default_out, write_atomic};
+use crate::rundir::{check_folder_name, default_out};
 use crate::units::{self, Combined, UnitState, run_recorded};
 
 /// A sweep.
@@ -272,14 +272,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         mut summary,
         states,
     } = combined_summary(out)?;
-    std::fs::create_dir_all(out.join("figures"))
-        .with_context(|| format!("creating {}", out.join("figures").display()))?;
-    summary["provenance"] =
-        crate::provenance::this_process(summary["device"].as_str().unwrap_or(""));
-    write_atomic(
-        &out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    units::write_summary(out, &mut summary)?;
     let names: Vec<String> = states
         .iter()
         .filter(|(_, s)| !matches!(s, UnitState::Missing))

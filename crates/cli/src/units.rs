@@ -92,6 +92,19 @@ pub struct Combined<C> {
     pub states: Vec<(String, UnitState)>,
 }
 
+/// Writes an experiment's combined `summary` as `out/summary.json`, stamped with this
+/// (combining) process's provenance, and makes sure `out/figures/` exists for its figures.
+pub fn write_summary(out: &Path, summary: &mut Value) -> Result<()> {
+    std::fs::create_dir_all(out.join("figures"))
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", out.join("figures").display()))?;
+    summary["provenance"] =
+        crate::provenance::this_process(summary["device"].as_str().unwrap_or(""));
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(summary)?.as_bytes(),
+    )
+}
+
 /// Prints the units not finished (for `collect` and a combining process), one line each.
 pub fn print_unfinished(tally: &Value, states: &[(String, UnitState)]) {
     println!(
