@@ -320,7 +320,13 @@ impl RunDir {
 
     /// Removes the temporary folders and files that a killed checkpoint or write left.
     pub fn remove_leftovers(&self) -> Result<()> {
-        for dir in [self.path.clone(), self.path.join("checkpoints")] {
+        // Figures too: their temporaries carry the writer's name, so a killed write's is not
+        // overwritten by the next one.
+        for dir in [
+            self.path.clone(),
+            self.path.join("checkpoints"),
+            self.path.join("figures"),
+        ] {
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
