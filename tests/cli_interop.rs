@@ -12,7 +12,7 @@ use common::{noisescope, ok, repo};
 
 // The binary's event-file module, for its reader.
 #[allow(dead_code)]
-#[path = "../crates/cli/src/tensorboard.rs"]
+#[path = "../crates/runs/src/tensorboard.rs"]
 mod tensorboard;
 
 /// Runs `train` on the quickstart config into `out` with these `--set` overrides and `more`

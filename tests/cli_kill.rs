@@ -18,7 +18,7 @@ use common::repo;
 
 // The binary's event-file module, for its reader.
 #[allow(dead_code)]
-#[path = "../crates/cli/src/tensorboard.rs"]
+#[path = "../crates/runs/src/tensorboard.rs"]
 mod tensorboard;
 
 /// The command that runs (or continues) the experiment into `out`.

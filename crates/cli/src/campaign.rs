@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use noisescope_runs::rundir::{RunDir, write_atomic};
 use serde_json::{Map, Value, json};
 
 use crate::draw::{Panel, Points, Series, comparison};
 use crate::escape_cmd::EscapeConfig;
-use crate::rundir::{RunDir, write_atomic};
 
 /// The seed folders of a campaign root: `seed-N/` holding an `escape.toml`, by seed.
 pub fn seed_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
@@ -96,7 +96,7 @@ pub fn report(dir: &Path, seeds: &[(u64, PathBuf)]) -> Result<Vec<PathBuf>> {
         .first()
         .context("a campaign has at least one seed folder")?
         .1;
-    let cfg: EscapeConfig = crate::config::load(&first.join("escape.toml"), &[])?;
+    let cfg: EscapeConfig = noisescope_runs::config::load(&first.join("escape.toml"), &[])?;
     let names: Vec<String> = cfg.dynamics.iter().map(|d| d.to_string()).collect();
     let shift = -(cfg.phase1.steps as f64);
     let phase1: Vec<BTreeMap<u64, Value>> = seeds

@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use noisescope_runs::rundir::{RunDir, write_atomic};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-
-use crate::rundir::{RunDir, write_atomic};
 
 /// One curve.
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -8,20 +8,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
 use noisescope_noise::{Dynamic, NoiseConfig, NoiseStream};
+use noisescope_probe::Session;
+use noisescope_runs::rundir::RunDir;
+use noisescope_runs::rundir::{default_out, write_atomic};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use noisescope_runs::config::{self, RunConfig};
+use noisescope_runs::units::{self, Combined, UnitState};
+
 use crate::args::{EscapeArgs, Global};
 use crate::backend;
-use crate::config::{self, RunConfig};
 use crate::draw::{Series, bars, line_panels, metric_series, toy_trajectories};
 use crate::experiment;
 use crate::fanout::{self, Role};
-use crate::probes::Anchor;
-use crate::run_loop::{RunContext, initial_theta, progress, run_unit, train_loop};
-use crate::rundir::RunDir;
-use crate::rundir::{default_out, write_atomic};
-use crate::units::{self, Combined, UnitState, run_recorded};
+use crate::run_loop::{RunContext, initial_theta, progress, run_recorded, run_unit, train_loop};
 
 /// An escape experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,7 +360,7 @@ fn run_units(
             if first && writes_phase1 {
                 run_unit(&ctx, theta0, &dir).context("phase 1")?.theta
             } else if first && phase1_done {
-                crate::rundir::load_theta(&dir, &opened.device, p1.precision)
+                noisescope_runs::rundir::load_theta(&dir, &opened.device, p1.precision)
                     .context("phase 1's θ*")?
             } else {
                 train_loop(&ctx, theta0, None, false)
@@ -373,15 +374,19 @@ fn run_units(
             break;
         }
         let lr2 = cfg.lr_over_sharpness.map(|c| {
-            let a = Anchor::at(
+            let top = Session::new(
                 &base.probes,
                 &exp.net,
                 &theta_star,
                 &exp.train,
                 base.optimizer.weight_decay,
                 seed,
-            );
-            let top = a.values.first().copied().unwrap_or(f64::NAN);
+            )
+            .top_hessian()
+            .values
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
             (top, c / top)
         });
         let theta_star = if cfg.perturb > 0.0 {
@@ -656,7 +661,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         println!("figure: {}", f.display());
     }
     if summary["units"]["finished"] != summary["units"]["total"] {
-        units::print_unfinished(&summary["units"], &states);
+        crate::output::print_unfinished(&summary["units"], &states);
     }
     println!("results: {}", out.display());
     Ok(())

@@ -1,14 +1,13 @@
 //! From a run config to the objects a run needs: the net, θ₀, the training and test data on the
 //! device.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::*;
-use noisescope_data::synthetic::{TeacherStudent, effective_rank, toy2d, uniform_square};
-use noisescope_data::{DeviceDataset, Features, ImageDataset, Precision, SearchPath, Split};
+use noisescope_data::{DeviceDataset, Features, Precision, SearchPath};
 use noisescope_models::Net;
+use noisescope_runs::config::RunConfig;
 
 use crate::backend::Opened;
-use crate::config::{DataConfig, RunConfig};
 
 /// A run's net and data.
 pub struct Experiment {
@@ -20,87 +19,6 @@ pub struct Experiment {
     pub test: Option<DeviceDataset>,
     /// One line naming the data (for logs).
     pub describe: String,
-}
-
-/// Training and test features for `data`; `seed` drives random labels and synthetic draws.
-pub fn features(
-    data: &DataConfig,
-    seed: u64,
-    search: &SearchPath,
-) -> Result<(Features, Option<Features>, String)> {
-    Ok(match data {
-        DataConfig::Images {
-            name,
-            train,
-            random_labels,
-            test,
-            normalization,
-        } => {
-            let tr = ImageDataset::open(name, search, Split::Train)
-                .with_context(|| format!("training split of {name}"))?;
-            let clean = train.unwrap_or(tr.len() - random_labels.min(&tr.len()));
-            let tr = if *random_labels > 0 {
-                tr.clean_plus_random_labels(clean, *random_labels, seed)?
-            } else {
-                tr.first(clean)?
-            };
-            let te = match test {
-                Some(0) => None,
-                t => {
-                    let te = ImageDataset::open(name, search, Split::Test)
-                        .with_context(|| format!("test split of {name}"))?;
-                    Some(match t {
-                        Some(n) => te.first(*n)?,
-                        None => te,
-                    })
-                }
-            };
-            let describe = format!(
-                "{name}: {} training images ({clean} true labels + {random_labels} random), {} test",
-                tr.len(),
-                te.as_ref().map_or(0, ImageDataset::len)
-            );
-            (
-                tr.to_features(*normalization),
-                te.map(|t| t.to_features(*normalization)),
-                describe,
-            )
-        }
-        DataConfig::Toy2d { n } => (toy2d(*n, seed), None, format!("toy2d: {n} points")),
-        DataConfig::TeacherStudent {
-            n,
-            test,
-            dim,
-            spectrum,
-            teacher,
-            noise_std,
-        } => {
-            let problem = TeacherStudent {
-                dim: *dim,
-                spectrum: spectrum.clone(),
-                teacher: teacher.clone(),
-                noise_std: *noise_std,
-            };
-            let rank = effective_rank(&spectrum.values(*dim)?);
-            // One teacher (from the seed) for both sets; different sample streams.
-            let train = problem.sample_with(*n, seed, seed.wrapping_add(1))?;
-            let test_set = (*test > 0)
-                .then(|| problem.sample_with(*test, seed, seed.wrapping_add(2)))
-                .transpose()?;
-            (
-                train,
-                test_set,
-                format!(
-                    "teacher-student: {n} training samples, {test} test, D = {dim}, effective rank {rank:.1}"
-                ),
-            )
-        }
-        DataConfig::UniformSquare { n, test } => (
-            uniform_square(*n, seed),
-            (*test > 0).then(|| uniform_square(*test, seed ^ 0xFFFF_FFFF)),
-            format!("uniform square: {n} training points, {test} test"),
-        ),
-    })
 }
 
 /// Uploads one data set and reads a sum of it back, so that a device that cannot hold it
@@ -176,7 +94,7 @@ pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Ex
     let device = &opened.device;
     let net = cfg.model.build(device, cfg.precision)?;
     check_memory(cfg, net.dim(), opened)?;
-    let (tr, te, describe) = features(&cfg.data, cfg.seed, search)?;
+    let (tr, te, describe) = cfg.data.load(cfg.seed, search)?;
     cfg.check(net.dim(), tr.n)?;
     let train = net.adapt(upload(&tr, "training set", device, cfg.precision)?);
     let test = match te {

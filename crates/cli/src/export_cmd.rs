@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use noisescope_runs::rundir::{RunDir, write_atomic};
 use serde_json::Value;
 
 use crate::args::ExportArgs;
-use crate::rundir::{RunDir, write_atomic};
 
 pub fn run(a: &ExportArgs) -> Result<()> {
     let runs = runs_under(&a.dir)?;
@@ -82,7 +82,7 @@ type Columns = Vec<(String, Option<f64>)>;
 /// One metric line's columns: every number under its JSON path joined with `.`
 /// (`probes.lambda_max`, `probes.hessian_top.0`), and `null` (not finite) as an empty cell.
 fn columns(line: &Value) -> Columns {
-    crate::tensorboard::leaves(line, '.')
+    noisescope_runs::tensorboard::leaves(line, '.')
         .into_iter()
         .filter_map(|(name, v)| match v {
             Value::Number(n) => Some((name, n.as_f64())),

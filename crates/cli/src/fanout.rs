@@ -11,11 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use noisescope_runs::rundir::open_experiment_dir;
+
+use noisescope_runs::units::UnitState;
 
 use crate::args::{BackendKind, Global, ScaleArgs};
-use crate::rundir::open_experiment_dir;
 use crate::shard::Shard;
-use crate::units::UnitState;
 
 /// One child process: its shard, and its wgpu device or CPU thread count.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +149,7 @@ impl Role {
             "{} unit(s) failed: {}; each error is in the unit's {}, and a re-run tries them again",
             failures.len(),
             failures.join("; "),
-            crate::units::ERROR_FILE
+            noisescope_runs::units::ERROR_FILE
         )
     }
 }

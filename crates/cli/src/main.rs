@@ -3,10 +3,9 @@
 
 mod args;
 mod backend;
-mod bench;
+mod bench_cmd;
 mod campaign;
 mod collect_cmd;
-mod config;
 mod data_cmd;
 mod draw;
 mod escape_cmd;
@@ -17,18 +16,13 @@ mod host_allocator;
 mod output;
 mod plot_cmd;
 mod probe_cmd;
-mod probes;
-mod provenance;
 mod raster;
 mod run_loop;
-mod rundir;
 mod shard;
 mod slurm_cmd;
 mod sweep_cmd;
-mod tensorboard;
 mod theory;
 mod train_cmd;
-mod units;
 
 use std::process::ExitCode;
 
@@ -43,7 +37,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    provenance::mark_start();
+    noisescope_runs::provenance::mark_start();
     host_allocator::keep_freed_memory();
     let cli = args::Cli::parse();
     let threads = set_threads(cli.global.threads);
@@ -58,7 +52,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         args::Command::Data(cmd) => data_cmd::run(&cli.global, cmd),
-        args::Command::Bench(a) => bench::run(&cli.global, a),
+        args::Command::Bench(a) => bench_cmd::run(&cli.global, a),
         args::Command::Train(a) => train_cmd::run(&cli.global, a),
         args::Command::Escape(a) => escape_cmd::run(&cli.global, a),
         args::Command::Probe(a) => probe_cmd::run(&cli.global, a),

@@ -68,3 +68,28 @@ pub fn print_json(value: &serde_json::Value) {
         serde_json::to_string_pretty(value).expect("a Value always serializes")
     );
 }
+
+/// Prints the units not finished (for `collect` and a combining process), one line each.
+pub fn print_unfinished(
+    tally: &serde_json::Value,
+    states: &[(String, noisescope_runs::units::UnitState)],
+) {
+    println!(
+        "units finished: {} of {}",
+        tally["finished"], tally["total"]
+    );
+    for (name, s) in states {
+        match s {
+            noisescope_runs::units::UnitState::Missing => println!("  missing: {name}"),
+            noisescope_runs::units::UnitState::Failed(e) => {
+                let first = e.lines().next().unwrap_or("");
+                println!("  failed: {name}: {first}");
+            }
+            noisescope_runs::units::UnitState::Started => {
+                println!("  unfinished: {name} (started)")
+            }
+            s if !s.finished() => println!("  unfinished: {name} ({})", s.status()),
+            _ => {}
+        }
+    }
+}

@@ -39,14 +39,14 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
         let c = crate::escape_cmd::combined_summary(dir)?;
         crate::escape_cmd::figures(dir, &c.config, &c.summary)?
     } else if dir.join("sweep.toml").is_file() {
-        let crate::units::Combined {
+        let noisescope_runs::units::Combined {
             config: sweep,
             summary,
             states,
         } = crate::sweep_cmd::combined_summary(dir)?;
         let names: Vec<String> = states
             .into_iter()
-            .filter(|(_, s)| *s != crate::units::UnitState::Missing)
+            .filter(|(_, s)| *s != noisescope_runs::units::UnitState::Missing)
             .map(|(n, _)| n)
             .collect();
         crate::sweep_cmd::figure(dir, &sweep, &names)?

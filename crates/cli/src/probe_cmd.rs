@@ -4,16 +4,15 @@
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
-use noisescope_probe::density::SpectralDensity;
-use serde_json::{Value, json};
+use noisescope_probe::Session;
+use noisescope_runs::config::{self, Probe, RunConfig};
+use noisescope_runs::rundir::{self, RunDir};
+use serde_json::json;
 
 use crate::args::{Global, ProbeArgs};
 use crate::backend;
-use crate::config::{self, Probe, RunConfig};
 use crate::draw::{self, Series};
 use crate::experiment;
-use crate::probes;
-use crate::rundir::{self, RunDir};
 
 pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     let rd = RunDir::open(&a.run)?;
@@ -82,20 +81,18 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         ),
     );
     let start = std::time::Instant::now();
-    let r = probes::run(
+    let report = Session::new(
         &cfg.probes,
-        &list,
         &exp.net,
         &theta,
         &data,
         cfg.optimizer.weight_decay,
         cfg.seed ^ step,
-        None,
-        None,
-    );
+    )
+    .run(&list);
     let elapsed = start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
-    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": r.values, "provenance": crate::provenance::this_process(&opened.description)});
+    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": report, "provenance": noisescope_runs::provenance::this_process(&opened.description)});
     let name = format!("probes-step-{step:07}.json");
     rd.write(&name, serde_json::to_string_pretty(&out)?.as_bytes())?;
     // A run copied without its figures folder (only config and a checkpoint) still gets them.
@@ -103,11 +100,11 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     std::fs::create_dir_all(&figures_dir)
         .with_context(|| format!("creating {}", figures_dir.display()))?;
     let mut figures = Vec::new();
-    if let Some(top) = r.values.get("hessian_top").and_then(Value::as_array) {
+    if let Some(top) = &report.hessian_top {
         let items: Vec<(String, f64)> = top
             .iter()
             .enumerate()
-            .map(|(i, v)| (format!("λ{}", i + 1), v.as_f64().unwrap_or(0.0)))
+            .map(|(i, v)| (format!("λ{}", i + 1), *v))
             .collect();
         let p = rd.path.join(format!("figures/spectrum-step-{step:07}.svg"));
         draw::bars(
@@ -118,8 +115,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         )?;
         figures.push(p);
     }
-    if let Some(d) = r.values.get("density") {
-        let density: SpectralDensity = serde_json::from_value(d.clone())?;
+    if let Some(density) = &report.density {
         let (lo, hi) = density.range();
         let grid = density.on_grid(400, ((hi - lo) / 100.0).max(1e-12));
         let p = rd.path.join(format!("figures/density-step-{step:07}.svg"));
@@ -138,7 +134,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     if g.json {
         crate::output::print_json(&out);
     } else {
-        for (k, v) in &r.values {
+        for (k, v) in out["probes"].as_object().into_iter().flatten() {
             if k != "density" {
                 println!("{k:>20}: {v}");
             }

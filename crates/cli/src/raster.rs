@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
+use noisescope_runs::rundir::write_atomic;
 use resvg::{tiny_skia, usvg};
-
-use crate::rundir::write_atomic;
 
 /// Pixels per SVG pixel: SVG user units are 1/96 inch, so 300 dpi.
 pub const SCALE: f32 = 300.0 / 96.0;

@@ -10,12 +10,12 @@ use indicatif::ProgressBar;
 use noisescope_data::DeviceDataset;
 use noisescope_models::{ModelSpec, Net};
 use noisescope_noise::{OptimizerConfig, StepError, Trainer};
+use noisescope_probe::{Anchor, Session};
+use noisescope_runs::config::{self, Probe, RunConfig};
+use noisescope_runs::rundir::{self, RunDir};
 use serde_json::{Map, Value, json};
 
-use crate::config::{self, Probe, RunConfig};
 use crate::experiment::{self, Experiment};
-use crate::probes;
-use crate::rundir::{self, RunDir};
 
 /// Test and training evaluation runs in chunks of this many samples.
 const EVAL_CHUNK: usize = 2000;
@@ -198,14 +198,14 @@ pub fn train_loop(
     };
     let anchor_start = Instant::now();
     let anchor = wants_anchor.then(|| {
-        probes::Anchor::at(
+        Anchor::at(&Session::new(
             &cfg.probes,
             net,
             trainer.theta(),
             &probe_data,
             cfg.optimizer.weight_decay,
             cfg.seed,
-        )
+        ))
     });
     let anchor_s = anchor_start.elapsed().as_secs_f64();
     let mut tally = Tally {
@@ -273,10 +273,6 @@ pub fn train_loop(
             }
         }
     }
-    let probe_data = match cfg.probes.samples {
-        Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
-        _ => exp.train.clone(),
-    };
     let stop = ctx.until.unwrap_or(cfg.steps).min(cfg.steps);
     let bar = progress(ctx.quiet, cfg.steps, trainer.steps_done());
     let mut last: Option<noisescope_noise::StepReport> = None;
@@ -309,21 +305,23 @@ pub fn train_loop(
             }
             if probe_now {
                 let p0 = Instant::now();
-                let r = probes::run(
+                let session = Session::new(
                     &cfg.probes,
-                    &cfg.probes.list,
                     net,
                     trainer.theta(),
                     &probe_data,
                     cfg.optimizer.weight_decay,
                     cfg.seed ^ t,
-                    anchor.as_ref(),
-                    warm.as_ref(),
-                );
-                warm = r.hessian_vectors;
+                )
+                .warm_started(warm.as_ref())
+                .anchored(anchor.as_ref());
+                let report = session.run(&cfg.probes.list);
+                let next_warm = session.warm_vectors();
+                drop(session);
+                warm = next_warm;
                 let dt = p0.elapsed().as_secs_f64();
                 tally.probe_s += dt;
-                line.insert("probes".into(), Value::Object(r.values));
+                line.insert("probes".into(), serde_json::to_value(report)?);
                 line.insert("probe_time_s".into(), json!(dt));
             }
             line.insert("time_s".into(), json!(tally.elapsed_s()));
@@ -546,7 +544,7 @@ impl Tally {
     /// metric lines).
     fn to_checkpoint(&self, device: &str) -> Value {
         let mut processes = self.earlier.clone();
-        processes.push(crate::provenance::this_process(device));
+        processes.push(noisescope_runs::provenance::this_process(device));
         json!({
             "step_loss": self.step_loss,
             "elapsed_s": self.elapsed_s(),
@@ -621,7 +619,7 @@ impl Tally {
         if let Some(v) = self.late.to_json() {
             s["late_mean"] = v;
         }
-        s["provenance"] = crate::provenance::with_earlier(ctx.device_name, &self.earlier);
+        s["provenance"] = noisescope_runs::provenance::with_earlier(ctx.device_name, &self.earlier);
         if let Some(d) = dir {
             // TensorBoard's text tab: what made the run, as of this summary. Written first: a
             // run whose summary landed is not run again, so its text must be there already.
@@ -635,4 +633,26 @@ impl Tally {
 /// A step-count progress bar showing loss and steps per second; hidden under `--quiet`.
 pub fn progress(quiet: bool, total: u64, done: u64) -> ProgressBar {
     crate::output::steps_bar(quiet, total, done, 20, "")
+}
+
+/// Runs one unit into `dir` ([`run_unit`]: a new run, a continuation from its latest
+/// checkpoint, or nothing when finished). A diverged run is a result: `Ok(None)`, its
+/// summary on disk.
+pub fn run_recorded(
+    ctx: &RunContext,
+    theta0: burn::Tensor<1>,
+    dir: &std::path::Path,
+) -> Result<Option<Outcome>> {
+    match run_unit(ctx, theta0, dir) {
+        Ok(o) => Ok(Some(o)),
+        Err(e) => match noisescope_runs::units::UnitState::of(dir) {
+            Ok(noisescope_runs::units::UnitState::Summarized(s)) if s["status"] == "diverged" => {
+                if !ctx.quiet {
+                    eprintln!("{}: {e:#}", dir.display());
+                }
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
 }

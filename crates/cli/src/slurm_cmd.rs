@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use noisescope_runs::config;
+use noisescope_runs::provenance::shell_quote;
+use noisescope_runs::rundir::{default_out, open_experiment_dir, write_atomic};
 use serde_json::json;
 
 use crate::args::{BackendKind, Global, SlurmArgs, SlurmKind};
-use crate::config;
-use crate::provenance::shell_quote;
-use crate::rundir::{default_out, open_experiment_dir, write_atomic};
 
 /// `path` made absolute against the current folder (array tasks may start elsewhere).
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -12,18 +12,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
+use noisescope_runs::rundir::{check_folder_name, default_out};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use noisescope_runs::config::{self, RunConfig};
+use noisescope_runs::units::{self, Combined, UnitState};
+
 use crate::args::{Global, SweepArgs};
 use crate::backend;
-use crate::config::{self, RunConfig};
 use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
 use crate::experiment;
 use crate::fanout::{self, Role};
-use crate::run_loop::{RunContext, initial_theta};
-use crate::rundir::{check_folder_name, default_out};
-use crate::units::{self, Combined, UnitState, run_recorded};
+use crate::run_loop::{RunContext, initial_theta, run_recorded};
 
 /// A sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,7 +293,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
     }
     print_table(&sweep, &summary, &states);
     if summary["units"]["finished"] != summary["units"]["total"] {
-        units::print_unfinished(&summary["units"], &states);
+        crate::output::print_unfinished(&summary["units"], &states);
     }
     println!("results: {}", out.display());
     Ok(())

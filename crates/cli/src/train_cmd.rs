@@ -3,14 +3,14 @@
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
+use noisescope_runs::config::{self, RunConfig};
+use noisescope_runs::rundir::{self, RunDir};
 use serde_json::Value;
 
 use crate::args::{Global, TrainArgs};
 use crate::backend;
-use crate::config::{self, RunConfig};
 use crate::experiment;
 use crate::run_loop::{RunContext, initial_theta, nothing_to_do, train_loop};
-use crate::rundir::{self, RunDir};
 
 pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
     let opened = backend::open(g.backend, g.device)?;

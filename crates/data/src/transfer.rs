@@ -28,3 +28,12 @@ pub fn to_device(
 ) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [rows, cols]), (device, dtype))
 }
+
+/// A host vector as a device tensor of `dtype`.
+///
+/// # Shapes
+/// Returns [`values.len()`].
+pub fn vector(values: &[f64], device: &Device, dtype: DType) -> Tensor<1> {
+    let n = values.len();
+    to_device(values.to_vec(), 1, n, device, dtype).reshape([n])
+}

@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 use burn::tensor::{DType, Distribution};
-use noisescope_data::transfer::to_host;
+use noisescope_data::transfer::{to_host, vector};
 
 /// Where each step's minibatch comes from.
 #[derive(Debug, Clone)]
@@ -66,6 +66,34 @@ pub struct BlockSums {
 }
 
 impl LinearChains {
+    /// One-dimensional SGD on fresh Gaussian data x ~ N(0, a), y = u x + ε with ε ~ N(0, σ²),
+    /// one chain per entry of `lr` and `weight_decay`, all from w = 0, without momentum.
+    ///
+    /// # Shapes
+    /// K = `lr.len()` = `weight_decay.len()` chains of D = 1.
+    pub fn one_d(
+        (a, u, label_std): (f64, f64, f64),
+        batch: usize,
+        lr: &[f64],
+        weight_decay: &[f64],
+        device: &Device,
+        dtype: DType,
+    ) -> Self {
+        let data = ChainData::Gaussian {
+            a_sqrt: vector(&[a.sqrt()], device, dtype),
+            teacher: vector(&[u], device, dtype),
+            label_std,
+        };
+        LinearChains::new(
+            data,
+            batch,
+            0.0,
+            lr,
+            weight_decay,
+            Tensor::zeros([lr.len(), 1], (device, dtype)),
+        )
+    }
+
     /// K = `lr.len()` chains from `w0` ([K, D]), with per-chain λ_k and γ_k.
     ///
     /// # Shapes

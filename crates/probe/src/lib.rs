@@ -9,6 +9,8 @@
 //! - [`escape`], [`sharpness`], [`alignment`], [`decomposition`], [`stats`]: Tr(HΣ) against
 //!   Tr(HΣ̄), expected sharpness, Wang and Wu's alignment, the escape direction, loss
 //!   variance and tail index.
+//! - [`session`]: the probes at one θ, sharing the linearized Hessian, Σ₁ and the top-k
+//!   eigenpairs, answered as a typed [`ProbeReport`].
 #![warn(missing_docs)]
 
 pub mod alignment;
@@ -22,6 +24,7 @@ pub mod lanczos;
 pub mod linalg;
 pub mod operator;
 pub mod power;
+pub mod session;
 pub mod sharpness;
 pub mod stats;
 pub mod trace;
@@ -36,3 +39,4 @@ pub use operator::{
     LinearizedHessian, Operator, Space,
 };
 pub use power::{PowerConfig, power_iteration};
+pub use session::{Anchor, ProbeReport, Session};

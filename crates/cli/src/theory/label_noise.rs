@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use burn::prelude::*;
+use noisescope_data::transfer::vector;
 use noisescope_noise::{ChainData, LinearChains};
 use noisescope_theory::{
     Matrix, continuous_time_sigma, hessian_approximation_sigma, kesten_tail_index, thm2_sigma,
@@ -13,7 +14,7 @@ use noisescope_theory::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sim::{Simulation, mean_se, stationary_moments, vector};
+use super::sim::{Simulation, mean_se, stationary_moments};
 use super::{Context, Report, Table, num, pm, rel};
 use crate::draw::{Panel, Points};
 
@@ -69,8 +70,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         let cont = continuous_time_sigma(d, case.lr, sigma2, sb);
         let sqrt: Vec<f64> = case.hessian.iter().map(|v| v.sqrt()).collect();
         let data = ChainData::Gaussian {
-            a_sqrt: vector(&sqrt, device, p),
-            teacher: vector(&vec![0.0; d], device, p),
+            a_sqrt: vector(&sqrt, device, p.dtype()),
+            teacher: vector(&vec![0.0; d], device, p.dtype()),
             label_std: s.label_std,
         };
         let mut chains = LinearChains::new(
@@ -83,7 +84,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         );
         let m = stationary_moments(
             &mut chains,
-            &vector(&vec![0.0; d], device, p),
+            &vector(&vec![0.0; d], device, p.dtype()),
             &s.simulation,
             ctx.quiet,
             &case.name,

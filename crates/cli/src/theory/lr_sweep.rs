@@ -3,13 +3,15 @@
 //! device computation), against Thm. 2 and both Hessian approximations.
 
 use anyhow::{Result, bail};
+use noisescope_data::transfer::vector;
+use noisescope_noise::LinearChains;
 use noisescope_theory::{
     Matrix, continuous_time_sigma, hessian_approximation_sigma, kesten_tail_index, thm2_sigma,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sim::{Simulation, mean_se, one_d_chains, repeat_each, stationary_moments, vector};
+use super::sim::{Simulation, mean_se, repeat_each, stationary_moments};
 use super::{Context, Report, Table, num, pm, rel};
 use crate::draw::{Panel, Points, Series};
 
@@ -36,17 +38,17 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     let (a, sb, sigma2) = (s.hessian, s.batch as f64, s.label_std * s.label_std);
     let k = s.simulation.chains;
     let lrs = repeat_each(&s.lrs, k);
-    let mut chains = one_d_chains(
+    let mut chains = LinearChains::one_d(
         (a, 0.0, s.label_std),
         s.batch,
         &lrs,
         &vec![0.0; lrs.len()],
         device,
-        p,
+        p.dtype(),
     );
     let m = stationary_moments(
         &mut chains,
-        &vector(&[0.0], device, p),
+        &vector(&[0.0], device, p.dtype()),
         &s.simulation,
         ctx.quiet,
         "λ sweep",

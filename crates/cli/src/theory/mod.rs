@@ -18,6 +18,8 @@ mod weight_decay;
 use std::path::Path;
 
 use anyhow::Result;
+use noisescope_runs::config;
+use noisescope_runs::rundir::{create_experiment_dir, default_out, write_atomic};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -25,8 +27,6 @@ use serde_json::Value;
 pub use self::experiment::TheoryExperiment;
 use crate::args::{Global, TheoryArgs};
 use crate::backend::{self, Opened};
-use crate::config;
-use crate::rundir::{create_experiment_dir, default_out, write_atomic};
 
 /// What an experiment hands back: the JSON summary, a markdown table, the figure's panels.
 pub struct Report {
@@ -103,7 +103,7 @@ pub fn run(g: &Global, a: &TheoryArgs) -> Result<()> {
     let mut summary = report.summary;
     summary["experiment"] = Value::from(e.name());
     summary["device"] = Value::from(opened.description.clone());
-    summary["provenance"] = crate::provenance::this_process(&opened.description);
+    summary["provenance"] = noisescope_runs::provenance::this_process(&opened.description);
     write_atomic(&out.join("table.md"), report.table.as_bytes())?;
     let fig = out.join(format!("figures/{}.svg", e.name()));
     // The figure's data beside it, so that `noisescope plot` can redraw it.

@@ -5,9 +5,8 @@
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use noisescope_data::Precision;
-use noisescope_data::transfer::to_device;
+use noisescope_noise::LinearChains;
 pub use noisescope_noise::Moments;
-use noisescope_noise::{ChainData, LinearChains};
 use serde::{Deserialize, Serialize};
 
 /// How long and how wide to simulate.
@@ -67,43 +66,12 @@ pub fn mean_se(values: &[f64]) -> Option<(f64, f64)> {
     }
 }
 
-/// Chains of 1-d SGD on fresh Gaussian data (curvature a, teacher u, label noise σ), one per
-/// entry of `lr` and `weight_decay`, all from w = 0.
-pub fn one_d_chains(
-    (a, u, label_std): (f64, f64, f64),
-    batch: usize,
-    lr: &[f64],
-    weight_decay: &[f64],
-    device: &Device,
-    precision: Precision,
-) -> LinearChains {
-    let data = ChainData::Gaussian {
-        a_sqrt: vector(&[a.sqrt()], device, precision),
-        teacher: vector(&[u], device, precision),
-        label_std,
-    };
-    LinearChains::new(
-        data,
-        batch,
-        0.0,
-        lr,
-        weight_decay,
-        Tensor::zeros([lr.len(), 1], (device, precision.dtype())),
-    )
-}
-
 /// `values`, each repeated `k` times: the per-chain settings of k chains per value.
 pub fn repeat_each(values: &[f64], k: usize) -> Vec<f64> {
     values
         .iter()
         .flat_map(|&v| std::iter::repeat_n(v, k))
         .collect()
-}
-
-/// A device vector.
-pub fn vector(values: &[f64], device: &Device, precision: Precision) -> Tensor<1> {
-    let n = values.len();
-    to_device(values.to_vec(), 1, n, device, precision.dtype()).reshape([n])
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 
 use anyhow::{Result, bail};
 use noisescope_data::transfer::to_host;
+use noisescope_noise::LinearChains;
 use noisescope_probe::stats::hill_tail_index;
 use noisescope_theory::{kesten_tail_index, tail_index};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sim::{Simulation, bar, mean_se, one_d_chains, repeat_each};
+use super::sim::{Simulation, bar, mean_se, repeat_each};
 use super::{Context, Report, Table, num, pm, rel};
 use crate::draw::{Panel, Points, Series};
 
@@ -63,13 +64,13 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     for bp in &s.batches {
         let lrs = repeat_each(&bp.lrs, k);
         let n = lrs.len();
-        let mut chains = one_d_chains(
+        let mut chains = LinearChains::one_d(
             (a, 0.0, s.label_std),
             bp.batch,
             &lrs,
             &vec![0.0; n],
             device,
-            p,
+            p.dtype(),
         );
         let b = bar(
             ctx.quiet,

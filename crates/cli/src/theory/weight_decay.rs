@@ -5,11 +5,13 @@
 //! approximation, whose C vanishes with the label noise) the optimum is γ = 0.
 
 use anyhow::{Result, bail};
+use noisescope_data::transfer::vector;
+use noisescope_noise::LinearChains;
 use noisescope_theory::{Matrix, noiseless_test_loss, thm4_test_loss};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sim::{Simulation, mean_se, one_d_chains, repeat_each, stationary_moments, vector};
+use super::sim::{Simulation, mean_se, repeat_each, stationary_moments};
 use super::{Context, Report, Table, num, pm, rel};
 use crate::draw::{Panel, Points, Series};
 
@@ -59,17 +61,17 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         }
         let gammas = repeat_each(&lp.gammas, k);
         // Noiseless labels; from w = 0 (started at u, SGD without decay would never move).
-        let mut chains = one_d_chains(
+        let mut chains = LinearChains::one_d(
             (a, u, 0.0),
             s.batch,
             &vec![lp.lr; gammas.len()],
             &gammas,
             device,
-            p,
+            p.dtype(),
         );
         let m = stationary_moments(
             &mut chains,
-            &vector(&[u], device, p),
+            &vector(&[u], device, p.dtype()),
             &s.simulation,
             ctx.quiet,
             &format!("γ sweep at λ = {}", lp.lr),

@@ -634,8 +634,11 @@ pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<
 /// A checkpoint as loaded: the trainer state, the run loop's tallies (`state.json`'s `run`)
 /// and the last probe's Hessian eigenvectors for `probes.warm_start` ([k, D]), if kept.
 pub struct Checkpoint {
+    /// θ, the optimizer's moments, the noise streams, the sampler and the cached noise.
     pub state: TrainerState,
+    /// The run loop's tallies.
     pub run: serde_json::Value,
+    /// The warm-start eigenvectors [k, D].
     pub warm: Option<Tensor<2>>,
 }
 

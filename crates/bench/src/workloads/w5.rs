@@ -7,7 +7,7 @@ pub fn w5(c: &Ctx, r: &mut Recorder) -> Result<()> {
     let (n, probes, chunk) = (c.sizes.hutch_n, c.sizes.hutch_probes, c.sizes.hvp_chunk);
     let p = Problem::new(c, Model::B, n, c.seed + 1)?;
     let d = p.dim();
-    let device = c.opened.device.clone();
+    let device = c.target.device.clone();
     let mut params = p.params(n);
     params["probes"] = json!(probes);
     let name = format!(

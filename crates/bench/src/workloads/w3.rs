@@ -9,7 +9,7 @@ pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
     for model in [Model::A, Model::B] {
         let p = Problem::new(c, model, n, c.seed + 1)?;
         let d = p.dim();
-        let device = c.opened.device.clone();
+        let device = c.target.device.clone();
         let width = model.width();
         let base = format!("({}) {} N={n} D={d}", model.tag(), model.arch(width));
         r.row(
@@ -43,13 +43,13 @@ pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
         let g_bytes = (n * d * 4) as f64;
         let materialized = "per-sample grads materialized G";
         // One wgpu binding holds at most 2³² bytes on most drivers, 128 MiB on lavapipe.
-        let lavapipe = c.opened.description.contains("llvmpipe");
+        let lavapipe = c.target.description.contains("llvmpipe");
         let cap = if lavapipe {
             128.0 * 1048576.0
         } else {
             2.0 * 1073741824.0
         };
-        if c.opened.kind == crate::args::BackendKind::Wgpu && g_bytes > cap {
+        if c.target.gpu && g_bytes > cap {
             r.skip(
                 "W3",
                 materialized,

@@ -13,7 +13,7 @@ const CNN_SAMPLES: usize = 1200;
 /// steps, and the symmetry uᵀHv = vᵀHu.
 pub fn cnn(c: &Ctx, r: &mut Recorder) -> Result<()> {
     let n = CNN_SAMPLES.min(c.pool.n);
-    let device = c.opened.device.clone();
+    let device = c.target.device.clone();
     let net = ModelSpec::Convyu.build(&device, Precision::F32)?;
     let data = net.adapt(DeviceDataset::upload(
         &slice(&c.pool, 0, n),

@@ -1,5 +1,5 @@
 //! The units of a multi-run experiment: one folder each (a sweep's run, an escape
-//! experiment's dynamic), run by whichever process owns it ([`crate::shard`]) and read back
+//! experiment's dynamic), run by whichever process owns it (a shard of the experiment) and read back
 //! by whoever combines them. A unit's state is read from its folder alone, so that the
 //! combined summary is the same whichever processes ran the units and in what order.
 
@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::run_loop::{Outcome, RunContext, run_unit};
 use crate::rundir::write_atomic;
 
 /// The file a unit's failure is recorded in, for `collect` to report.
@@ -87,8 +86,11 @@ pub fn tally<'a>(states: impl IntoIterator<Item = (&'a str, &'a UnitState)>) -> 
 /// An experiment combined from its unit folders: its config, its summary, and each unit's
 /// name and state in the experiment's order.
 pub struct Combined<C> {
+    /// The experiment's config.
     pub config: C,
+    /// The combined summary.
     pub summary: Value,
+    /// Each unit's name and state.
     pub states: Vec<(String, UnitState)>,
 }
 
@@ -103,26 +105,6 @@ pub fn write_summary(out: &Path, summary: &mut Value) -> Result<()> {
         &out.join("summary.json"),
         serde_json::to_string_pretty(summary)?.as_bytes(),
     )
-}
-
-/// Prints the units not finished (for `collect` and a combining process), one line each.
-pub fn print_unfinished(tally: &Value, states: &[(String, UnitState)]) {
-    println!(
-        "units finished: {} of {}",
-        tally["finished"], tally["total"]
-    );
-    for (name, s) in states {
-        match s {
-            UnitState::Missing => println!("  missing: {name}"),
-            UnitState::Failed(e) => {
-                let first = e.lines().next().unwrap_or("");
-                println!("  failed: {name}: {first}");
-            }
-            UnitState::Started => println!("  unfinished: {name} (started)"),
-            s if !s.finished() => println!("  unfinished: {name} ({})", s.status()),
-            _ => {}
-        }
-    }
 }
 
 /// Forgets the unit's recorded failure: it is about to run again.
@@ -144,28 +126,6 @@ pub fn record_failure(dir: &Path, error: &anyhow::Error) {
         .and_then(|()| write_atomic(&file, format!("{error:#}\n").as_bytes()));
     if let Err(w) = recorded {
         eprintln!("could not record the failure in {}: {w:#}", file.display());
-    }
-}
-
-/// Runs one unit into `dir` ([`run_unit`]: a new run, a continuation from its latest
-/// checkpoint, or nothing when finished). A diverged run is a result: `Ok(None)`, its
-/// summary on disk.
-pub fn run_recorded(
-    ctx: &RunContext,
-    theta0: burn::Tensor<1>,
-    dir: &Path,
-) -> Result<Option<Outcome>> {
-    match run_unit(ctx, theta0, dir) {
-        Ok(o) => Ok(Some(o)),
-        Err(e) => match UnitState::of(dir) {
-            Ok(UnitState::Summarized(s)) if s["status"] == "diverged" => {
-                if !ctx.quiet {
-                    eprintln!("{}: {e:#}", dir.display());
-                }
-                Ok(None)
-            }
-            _ => Err(e),
-        },
     }
 }
 

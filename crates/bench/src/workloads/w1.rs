@@ -11,7 +11,7 @@ pub fn w1(c: &Ctx, r: &mut Recorder) -> Result<()> {
                 json!({"d": d, "batch": batch, "act": "tanh", "loss": loss, "opt": "SGD lr=0.1"});
             let params_str = format!("tanh d={d} B={batch} {loss}");
             r.row("W1", "train_step", params, &params_str, |row| {
-                let device = &c.opened.device;
+                let device = &c.target.device;
                 let spec = ModelSpec::Mlp {
                     widths: vec![INPUTS, d, CLASSES],
                     activation: ActivationKind::Tanh,

@@ -7,7 +7,7 @@ pub fn w4(c: &Ctx, r: &mut Recorder) -> Result<()> {
     let (n, m, k) = (c.sizes.lanczos_n, c.sizes.lanczos_iters, c.sizes.lanczos_k);
     let p = Problem::new(c, Model::B, n, c.seed + 1)?;
     let d = p.dim();
-    let device = c.opened.device.clone();
+    let device = c.target.device.clone();
     let mut params = p.params(n);
     params["iters"] = json!(m);
     params["k"] = json!(k);

@@ -1,4 +1,4 @@
-//! `noisescope bench`: SPEC §6's workloads W1–W6 (and the matmul and copy rates that bound
+//! noisescope's benchmark (`noisescope bench`): SPEC §6's workloads W1–W6 (and the matmul and copy rates that bound
 //! them) on the chosen backend, as rows that join with `../shared/bench/torch_anchor.py`'s,
 //! and the CNN rows (Zhu et al.'s `convyu` on 1200 images), which have no PyTorch twin.
 //!
@@ -12,7 +12,9 @@
 //!
 //! The JSON document is rewritten after every row, so an interrupted bench keeps its rows.
 
-mod timing;
+#![warn(missing_docs)]
+
+pub mod timing;
 mod workloads;
 
 use std::collections::BTreeSet;
@@ -20,12 +22,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use burn::prelude::Device;
 use indicatif::ProgressBar;
 use noisescope_data::Features;
 use serde_json::{Map, Value, json};
-
-use crate::args::{BenchArgs, Global};
-use crate::backend::Opened;
 use timing::{Stats, Timing};
 
 /// The workload keys, in run order: the hardware rates first, so that a bench cut short by
@@ -266,10 +266,38 @@ pub fn ensure(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// The device a bench runs on, as the caller opened it.
+pub struct Target {
+    /// The device timed.
+    pub device: Device,
+    /// How to name it: `ndarray (CPU, N threads, matrix engine)` or the adapter's name.
+    pub description: String,
+    /// The backend's name as `--backend` spells it, for the document's `meta`.
+    pub backend: String,
+    /// A GPU through wgpu: buffers are capped (W3 skips what does not fit).
+    pub gpu: bool,
+    /// A CPU device where f64 is exact: the reference the device's products are held to.
+    pub reference: Device,
+}
+
+/// What to run and where the rows go.
+pub struct Options {
+    /// The anchor's QUICK sizes and timing rules instead of FULL.
+    pub quick: bool,
+    /// The workloads, in [`WORKLOADS`]' order ([`selection`] makes the list).
+    pub workloads: Vec<&'static str>,
+    /// Seed of data, initializations and directions.
+    pub seed: u64,
+    /// Rows that would start after this many seconds are skipped.
+    pub budget_s: Option<f64>,
+    /// The JSON document, rewritten after every row.
+    pub out: Option<PathBuf>,
+}
+
 /// What every workload reads: device, sizes, timing rules, seed and the shared data pool.
 pub struct Ctx<'a> {
     /// The bench device.
-    pub opened: &'a Opened,
+    pub target: &'a Target,
     /// Problem sizes.
     pub sizes: Sizes,
     /// Repetition rules.
@@ -348,7 +376,32 @@ impl Recorder {
         self.rows.push(row);
     }
 
-    fn document(&self, complete: bool) -> Value {
+    /// The rows so far.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Where the document is written, if anywhere.
+    pub fn out(&self) -> Option<&std::path::Path> {
+        self.out.as_deref()
+    }
+
+    /// Seconds since the bench started.
+    pub fn elapsed_s(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// The error rows, each as `workload name params`.
+    pub fn failed(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.status == Status::Error)
+            .map(|r| format!("{} {} {}", r.workload, r.name, r.params_str))
+            .collect()
+    }
+
+    /// The JSON document: `meta`, `complete`, `elapsed_s` and the rows in the anchor's layout.
+    pub fn document(&self, complete: bool) -> Value {
         json!({
             "meta": self.meta,
             "complete": complete,
@@ -363,13 +416,14 @@ impl Recorder {
         };
         let text = serde_json::to_string_pretty(&self.document(complete))
             .expect("a Value always serializes");
-        crate::rundir::write_atomic(path, text.as_bytes())
+        noisescope_runs::rundir::write_atomic(path, text.as_bytes())
     }
 }
 
-/// Parses `--only`/`--skip` lists against [`WORKLOADS`].
-fn selection(args: &BenchArgs) -> Result<Vec<&'static str>> {
-    let parse = |list: &Option<String>| -> Result<Option<BTreeSet<String>>> {
+/// The workloads of comma-separated `only` (all when absent) less those of `skip`, in
+/// [`WORKLOADS`]' order; an unknown name is an error that lists the known ones.
+pub fn selection(only: Option<&str>, skip: Option<&str>) -> Result<Vec<&'static str>> {
+    let parse = |list: Option<&str>| -> Result<Option<BTreeSet<String>>> {
         let Some(list) = list else { return Ok(None) };
         let mut set = BTreeSet::new();
         for w in list.split(',').map(|w| w.trim().to_uppercase()) {
@@ -383,7 +437,7 @@ fn selection(args: &BenchArgs) -> Result<Vec<&'static str>> {
         }
         Ok(Some(set))
     };
-    let (only, skip) = (parse(&args.only)?, parse(&args.skip)?);
+    let (only, skip) = (parse(only)?, parse(skip)?);
     Ok(WORKLOADS
         .into_iter()
         .filter(|w| only.as_ref().is_none_or(|s| s.contains(*w)))
@@ -401,8 +455,12 @@ fn significant(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
+/// The rows as a text table, one line per row, then the rows' notes.
+pub fn table(rows: &[Row]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<4} {:<44} {:<46} {:>11} {:>11} {:>22}  status",
         "wl", "name", "params", "median ms", "first ms", "throughput"
     );
@@ -426,13 +484,15 @@ fn print_table(rows: &[Row]) {
             (s, Some(e)) => format!("{}: {e}", format!("{s:?}").to_lowercase()),
             (s, None) => format!("{s:?}").to_lowercase(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<4} {:<44} {:<46} {:>11} {:>11} {:>22}  {status}",
             r.workload, r.name, r.params_str, med, first, tp
         );
     }
     for r in rows.iter().filter(|r| r.table_note.is_some()) {
-        println!(
+        let _ = writeln!(
+            out,
             "note: {} {} {}: {}",
             r.workload,
             r.name,
@@ -440,38 +500,39 @@ fn print_table(rows: &[Row]) {
             r.table_note.as_deref().unwrap_or_default()
         );
     }
+    out
 }
 
-pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
-    let workloads = selection(args)?;
-    if args.file.is_some() && !g.json {
-        bail!("a file name for bench's output goes after --json: `noisescope bench --json FILE`");
-    }
-    let opened = crate::backend::open(g.backend, g.device)?;
-    let sizes = Sizes::new(args.quick);
-    let timing = if args.quick {
+/// Runs `options.workloads` on `target` in [`WORKLOADS`]' order, one row at a time: a row
+/// whose check fails becomes an error row and the bench goes on. `bar` counts the rows.
+///
+/// # Returns
+/// The rows and their document; the caller reports [`Recorder::failed`] rows.
+pub fn run(target: &Target, options: &Options, bar: ProgressBar) -> Result<Recorder> {
+    let sizes = Sizes::new(options.quick);
+    let timing = if options.quick {
         Timing::quick()
     } else {
         Timing::full()
     };
-    let pool = workloads::make_data(sizes.pool(), args.seed);
+    let pool = workloads::make_data(sizes.pool(), options.seed);
     let meta = json!({
         "tool": "noisescope bench",
         "argv": std::env::args().collect::<Vec<_>>(),
-        "quick": args.quick,
+        "quick": options.quick,
         "started_unix": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
-        "device": opened.description,
-        "device_name": opened.description,
-        "backend": format!("{:?}", g.backend).to_lowercase(),
+        "device": target.description,
+        "device_name": target.description,
+        "backend": target.backend,
         "versions": {"noisescope": env!("CARGO_PKG_VERSION"), "burn": "0.22.1"},
         "autotune_level": std::env::var("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|_| "balanced (default)".into()),
         "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "seed": args.seed,
-        "budget_s": args.budget_s,
-        "workloads": workloads,
+        "seed": options.seed,
+        "budget_s": options.budget_s,
+        "workloads": options.workloads,
         "config": sizes,
         "timing": timing,
         "conventions": {
@@ -486,26 +547,25 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
             "floor": "approx_flops / matmul rate and approx_bytes / copy bandwidth of this device's HW rows",
         },
     });
-    let bar = crate::output::rows_counter(g.quiet, "bench");
     let ctx = Ctx {
-        opened: &opened,
+        target,
         sizes,
         timing,
-        seed: args.seed,
+        seed: options.seed,
         pool,
     };
     let mut bench = Recorder {
         rows: Vec::new(),
         meta,
-        out: args.file.clone(),
+        out: options.out.clone(),
         start: Instant::now(),
-        budget_s: args.budget_s,
+        budget_s: options.budget_s,
         bar,
     };
     bench.write(false)?;
     // W3's top of Σ₁ per model: the factor of W6's low-rank noise.
     let mut factors = workloads::Factors::new();
-    for w in &workloads {
+    for w in &options.workloads {
         match *w {
             "W1" => workloads::w1(&ctx, &mut bench)?,
             "W2" => workloads::w2(&ctx, &mut bench)?,
@@ -515,69 +575,31 @@ pub fn run(g: &Global, args: &BenchArgs) -> Result<()> {
             "W6" => workloads::w6(&ctx, &mut bench, &factors)?,
             "HW" => workloads::hw(&ctx, &mut bench)?,
             "CNN" => workloads::cnn(&ctx, &mut bench)?,
-            _ => unreachable!("selection() admits only WORKLOADS"),
+            w => bail!(
+                "unknown workload {w:?}; the workloads are {}",
+                WORKLOADS.join(", ")
+            ),
         }
     }
     bench.bar.finish_and_clear();
     bench.write(true)?;
-    if g.json && bench.out.is_none() {
-        crate::output::print_json(&bench.document(true));
-    } else {
-        println!(
-            "noisescope bench on {} ({} mode, {:.0} s)",
-            opened.description,
-            if args.quick { "quick" } else { "full" },
-            bench.start.elapsed().as_secs_f64()
-        );
-        print_table(&bench.rows);
-        if let Some(p) = &bench.out {
-            println!("\nrows written to {}", p.display());
-        }
-    }
-    let failed: Vec<String> = bench
-        .rows
-        .iter()
-        .filter(|r| r.status == Status::Error)
-        .map(|r| format!("{} {} {}", r.workload, r.name, r.params_str))
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "{} row(s) failed (see their `error`): {}",
-            failed.len(),
-            failed.join("; ")
-        );
-    }
-    Ok(())
+    Ok(bench)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(only: Option<&str>, skip: Option<&str>) -> BenchArgs {
-        BenchArgs {
-            quick: true,
-            only: only.map(Into::into),
-            skip: skip.map(Into::into),
-            seed: 0,
-            budget_s: None,
-            file: None,
-        }
-    }
-
     #[test]
     fn selection_keeps_run_order_and_names_unknown_workloads() {
-        assert_eq!(selection(&args(None, None)).unwrap(), WORKLOADS.to_vec());
+        assert_eq!(selection(None, None).unwrap(), WORKLOADS.to_vec());
+        assert_eq!(selection(Some("w6,W2"), None).unwrap(), vec!["W2", "W6"]);
         assert_eq!(
-            selection(&args(Some("w6,W2"), None)).unwrap(),
-            vec!["W2", "W6"]
-        );
-        assert_eq!(
-            selection(&args(None, Some("W1,HW,W3"))).unwrap(),
+            selection(None, Some("W1,HW,W3")).unwrap(),
             vec!["W2", "W4", "W5", "W6", "CNN"]
         );
-        assert_eq!(selection(&args(Some("cnn"), None)).unwrap(), vec!["CNN"]);
-        let e = selection(&args(Some("W7"), None)).unwrap_err().to_string();
+        assert_eq!(selection(Some("cnn"), None).unwrap(), vec!["CNN"]);
+        let e = selection(Some("W7"), None).unwrap_err().to_string();
         assert!(e.contains("W7") && e.contains("HW, W1, W2"), "{e}");
     }
 

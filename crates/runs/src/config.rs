@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use noisescope_data::synthetic::{Spectrum, Teacher};
-use noisescope_data::{Normalization, Precision};
+use noisescope_data::synthetic::{
+    Spectrum, Teacher, TeacherStudent, effective_rank, toy2d, uniform_square,
+};
+use noisescope_data::{Features, ImageDataset, Normalization, Precision, SearchPath, Split};
 use noisescope_models::{Init, ModelSpec};
 use noisescope_noise::{NoiseConfig, OptimizerConfig};
 pub use noisescope_probe::config::{AlignmentMethod, Probe, ProbeConfig};
@@ -153,6 +155,94 @@ pub enum DataConfig {
         #[serde(default)]
         test: usize,
     },
+}
+
+impl DataConfig {
+    /// Loads or draws the training and test features; `seed` drives random labels and
+    /// synthetic draws.
+    ///
+    /// # Returns
+    /// The training features, the test features when the config has some, and one line
+    /// naming the data (for logs).
+    pub fn load(
+        &self,
+        seed: u64,
+        search: &SearchPath,
+    ) -> Result<(Features, Option<Features>, String)> {
+        Ok(match self {
+            Self::Images {
+                name,
+                train,
+                random_labels,
+                test,
+                normalization,
+            } => {
+                let tr = ImageDataset::open(name, search, Split::Train)
+                    .with_context(|| format!("training split of {name}"))?;
+                let clean = train.unwrap_or(tr.len() - random_labels.min(&tr.len()));
+                let tr = if *random_labels > 0 {
+                    tr.clean_plus_random_labels(clean, *random_labels, seed)?
+                } else {
+                    tr.first(clean)?
+                };
+                let te = match test {
+                    Some(0) => None,
+                    t => {
+                        let te = ImageDataset::open(name, search, Split::Test)
+                            .with_context(|| format!("test split of {name}"))?;
+                        Some(match t {
+                            Some(n) => te.first(*n)?,
+                            None => te,
+                        })
+                    }
+                };
+                let describe = format!(
+                    "{name}: {} training images ({clean} true labels + {random_labels} random), {} test",
+                    tr.len(),
+                    te.as_ref().map_or(0, ImageDataset::len)
+                );
+                (
+                    tr.to_features(*normalization),
+                    te.map(|t| t.to_features(*normalization)),
+                    describe,
+                )
+            }
+            Self::Toy2d { n } => (toy2d(*n, seed), None, format!("toy2d: {n} points")),
+            Self::TeacherStudent {
+                n,
+                test,
+                dim,
+                spectrum,
+                teacher,
+                noise_std,
+            } => {
+                let problem = TeacherStudent {
+                    dim: *dim,
+                    spectrum: spectrum.clone(),
+                    teacher: teacher.clone(),
+                    noise_std: *noise_std,
+                };
+                let rank = effective_rank(&spectrum.values(*dim)?);
+                // One teacher (from the seed) for both sets; different sample streams.
+                let train = problem.sample_with(*n, seed, seed.wrapping_add(1))?;
+                let test_set = (*test > 0)
+                    .then(|| problem.sample_with(*test, seed, seed.wrapping_add(2)))
+                    .transpose()?;
+                (
+                    train,
+                    test_set,
+                    format!(
+                        "teacher-student: {n} training samples, {test} test, D = {dim}, effective rank {rank:.1}"
+                    ),
+                )
+            }
+            Self::UniformSquare { n, test } => (
+                uniform_square(*n, seed),
+                (*test > 0).then(|| uniform_square(*test, seed ^ 0xFFFF_FFFF)),
+                format!("uniform square: {n} training points, {test} test"),
+            ),
+        })
+    }
 }
 
 fn centered() -> Normalization {

@@ -229,6 +229,7 @@ pub fn file_start(name: &str) -> Option<u64> {
 /// One event read back: its step and wall time, the file version, scalars and texts it holds.
 #[cfg(test)]
 #[derive(Debug, PartialEq)]
+#[allow(missing_docs)] // the tests' reader: the fields are the Event's
 pub struct ReadEvent {
     pub wall_time: f64,
     pub step: i64,

@@ -89,7 +89,7 @@ fn batch_pool(c: &Ctx, net: &Net, batch: usize) -> Vec<DeviceDataset> {
         .map(|i| {
             net.adapt(DeviceDataset::upload(
                 &slice(&c.pool, i * batch, batch),
-                &c.opened.device,
+                &c.target.device,
                 Precision::F32,
             ))
         })
@@ -175,7 +175,7 @@ impl Problem {
             model.width(),
             n,
             init_seed,
-            &c.opened.device,
+            &c.target.device,
             Precision::F32,
         )
     }
@@ -267,14 +267,13 @@ fn reference_hvp(
     init_seed: u64,
     v: &Tensor<2>,
 ) -> Result<Vec<f64>> {
-    let cpu = crate::backend::open(crate::args::BackendKind::Ndarray, None)?;
     let r = Problem::on(
         c,
         p.model,
         p.model.width(),
         n,
         init_seed,
-        &cpu.device,
+        &c.target.reference,
         Precision::F64,
     )?;
     let [k, d] = v.dims();
@@ -282,7 +281,7 @@ fn reference_hvp(
         to_host(v.clone()),
         k,
         d,
-        &cpu.device,
+        &c.target.reference,
         Precision::F64.dtype(),
     );
     Ok(to_host(r.net.hvp(&r.theta, &r.data, &v64)))

@@ -9,7 +9,7 @@ pub fn w6(c: &Ctx, r: &mut Recorder, factors: &Factors) -> Result<()> {
     for model in [Model::B, Model::A] {
         let p = Problem::new(c, model, batch, c.seed + 1)?;
         let d = p.dim();
-        let device = c.opened.device.clone();
+        let device = c.target.device.clone();
         let batches = batch_pool(c, &p.net, batch);
         let (factor, source) = match factors.get(&model).cloned() {
             Some(f) if f.values.len() >= k => (f, "W3"),

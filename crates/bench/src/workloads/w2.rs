@@ -10,8 +10,7 @@ fn hvp_fd_check(c: &Ctx, r: &mut Recorder, model: Model) -> Result<()> {
     let params = json!({"model": model.tag(), "d": d, "N": n, "eps": eps});
     let params_str = format!("({}) {arch} N={n} eps={}", model.tag(), python_exp(eps));
     r.row("W2", "hvp fd_check(float64)", params, &params_str, |row| {
-        let cpu = crate::backend::open(crate::args::BackendKind::Ndarray, None)?;
-        let reference = Problem::on(c, model, d, n, c.seed + 7, &cpu.device, Precision::F64)?;
+            let reference = Problem::on(c, model, d, n, c.seed + 7, &c.target.reference, Precision::F64)?;
         let dim = reference.dim();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(c.seed + 11);
         let mut v: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
@@ -21,15 +20,15 @@ fn hvp_fd_check(c: &Ctx, r: &mut Recorder, model: Model) -> Result<()> {
         let f64_dt = Precision::F64.dtype();
         let shifted = |s: f64| -> Vec<f64> {
             let th: Vec<f64> = theta.iter().zip(&v).map(|(t, u)| t + s * eps * u).collect();
-            let th = to_device(th, 1, dim, &cpu.device, f64_dt).reshape([dim]);
+            let th = to_device(th, 1, dim, &c.target.reference, f64_dt).reshape([dim]);
             to_host(reference.net.gradient(&th, &reference.data).1)
         };
         let (gp, gm) = (shifted(1.0), shifted(-1.0));
         let fd: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * eps)).collect();
-        let vt = to_device(v.clone(), 1, dim, &cpu.device, f64_dt);
+        let vt = to_device(v.clone(), 1, dim, &c.target.reference, f64_dt);
         let hv64 = to_host(reference.net.hvp(&reference.theta, &reference.data, &vt));
         // The bench device, f32, same θ and v.
-        let device = &c.opened.device;
+        let device = &c.target.device;
         let p32 = Problem::on(c, model, d, n, c.seed + 7, device, Precision::F32)?;
         let v32 = to_device(v, 1, dim, device, Precision::F32.dtype());
         let hv32 = to_host(p32.net.hvp(&p32.theta, &p32.data, &v32));
@@ -54,7 +53,7 @@ pub fn w2(c: &Ctx, r: &mut Recorder) -> Result<()> {
         for n in c.sizes.w2_ns.clone() {
             let p = Problem::new(c, model, n, c.seed + 1)?;
             let d = p.dim();
-            let device = c.opened.device.clone();
+            let device = c.target.device.clone();
             let params_str = format!("({}) {} N={n}", model.tag(), model.arch(model.width()));
             let v = random_directions(
                 1,

@@ -5,7 +5,7 @@ use super::*;
 /// HW: the f32 matmul rate and the copy bandwidth that bound every workload.
 pub fn hw(c: &Ctx, r: &mut Recorder) -> Result<()> {
     let n = c.sizes.matmul_n;
-    let device = c.opened.device.clone();
+    let device = c.target.device.clone();
     let params = json!({"n": n, "allow_tf32": false});
     let params_str = format!("{n}x{n}x{n} allow_tf32=False");
     r.row("HW", "matmul f32", params, &params_str, |row| {
