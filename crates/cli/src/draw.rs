@@ -357,8 +357,35 @@ pub struct Panel {
     /// Shift the i-th set of points by i·jitter along x, so that sets at the same x stay
     /// apart.
     pub jitter: f64,
-    /// The legend in the lower right corner instead of the upper left.
+    /// Prefer the lower right corner for the legend to the upper left (the corner holding
+    /// the fewest curve points and markers is taken; this breaks ties).
     pub legend_low: bool,
+}
+
+/// The corner of a panel whose legend box (the outer 45% of the width by 35% of the height)
+/// covers the fewest of `points`, given as fractions of the plot area (0 at the left and
+/// bottom); ties go to the first of `order`.
+fn emptiest_corner(points: &[(f64, f64)], order: &[SeriesLabelPosition]) -> SeriesLabelPosition {
+    let covered = |c: &SeriesLabelPosition| {
+        let (left, upper) = match c {
+            SeriesLabelPosition::UpperLeft => (true, true),
+            SeriesLabelPosition::UpperRight => (false, true),
+            SeriesLabelPosition::LowerLeft => (true, false),
+            _ => (false, false),
+        };
+        points
+            .iter()
+            .filter(|&&(u, v)| {
+                (if left { u <= 0.45 } else { u >= 0.55 })
+                    && (if upper { v >= 0.65 } else { v <= 0.35 })
+            })
+            .count()
+    };
+    order
+        .iter()
+        .min_by_key(|c| covered(c))
+        .cloned()
+        .unwrap_or(SeriesLabelPosition::UpperLeft)
 }
 
 /// A tick label: plain for moderate magnitudes, scientific otherwise.
@@ -423,6 +450,43 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
             let keep = |x: f64, y: f64| {
                 x.is_finite() && y.is_finite() && (!p.log_x || x > 0.0) && (!p.log_y || y > 0.0)
             };
+            // Where the data sits, as fractions of the plot area on its scales.
+            let frac = |v: f64, lo: f64, hi: f64, log: bool| {
+                if log {
+                    (v.ln() - lo.ln()) / (hi.ln() - lo.ln())
+                } else {
+                    (v - lo) / (hi - lo)
+                }
+            };
+            let placed: Vec<(f64, f64)> = p
+                .curves
+                .iter()
+                .flat_map(|c| c.points.iter().copied())
+                .chain(p.points.iter().enumerate().flat_map(|(i, pts)| {
+                    let shift = p.jitter * i as f64;
+                    pts.points.iter().map(move |&(x, y, _)| (x + shift, y))
+                }))
+                .filter(|&(x, y)| keep(x, y))
+                .map(|(x, y)| (frac(x, x0, x1, p.log_x), frac(y, y0, y1, p.log_y)))
+                .collect();
+            let legend_at = emptiest_corner(
+                &placed,
+                &if p.legend_low {
+                    [
+                        SeriesLabelPosition::LowerRight,
+                        SeriesLabelPosition::UpperLeft,
+                        SeriesLabelPosition::UpperRight,
+                        SeriesLabelPosition::LowerLeft,
+                    ]
+                } else {
+                    [
+                        SeriesLabelPosition::UpperLeft,
+                        SeriesLabelPosition::UpperRight,
+                        SeriesLabelPosition::LowerRight,
+                        SeriesLabelPosition::LowerLeft,
+                    ]
+                },
+            );
             macro_rules! draw {
                 ($chart:expr) => {{
                     let mut chart = $chart;
@@ -515,11 +579,7 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                         .configure_series_labels()
                         .background_style(WHITE.mix(0.85))
                         .border_style(BLACK)
-                        .position(if p.legend_low {
-                            SeriesLabelPosition::LowerRight
-                        } else {
-                            SeriesLabelPosition::UpperLeft
-                        })
+                        .position(legend_at.clone())
                         .draw()
                         .map_err(err)?;
                 }};
@@ -542,4 +602,44 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_near_zero_read_zero() {
+        assert_eq!(tick(&-6e-17), "0");
+        assert_eq!(tick(&0.25), "0.25");
+        assert_eq!(tick(&2e-5), "2e-5");
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_data_is_not() {
+        // Points rising from the lower left to the upper right, with the first ones upper left
+        // (a falling start): the lower right is empty.
+        let pts = [
+            (0.05, 0.9),
+            (0.1, 0.8),
+            (0.3, 0.5),
+            (0.7, 0.7),
+            (0.95, 0.95),
+        ];
+        let order = [
+            SeriesLabelPosition::UpperLeft,
+            SeriesLabelPosition::UpperRight,
+            SeriesLabelPosition::LowerRight,
+            SeriesLabelPosition::LowerLeft,
+        ];
+        assert!(matches!(
+            emptiest_corner(&pts, &order),
+            SeriesLabelPosition::LowerRight
+        ));
+        // No points: the first preference.
+        assert!(matches!(
+            emptiest_corner(&[], &order),
+            SeriesLabelPosition::UpperLeft
+        ));
+    }
 }

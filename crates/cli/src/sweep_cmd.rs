@@ -12,16 +12,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
+use noisescope_runs::config::{self, RunConfig};
 use noisescope_runs::rundir::{check_folder_name, default_out};
+use noisescope_runs::units::{self, Combined, UnitState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use noisescope_runs::config::{self, RunConfig};
-use noisescope_runs::units::{self, Combined, UnitState};
-
 use crate::args::{Global, SweepArgs};
 use crate::backend;
-use crate::draw::{Panel, Series, comparison, line_panels, metric_series};
+use crate::draw::{Panel, Points, Series, comparison, line_panels, metric_series};
 use crate::experiment;
 use crate::fanout::{self, Role};
 use crate::run_loop::{RunContext, initial_theta, run_recorded};
@@ -252,17 +251,78 @@ pub fn combined_summary(out: &Path) -> Result<Combined<SweepConfig>> {
         finals.insert(r.name.clone(), entry);
         states.push((r.name, state));
     }
-    let summary = json!({
+    let mut summary = json!({
         "key": sweep.key,
         "runs": finals,
         "units": units::tally(states.iter().map(|(n, s)| (n.as_str(), s))),
         "device": devices.join(", "),
     });
+    if let Some(a) = across_seeds(&sweep, &summary["runs"])? {
+        summary["across_seeds"] = a;
+    }
     Ok(Combined {
         config: sweep,
         summary,
         states,
     })
+}
+
+/// Whether the sweep's series are repetitions: two or more, each setting `seed` alone.
+fn seed_series(sweep: &SweepConfig) -> bool {
+    sweep.series.len() >= 2
+        && sweep
+            .series
+            .iter()
+            .all(|s| s.set.len() == 1 && s.set.contains_key("seed"))
+}
+
+/// For a sweep whose series are seeds, each summary value's mean and standard error over the
+/// seeds at every value of the key: `{metric: [{"value", "mean", "se", "n"}]}` (`se` null with
+/// fewer than two finite values; diverged or missing runs are left out and `n` says how
+/// many remain). `None` for other sweeps.
+fn across_seeds(sweep: &SweepConfig, runs_json: &Value) -> Result<Option<Value>> {
+    if !seed_series(sweep) || sweep.summary.is_empty() {
+        return Ok(None);
+    }
+    let all = runs(sweep)?;
+    let mut out = Map::new();
+    for m in &sweep.summary {
+        let rows: Vec<Value> = sweep
+            .values
+            .iter()
+            .map(|v| {
+                let ys: Vec<f64> = all
+                    .iter()
+                    .filter(|r| &r.value == v)
+                    .filter_map(|r| runs_json[&r.name]["summary"][m].as_f64())
+                    .filter(|y| y.is_finite())
+                    .collect();
+                let (mean, se) = noisescope_probe::stats::mean_and_se(&ys);
+                json!({"value": key_number(v), "mean": (!ys.is_empty()).then_some(mean), "se": se, "n": ys.len()})
+            })
+            .collect();
+        out.insert(m.clone(), Value::Array(rows));
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+/// Whether positive `values` span at least a factor of 10: a log axis then shows them
+/// better; otherwise (an accuracy between 0.8 and 0.92, say) it would show a single tick.
+fn spans_a_decade(values: impl Iterator<Item = f64>) -> bool {
+    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+    for v in values.filter(|v| v.is_finite()) {
+        if v <= 0.0 {
+            return false;
+        }
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    hi >= 10.0 * lo
+}
+
+/// A key's value as a number for figures, when it is one.
+fn key_number(v: &toml::Value) -> Option<f64> {
+    v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
 }
 
 /// Writes the sweep's combined `summary.json` and figures from its unit folders and prints
@@ -397,7 +457,11 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
             x_label: sweep.key.clone(),
             y_label: m.clone(),
             log_x: sweep.log_x,
-            log_y: sweep.log_y,
+            log_y: sweep.log_y
+                && spans_a_decade(
+                    runs.iter()
+                        .filter_map(|r| summary["runs"][&r.name]["summary"][m].as_f64()),
+                ),
             curves: series_names
                 .iter()
                 .map(|sn| {
@@ -405,10 +469,7 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
                         .iter()
                         .filter(|r| &r.series == sn)
                         .filter_map(|r| {
-                            let x = r
-                                .value
-                                .as_float()
-                                .or_else(|| r.value.as_integer().map(|i| i as f64))?;
+                            let x = key_number(&r.value)?;
                             let y = summary["runs"][&r.name]["summary"][m].as_f64()?;
                             Some((x, y))
                         })
@@ -416,7 +477,25 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
                     Series::new(sn.clone().unwrap_or_else(|| m.clone()), pts)
                 })
                 .collect(),
-            points: vec![],
+            // Over seeds: the mean with its standard error, beside each seed's curve.
+            points: summary["across_seeds"][m]
+                .as_array()
+                .map(|rows| Points {
+                    name: "mean ± s.e. over seeds".into(),
+                    points: rows
+                        .iter()
+                        .filter_map(|r| {
+                            Some((
+                                r["value"].as_f64()?,
+                                r["mean"].as_f64()?,
+                                r["se"].as_f64().unwrap_or(0.0),
+                            ))
+                        })
+                        .collect(),
+                    color: Some(7),
+                })
+                .into_iter()
+                .collect(),
             vlines: vec![],
             jitter: 0.0,
             legend_low: false,
@@ -425,4 +504,58 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
     let p = out.join("figures/summary.svg");
     comparison(&p, &panels)?;
     Ok(Some(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep(series: &[(&str, &str)]) -> SweepConfig {
+        let text = format!(
+            "key = \"optimizer.weight_decay\"\nvalues = [0.0, 0.001]\nsummary = [\"late_mean.test_acc\"]\n{}\n[run]\n",
+            series
+                .iter()
+                .map(|(n, set)| format!("[[series]]\nname = \"{n}\"\nset = {{ {set} }}\n"))
+                .collect::<String>()
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn seed_series_give_mean_and_standard_error_per_value() {
+        let s = sweep(&[
+            ("seed0", "seed = 0"),
+            ("seed1", "seed = 1"),
+            ("seed2", "seed = 2"),
+        ]);
+        let mut runs_json = Map::new();
+        let accs = [[0.8, 0.9], [0.82, f64::NAN], [0.84, 0.7]];
+        for (r, acc) in runs(&s).unwrap().iter().zip(accs.iter().flatten()) {
+            runs_json.insert(
+                r.name.clone(),
+                json!({"summary": {"late_mean.test_acc": acc}}),
+            );
+        }
+        let a = across_seeds(&s, &Value::Object(runs_json))
+            .unwrap()
+            .unwrap();
+        let rows = a["late_mean.test_acc"].as_array().unwrap();
+        assert_eq!(rows[0]["value"], 0.0);
+        assert!((rows[0]["mean"].as_f64().unwrap() - 0.82).abs() < 1e-12);
+        // s.e. of (0.8, 0.82, 0.84): sd 0.02 over √3.
+        assert!((rows[0]["se"].as_f64().unwrap() - 0.02 / 3f64.sqrt()).abs() < 1e-12);
+        // The NaN (diverged) run is left out.
+        assert_eq!(rows[1]["n"], 2);
+        assert!((rows[1]["mean"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+        // Series that change more than the seed are not repetitions.
+        let other = sweep(&[("a", "seed = 0"), ("b", "seed = 1, optimizer.lr = 0.1")]);
+        assert!(across_seeds(&other, &json!({})).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_log_axis_only_for_values_over_a_decade() {
+        assert!(spans_a_decade([0.5, 7.0].into_iter()));
+        assert!(!spans_a_decade([0.8, 0.92].into_iter()));
+        assert!(!spans_a_decade([-1.0, 100.0].into_iter()));
+    }
 }

@@ -112,7 +112,10 @@ fn alignment_and_direction_use_the_spectrum_and_the_anchor() {
     assert_eq!(r.direction_sharp_fraction, Some(d.fraction));
     assert_eq!(r.direction_norm_sq, Some(d.norm_sq));
     assert_eq!(r.direction_anchor_top, Some(anchor.values.clone()));
-    assert!(r.lambda_max.is_none(), "direction alone runs no Lanczos at θ");
+    assert!(
+        r.lambda_max.is_none(),
+        "direction alone runs no Lanczos at θ"
+    );
 }
 
 #[test]
