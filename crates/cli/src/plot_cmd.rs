@@ -43,7 +43,7 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             config: sweep,
             summary,
             states,
-        } = crate::sweep_cmd::combined_summary(dir)?;
+        } = noisescope_runs::sweep::combined_summary(dir)?;
         let names: Vec<String> = states
             .into_iter()
             .filter(|(_, s)| *s != noisescope_runs::units::UnitState::Missing)

@@ -71,8 +71,8 @@ pub fn run(g: &Global, a: &SlurmArgs) -> Result<()> {
                     "--steps, --until and --seeds are for escape experiments; set a sweep's steps with --set run.steps=N"
                 );
             }
-            let sweep: crate::sweep_cmd::SweepConfig = config::load(&config, &a.set)?;
-            units = crate::sweep_cmd::runs(&sweep)?.len();
+            let sweep: noisescope_runs::sweep::SweepConfig = config::load(&config, &a.set)?;
+            units = noisescope_runs::sweep::runs(&sweep)?.len();
             open_experiment_dir(
                 &out,
                 what,

@@ -6,6 +6,7 @@
 //! - [`config`]: the run config (`config.toml`), its checks and `--set` overrides.
 //! - [`rundir`]: the folder, atomic writes, metric lines, checkpoints (θ, optimizer, noise
 //!   state and the probes' warm start as safetensors) and experiment folders of units.
+//! - [`sweep`]: a sweep's folder: its runs as units and their combined summary.
 //! - [`tensorboard`]: TensorBoard event files (the Event protobuf and CRC-32C framing).
 //! - [`provenance`]: what made a result (build, command line, host, device, times).
 //! - [`units`]: the units of a multi-run experiment, each a folder whose state is read from
@@ -15,5 +16,6 @@
 pub mod config;
 pub mod provenance;
 pub mod rundir;
+pub mod sweep;
 pub mod tensorboard;
 pub mod units;
