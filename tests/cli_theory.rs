@@ -158,6 +158,11 @@ fn high_dim_transition() {
         rows[1]["thm6"].as_f64().unwrap(),
     );
     assert!(m > 0.0 && (m - t).abs() < 0.5 * t, "{}", rows[1]);
+    // The exact value for the sets: nothing when over-parameterized, near the measured one
+    // otherwise (a short run: loose).
+    assert_eq!(rows[0]["exact"].as_f64(), Some(0.0));
+    let x = rows[1]["exact"].as_f64().unwrap();
+    assert!((m - x).abs() < 0.5 * x, "{}", rows[1]);
 }
 
 /// The λ sweep finds Thm. 2's stability edge at λ = 1/(0.5 + 1/S) (a = 1, S = 10), and the

@@ -58,6 +58,10 @@ pub fn thm4_test_loss(
 
 /// Thm. 6: Tr[ÂΣ] = max{0, (λσ²/S)(1 − 1/α) κ̂} with κ̂ = Tr[Ĝ⁻¹Â]/(1 − (λ/S) Tr[Ĝ⁻¹Â]) and
 /// Ĝ = 2I − λ(1 − 1/S)Â, for α = N/D (as written in SPEC §4).
+///
+/// # Returns
+/// Tr[ÂΣ], or [`TheoryError::Divergent`] when Ĝ is singular or the denominator of κ̂ is not
+/// positive.
 pub fn thm6_trace(
     a_hat: &Matrix,
     lr: f64,
@@ -65,10 +69,39 @@ pub fn thm6_trace(
     batch: f64,
     alpha: f64,
 ) -> Result<f64, TheoryError> {
+    thm6_form(a_hat, lr, sigma2, batch, alpha, 1.0 - 1.0 / batch)
+}
+
+/// Thm. 6 with the Gaussian fourth moment kept: the same form with Ĝ = 2I − λ(1 + 1/S)Â.
+///
+/// Thm. 6 replaces the per-sample term (1/N)Σ_i (x_iᵀΣx_i) x_i x_iᵀ of the noise by
+/// Tr[ÂΣ]Â. For x ~ N(0, A) its mean is 2AΣA + Tr[AΣ]A; keeping 2ÂΣÂ adds 2λ²/S · ÂΣÂ to the
+/// noise, which turns −1/S into +1/S ([`finite_data_trace`](crate::finite_data_trace) solves
+/// the same equation without either replacement).
+///
+/// # Returns
+/// Tr[ÂΣ], or [`TheoryError::Divergent`] as for [`thm6_trace`].
+pub fn thm6_gaussian_trace(
+    a_hat: &Matrix,
+    lr: f64,
+    sigma2: f64,
+    batch: f64,
+    alpha: f64,
+) -> Result<f64, TheoryError> {
+    thm6_form(a_hat, lr, sigma2, batch, alpha, 1.0 + 1.0 / batch)
+}
+
+/// (λσ²/S)(1 − 1/α) κ̂, κ̂ = t/(1 − (λ/S)t), t = Tr[Ĝ⁻¹Â], Ĝ = 2I − λcÂ.
+fn thm6_form(
+    a_hat: &Matrix,
+    lr: f64,
+    sigma2: f64,
+    batch: f64,
+    alpha: f64,
+    c: f64,
+) -> Result<f64, TheoryError> {
     let d = a_hat.rows;
-    let g = Matrix::identity(d)
-        .scale(2.0)
-        .add(&a_hat.scale(-lr * (1.0 - 1.0 / batch)));
+    let g = Matrix::identity(d).scale(2.0).add(&a_hat.scale(-lr * c));
     let gi = g
         .inverse()
         .ok_or_else(|| TheoryError::Divergent("Ĝ is singular".into()))?;
