@@ -123,6 +123,10 @@ pub enum DataConfig {
         /// Pixel scaling.
         #[serde(default = "centered")]
         normalization: Normalization,
+        /// A binary task: label 1 for these classes and 0 for the others, in both splits
+        /// (two outputs for a net trained on one-hot labels).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<Vec<u8>>,
     },
     /// Zhu et al.'s 2-D toy data (no targets).
     Toy2d {
@@ -176,9 +180,20 @@ impl DataConfig {
                 random_labels,
                 test,
                 normalization,
+                binary,
             } => {
-                let tr = ImageDataset::open(name, search, Split::Train)
-                    .with_context(|| format!("training split of {name}"))?;
+                let relabel = |d: ImageDataset| -> Result<ImageDataset> {
+                    Ok(match binary {
+                        Some(positive) => d
+                            .binary(positive)
+                            .with_context(|| format!("data.binary of {name}"))?,
+                        None => d,
+                    })
+                };
+                let tr = relabel(
+                    ImageDataset::open(name, search, Split::Train)
+                        .with_context(|| format!("training split of {name}"))?,
+                )?;
                 let clean = train.unwrap_or(tr.len() - random_labels.min(&tr.len()));
                 let tr = if *random_labels > 0 {
                     tr.clean_plus_random_labels(clean, *random_labels, seed)?
@@ -188,8 +203,10 @@ impl DataConfig {
                 let te = match test {
                     Some(0) => None,
                     t => {
-                        let te = ImageDataset::open(name, search, Split::Test)
-                            .with_context(|| format!("test split of {name}"))?;
+                        let te = relabel(
+                            ImageDataset::open(name, search, Split::Test)
+                                .with_context(|| format!("test split of {name}"))?,
+                        )?;
                         Some(match t {
                             Some(n) => te.first(*n)?,
                             None => te,
@@ -197,9 +214,12 @@ impl DataConfig {
                     }
                 };
                 let describe = format!(
-                    "{name}: {} training images ({clean} true labels + {random_labels} random), {} test",
+                    "{name}: {} training images ({clean} true labels + {random_labels} random), {} test{}",
                     tr.len(),
-                    te.as_ref().map_or(0, ImageDataset::len)
+                    te.as_ref().map_or(0, ImageDataset::len),
+                    binary
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(", binary: classes {p:?} against the rest"))
                 );
                 (
                     tr.to_features(*normalization),
