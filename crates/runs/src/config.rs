@@ -217,9 +217,9 @@ impl DataConfig {
                     "{name}: {} training images ({clean} true labels + {random_labels} random), {} test{}",
                     tr.len(),
                     te.as_ref().map_or(0, ImageDataset::len),
-                    binary
-                        .as_ref()
-                        .map_or(String::new(), |p| format!(", binary: classes {p:?} against the rest"))
+                    binary.as_ref().map_or(String::new(), |p| format!(
+                        ", binary: classes {p:?} against the rest"
+                    ))
                 );
                 (
                     tr.to_features(*normalization),
@@ -385,6 +385,32 @@ n = 5
 model = "toy2d"
 "#;
 
+    /// `binary` relabels both splits into two classes; an unknown class is an error that
+    /// names the field.
+    #[test]
+    fn binary_image_tasks() {
+        let data = |binary: &str| -> DataConfig {
+            toml::from_str(&format!(
+                "kind = \"images\"\nname = \"mnist-small\"\ntrain = 50\ntest = 20\n{binary}"
+            ))
+            .unwrap()
+        };
+        let search = SearchPath::default();
+        let (tr, te, describe) = data("binary = [0, 2, 4, 6, 8]").load(0, &search).unwrap();
+        let classes = |f: &Features| match &f.targets {
+            noisescope_data::Targets::Classes { classes, labels } => (*classes, labels.clone()),
+            other => panic!("{other:?}"),
+        };
+        let (k, labels) = classes(&tr);
+        assert_eq!(k, 2);
+        assert!(labels.iter().all(|&l| l < 2) && labels.contains(&0) && labels.contains(&1));
+        assert_eq!(classes(&te.unwrap()).0, 2);
+        assert!(describe.contains("binary"), "{describe}");
+        let (plain, _, _) = data("").load(0, &search).unwrap();
+        assert_eq!(classes(&plain).0, 10);
+        let e = format!("{:#}", data("binary = [12]").load(0, &search).unwrap_err());
+        assert!(e.contains("data.binary") && e.contains("12"), "{e}");
+    }
     #[test]
     fn unknown_keys_are_named() {
         let p = Path::new("x.toml");
