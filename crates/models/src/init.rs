@@ -4,6 +4,9 @@
 //! - `torch-default`: PyTorch's default for `Linear` and `Conv2d`, weights and biases
 //!   U(−1/√fan_in, 1/√fan_in).
 //! - `xavier`: weights U(−a, a) with a = √(6 / (fan_in + fan_out)), biases 0.
+//! - `flat-glorot`: every entry of θ, biases included, U(−a, a) with a = √(3 / D): TensorFlow's
+//!   Glorot-uniform applied to θ as one flat variable of D entries (fan_in = fan_out = D), as
+//!   Zhu et al.'s `OneHiddenLayer/gd.py` initializes its 3h parameters (a = 1/√h there).
 
 use burn::prelude::*;
 use noisescope_data::Precision;
@@ -21,6 +24,8 @@ pub enum Init {
     TorchDefault,
     /// Glorot uniform weights, zero biases.
     Xavier,
+    /// U(±√(3/D)) for every entry, biases included (Glorot on the flat θ).
+    FlatGlorot,
 }
 
 impl Init {
@@ -33,6 +38,7 @@ impl Init {
                 Init::TorchDefault => 1.0 / (b.fan_in as f64).sqrt(),
                 Init::Xavier if b.is_bias => 0.0,
                 Init::Xavier => (6.0 / (b.fan_in + b.fan_out) as f64).sqrt(),
+                Init::FlatGlorot => (3.0 / layout.dim() as f64).sqrt(),
             };
             theta.extend((0..b.len).map(|_| {
                 if bound == 0.0 {
@@ -79,5 +85,10 @@ mod tests {
         let x = Init::Xavier.values(&l, 1);
         let a = (6.0f64 / 150.0).sqrt();
         assert!(x[..5000].iter().all(|v| v.abs() <= a) && x[5000..].iter().all(|&v| v == 0.0));
+        // Glorot on the flat θ: one bound √(3/D) for all 5050 entries, biases drawn too.
+        let f = Init::FlatGlorot.values(&l, 1);
+        let a = (3.0f64 / 5050.0).sqrt();
+        assert!(f.iter().all(|v| v.abs() <= a) && f[5000..].iter().any(|&v| v != 0.0));
+        assert!(f.iter().any(|v| v.abs() > 0.9 * a));
     }
 }
