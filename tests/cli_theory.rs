@@ -109,6 +109,7 @@ fn weight_decay_optimum_is_negative_at_large_learning_rate() {
             "simulation.burn_in=500",
             "simulation.steps=1500",
             "panels=[{lr = 1.9, gammas = [-0.9, -0.4, 0.1]}]",
+            "lr_panels=[]",
         ],
     );
     let p = &s["panels"][0];
@@ -132,6 +133,46 @@ fn weight_decay_optimum_is_negative_at_large_learning_rate() {
     );
     assert!((m - t).abs() < 5.0 * se, "{inside}");
     assert!(p["rows"][2]["thm4"].is_null(), "γ = 0.1 diverges");
+}
+
+/// Fig. 5's other panel: at fixed γ = −0.125 the loss grows with λ and Thm. 4 diverges past
+/// λ ≈ 1.96 (without decay already past 1.775); the simulation agrees below the edge.
+#[test]
+fn weight_decay_learning_rate_panel() {
+    let (_tmp, s) = theory(
+        "weight-decay",
+        &[
+            "simulation.chains=50",
+            "simulation.burn_in=500",
+            "simulation.steps=1500",
+            "panels=[]",
+            "lr_panels=[{gamma = -0.125, lrs = [0.5, 1.5, 2.2]}]",
+        ],
+    );
+    let p = &s["panels"][0];
+    assert_eq!(p["gamma"].as_f64(), Some(-0.125), "{p}");
+    let edges: Vec<f64> = p["divergence_boundaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(edges.len(), 1, "{p}");
+    assert!((edges[0] - 1.96).abs() < 0.01, "{edges:?}");
+    let rows = p["rows"].as_array().unwrap();
+    let thm4: Vec<Option<f64>> = rows.iter().map(|r| r["thm4"].as_f64()).collect();
+    assert!(
+        thm4[0].unwrap() < thm4[1].unwrap() && thm4[2].is_none(),
+        "{thm4:?}"
+    );
+    for r in &rows[..2] {
+        let (m, se, t) = (
+            r["measured"].as_f64().unwrap(),
+            r["se"].as_f64().unwrap(),
+            r["thm4"].as_f64().unwrap(),
+        );
+        assert!((m - t).abs() < 5.0 * se, "{r}");
+    }
 }
 
 /// Thm. 6: no fluctuation when over-parameterized (α < 1); under-parameterized, the measured

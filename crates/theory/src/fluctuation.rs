@@ -170,9 +170,10 @@ pub fn hessian_approximation_sigma(
     solve_fluctuation(a, lambda, mu, &NoiseModel::Fixed(a.scale(sigma2 / batch)))
 }
 
-/// The continuous-time approximation Σ ≈ λσ²/(2S) I.
-pub fn continuous_time_sigma(dim: usize, lr: f64, sigma2: f64, batch: f64) -> Matrix {
-    Matrix::identity(dim).scale(lr * sigma2 / (2.0 * batch))
+/// The continuous-time approximation Σ ≈ λσ²/(2S(1−μ)) I: heavy-ball momentum μ amounts to the
+/// rate λ/(1−μ) in the continuous-time limit (λσ²/(2S) I without momentum).
+pub fn continuous_time_sigma(dim: usize, lr: f64, mu: f64, sigma2: f64, batch: f64) -> Matrix {
+    Matrix::identity(dim).scale(lr * sigma2 / (2.0 * batch * (1.0 - mu)))
 }
 
 #[cfg(test)]
@@ -298,7 +299,7 @@ mod tests {
         )
         .unwrap()
         .at(0, 0);
-        let cont = continuous_time_sigma(1, lr, sigma2, s as f64).at(0, 0);
+        let cont = continuous_time_sigma(1, lr, 0.0, sigma2, s as f64).at(0, 0);
         assert!(
             (hess - m).abs() > 10.0 * se && (cont - m).abs() > 10.0 * se,
             "{hess} {cont} vs {m}"

@@ -207,7 +207,7 @@ mod tests {
         let want = a.mul(&sigma).trace();
         let got = hessian_approximation_trace(&a, 0.4, 0.8, 4.0).unwrap();
         assert!((got - want).abs() < 1e-12 * want, "{got} vs {want}");
-        let cont = crate::continuous_time_sigma(3, 0.4, 0.8, 4.0);
+        let cont = crate::continuous_time_sigma(3, 0.4, 0.0, 0.8, 4.0);
         assert!((continuous_time_trace(&a, 0.4, 0.8, 4.0) - a.mul(&cont).trace()).abs() < 1e-15);
         let g = Matrix::scalar(-0.3);
         let bias = noiseless_test_loss(&Matrix::scalar(1.0), &g, &[1.0]).unwrap();

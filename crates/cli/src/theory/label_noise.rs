@@ -67,7 +67,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         let thm2 = thm2_sigma(&a, &lambda, case.momentum, sigma2, sb).ok();
         let thm3 = thm3_c(&a, &lambda, case.momentum, sigma2, sb).ok();
         let hess = hessian_approximation_sigma(&a, &lambda, case.momentum, sigma2, sb).ok();
-        let cont = continuous_time_sigma(d, case.lr, sigma2, sb);
+        let cont = continuous_time_sigma(d, case.lr, case.momentum, sigma2, sb);
         let sqrt: Vec<f64> = case.hessian.iter().map(|v| v.sqrt()).collect();
         let data = ChainData::Gaussian {
             a_sqrt: vector(&sqrt, device, p.dtype()),

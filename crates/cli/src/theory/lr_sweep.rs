@@ -64,7 +64,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             .ok()
             .map(|x| x.at(0, 0))
     };
-    let cont = |lr: f64| continuous_time_sigma(1, lr, sigma2, sb).at(0, 0);
+    let cont = |lr: f64| continuous_time_sigma(1, lr, 0.0, sigma2, sb).at(0, 0);
     let mut table = Table::new(&[
         "λ",
         "measured Σ ± s.e.",

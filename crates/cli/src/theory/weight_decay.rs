@@ -2,7 +2,9 @@
 //! ½E[a(w − u)²] of 1-d SGD with weight decay γ and noiseless labels, against γ, with the
 //! boundaries where Thm. 4 says it diverges. At large λ the finite window lies entirely at
 //! γ < 0, so the optimal weight decay is negative; without SGD's noise (GD, or the Hessian
-//! approximation, whose C vanishes with the label noise) the optimum is γ = 0.
+//! approximation, whose C vanishes with the label noise) the optimum is γ = 0. Fig. 5's other
+//! panel holds γ fixed and varies λ: the loss grows with λ up to the rate where Thm. 4
+//! diverges, and a negative γ moves that rate up.
 
 use anyhow::{Result, bail};
 use noisescope_data::transfer::vector;
@@ -25,8 +27,11 @@ pub struct Settings {
     pub teacher: f64,
     pub batch: usize,
     pub simulation: Simulation,
-    /// One figure panel per learning rate.
+    /// One figure panel per learning rate, sweeping γ.
     pub panels: Vec<LrPanel>,
+    /// One figure panel per weight decay, sweeping λ (Fig. 5's other panel).
+    #[serde(default)]
+    pub lr_panels: Vec<GammaPanel>,
 }
 
 /// A learning rate and the weight decays simulated at it.
@@ -35,6 +40,48 @@ pub struct Settings {
 pub struct LrPanel {
     pub lr: f64,
     pub gammas: Vec<f64>,
+}
+
+/// A weight decay and the learning rates simulated at it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GammaPanel {
+    pub gamma: f64,
+    pub lrs: Vec<f64>,
+}
+
+/// One panel's sweep: the varied quantity's values at a fixed other one.
+enum Sweep {
+    /// γ varies at a fixed λ.
+    Gamma { lr: f64, gammas: Vec<f64> },
+    /// λ varies at a fixed γ.
+    Lr { gamma: f64, lrs: Vec<f64> },
+}
+
+impl Sweep {
+    /// The swept values.
+    fn xs(&self) -> &[f64] {
+        match self {
+            Sweep::Gamma { gammas, .. } => gammas,
+            Sweep::Lr { lrs, .. } => lrs,
+        }
+    }
+
+    /// (λ, γ) at swept value x.
+    fn point(&self, x: f64) -> (f64, f64) {
+        match *self {
+            Sweep::Gamma { lr, .. } => (lr, x),
+            Sweep::Lr { gamma, .. } => (x, gamma),
+        }
+    }
+
+    /// The swept quantity's symbol and the fixed one as text.
+    fn names(&self) -> (&'static str, String) {
+        match self {
+            Sweep::Gamma { lr, .. } => ("γ", format!("λ = {lr}")),
+            Sweep::Lr { gamma, .. } => ("λ", format!("γ = {gamma}")),
+        }
+    }
 }
 
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
@@ -55,26 +102,41 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         "without noise (GD, Hessian approx.)",
     ]);
     let (mut panels, mut out, mut notes) = (Vec::new(), Vec::new(), String::new());
-    for lp in &s.panels {
-        if lp.gammas.is_empty() {
-            bail!("panels: λ = {} has no gammas", lp.lr);
+    let sweeps = s
+        .panels
+        .iter()
+        .map(|p| Sweep::Gamma {
+            lr: p.lr,
+            gammas: p.gammas.clone(),
+        })
+        .chain(s.lr_panels.iter().map(|p| Sweep::Lr {
+            gamma: p.gamma,
+            lrs: p.lrs.clone(),
+        }));
+    for sw in sweeps {
+        let (var, fixed) = sw.names();
+        let xs = sw.xs();
+        if xs.is_empty() {
+            bail!("panels: {fixed} has no values of {var} to sweep");
         }
-        let gammas = repeat_each(&lp.gammas, k);
+        if let Some(x) = xs.iter().find(|x| !x.is_finite()) {
+            bail!("panels: {fixed}: {var} = {x} is not a finite number");
+        }
+        if let Some(x) = xs.iter().find(|x| var == "λ" && **x <= 0.0) {
+            bail!("lr_panels: {fixed}: λ = {x} is not a positive learning rate");
+        }
+        let points: Vec<(f64, f64)> = xs.iter().map(|&x| sw.point(x)).collect();
+        let lrs = repeat_each(&points.iter().map(|p| p.0).collect::<Vec<_>>(), k);
+        let gammas = repeat_each(&points.iter().map(|p| p.1).collect::<Vec<_>>(), k);
         // Noiseless labels; from w = 0 (started at u, SGD without decay would never move).
-        let mut chains = LinearChains::one_d(
-            (a, u, 0.0),
-            s.batch,
-            &vec![lp.lr; gammas.len()],
-            &gammas,
-            device,
-            p.dtype(),
-        );
+        let mut chains =
+            LinearChains::one_d((a, u, 0.0), s.batch, &lrs, &gammas, device, p.dtype());
         let m = stationary_moments(
             &mut chains,
             &vector(&[u], device, p.dtype()),
             &s.simulation,
             ctx.quiet,
-            &format!("γ sweep at λ = {}", lp.lr),
+            &format!("{var} sweep at {fixed}"),
         );
         let mut measured = Points {
             name: "measured".into(),
@@ -82,16 +144,16 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             color: Some(0),
         };
         let mut rows = Vec::new();
-        for (j, &g) in lp.gammas.iter().enumerate() {
+        for (j, (&x, &(lr, g))) in xs.iter().zip(&points).enumerate() {
             let v: Vec<f64> = (j * k..(j + 1) * k)
                 .map(|c| 0.5 * a * m.sigma(c, 0, 0))
                 .collect();
             // A chain that left f32's range counts as diverged, and so does a group whose
             // loss still grows by orders of magnitude over the measured steps.
             let stat = mean_se(&v).filter(|_| m.settled(j * k..(j + 1) * k, 100.0));
-            let t = theory(lp.lr, g);
+            let t = theory(lr, g);
             table.row(vec![
-                num(Some(lp.lr)),
+                num(Some(lr)),
                 num(Some(g)),
                 stat.map_or("diverged".into(), |(mm, se)| pm(mm, se)),
                 t.map_or("∞ (diverges)".into(), |v| num(Some(v))),
@@ -101,21 +163,28 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             // Where Thm. 4 diverges the sample mean is not an estimate of anything (the table
             // still shows it); the figure leaves it out so the finite window stays readable.
             if let (Some((mm, se)), Some(_)) = (stat, t) {
-                measured.points.push((g, mm, se));
+                measured.points.push((x, mm, se));
             }
             rows.push(json!({
-                "gamma": g, "measured": stat.map(|x| x.0), "se": stat.map(|x| x.1), "thm4": t,
-                "noiseless": gd(g),
+                "lr": lr, "gamma": g, "measured": stat.map(|x| x.0), "se": stat.map(|x| x.1),
+                "thm4": t, "noiseless": gd(g),
             }));
         }
         // Thm. 4 on a fine grid: its finite windows, their edges and the optimum.
-        let lo = lp.gammas.iter().cloned().fold(f64::INFINITY, f64::min);
-        let hi = lp.gammas.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo));
+        let lo = xs.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let (mut lo, hi) = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo));
+        if var == "λ" {
+            lo = lo.max(0.0);
+        }
         let grid: Vec<f64> = (0..=1000)
             .map(|i| lo + (hi - lo) * i as f64 / 1000.0)
             .collect();
-        let values: Vec<Option<f64>> = grid.iter().map(|&g| theory(lp.lr, g)).collect();
+        let at = |x: f64| {
+            let (lr, g) = sw.point(x);
+            theory(lr, g)
+        };
+        let values: Vec<Option<f64>> = grid.iter().map(|&x| at(x)).collect();
         let edges: Vec<f64> = (1..grid.len())
             .filter(|&i| values[i].is_some() != values[i - 1].is_some())
             .map(|i| 0.5 * (grid[i] + grid[i - 1]))
@@ -123,7 +192,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         let optimum = grid
             .iter()
             .zip(&values)
-            .filter_map(|(g, v)| v.map(|v| (*g, v)))
+            .filter_map(|(x, v)| v.map(|v| (*x, v)))
             .min_by(|x, y| x.1.total_cmp(&y.1));
         let best_measured = measured
             .points
@@ -131,8 +200,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             .min_by(|x, y| x.1.total_cmp(&y.1))
             .map(|p| p.0);
         notes += &format!(
-            "- λ = {}: Thm. 4 is finite for γ in {} (a square bracket is the edge of the simulated range); its optimum is γ* = {} (L_test = {}); the smallest measured loss where Thm. 4 is finite is at γ = {}.\n",
-            lp.lr,
+            "- {fixed}: Thm. 4 is finite for {var} in {} (a square bracket is the edge of the simulated range); its optimum is {var}* = {} (L_test = {}); the smallest measured loss where Thm. 4 is finite is at {var} = {}.\n",
             windows(&grid, &values),
             num(optimum.map(|o| o.0)),
             num(optimum.map(|o| o.1)),
@@ -142,21 +210,24 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             "Thm. 4",
             grid.iter()
                 .zip(&values)
-                .map(|(g, v)| (*g, v.unwrap_or(f64::NAN)))
+                .map(|(x, v)| (*x, v.unwrap_or(f64::NAN)))
                 .collect(),
         );
         t_curve.color = Some(1);
         let mut gd_curve = Series::new(
             "without noise",
             grid.iter()
-                .map(|&g| (g, gd(g).unwrap_or(f64::NAN)))
+                .map(|&x| (x, gd(sw.point(x).1).unwrap_or(f64::NAN)))
                 .collect(),
         );
         gd_curve.color = Some(2);
         gd_curve.dashed = true;
         panels.push(Panel {
-            title: format!("λ = {}, S = {}, a = {a}", lp.lr, s.batch),
-            x_label: "weight decay γ".into(),
+            title: format!("{fixed}, S = {}, a = {a}", s.batch),
+            x_label: match sw {
+                Sweep::Gamma { .. } => "weight decay γ".into(),
+                Sweep::Lr { .. } => "learning rate λ".into(),
+            },
             y_label: "test loss".into(),
             log_x: false,
             log_y: true,
@@ -166,11 +237,21 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             jitter: 0.0,
             legend_low: false,
         });
-        out.push(json!({
-            "lr": lp.lr, "rows": rows, "divergence_boundaries": edges,
-            "optimal_gamma": optimum.map(|o| o.0), "optimal_loss": optimum.map(|o| o.1),
-            "best_measured_gamma": best_measured,
-        }));
+        let mut entry = json!({ "rows": rows, "divergence_boundaries": edges });
+        match sw {
+            Sweep::Gamma { lr, .. } => {
+                entry["lr"] = json!(lr);
+                entry["optimal_gamma"] = json!(optimum.map(|o| o.0));
+                entry["best_measured_gamma"] = json!(best_measured);
+            }
+            Sweep::Lr { gamma, .. } => {
+                entry["gamma"] = json!(gamma);
+                entry["optimal_lr"] = json!(optimum.map(|o| o.0));
+                entry["best_measured_lr"] = json!(best_measured);
+            }
+        }
+        entry["optimal_loss"] = json!(optimum.map(|o| o.1));
+        out.push(entry);
     }
     Ok(Report {
         summary: json!({
