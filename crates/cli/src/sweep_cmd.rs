@@ -222,8 +222,40 @@ pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Optio
         .filter(|s| !s.points.is_empty())
         .collect();
     let p = out.join("figures/sweep.svg");
-    line_panels(&p, "step", &[(&sweep.key, "value", sweep.log_y, series)])?;
+    line_panels(
+        &p,
+        "step",
+        &[(&readable(&sweep.key), "value", sweep.log_y, series)],
+    )?;
     Ok(Some(p))
+}
+
+/// A config key or summary path as a figure's words: the quantity first, the key itself in
+/// brackets so that the figure still names what to look up.
+fn readable(key: &str) -> String {
+    let (when, rest) = match key.split_once('.') {
+        Some(("final", r)) => (" at the end", r),
+        Some(("late_mean", r)) => (", mean of the last fifth", r),
+        _ => ("", key),
+    };
+    let what = match rest.trim_start_matches("probes.") {
+        "optimizer.weight_decay" => "weight decay γ",
+        "optimizer.lr" => "learning rate",
+        "model.width" | "model.widths.1" => "hidden width",
+        "data.n" => "training samples n",
+        "noise.batch" => "batch size",
+        "test_loss" => "test loss",
+        "test_acc" => "test accuracy",
+        "train_loss" => "training loss",
+        "alignment_mu" => "alignment μ",
+        "trace_h_sigma" => "Tr(HΣ)",
+        "trace_h_sigma_iso" => "Tr(HΣ̄)",
+        "escape_ratio" => "Tr(HΣ)/Tr(HΣ̄)",
+        "step_loss.variance" => "variance of the step loss",
+        "step_loss.mean" => "mean step loss",
+        _ => return key.to_string(),
+    };
+    format!("{what}{when} ({key})")
 }
 
 /// The summary figure of a sweep: each chosen summary value against the key, one curve per
@@ -243,9 +275,9 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
         .summary
         .iter()
         .map(|m| Panel {
-            title: m.clone(),
-            x_label: sweep.key.clone(),
-            y_label: m.clone(),
+            title: readable(m),
+            x_label: readable(&sweep.key),
+            y_label: readable(m),
             log_x: sweep.log_x,
             log_y: sweep.log_y
                 && spans_a_decade(
@@ -305,5 +337,22 @@ mod tests {
         assert!(spans_a_decade([0.5, 7.0].into_iter()));
         assert!(!spans_a_decade([0.8, 0.92].into_iter()));
         assert!(!spans_a_decade([-1.0, 100.0].into_iter()));
+    }
+
+    #[test]
+    fn figure_names_say_the_quantity_and_keep_the_key() {
+        assert_eq!(
+            readable("late_mean.test_loss"),
+            "test loss, mean of the last fifth (late_mean.test_loss)"
+        );
+        assert_eq!(
+            readable("optimizer.weight_decay"),
+            "weight decay γ (optimizer.weight_decay)"
+        );
+        assert_eq!(
+            readable("final.probes.escape_ratio"),
+            "Tr(HΣ)/Tr(HΣ̄) at the end (final.probes.escape_ratio)"
+        );
+        assert_eq!(readable("run.some_new_key"), "run.some_new_key");
     }
 }
