@@ -3,7 +3,9 @@
 # and no Rust toolchain: run it here, in the repository root, on an x86_64 Linux machine.
 #
 #   .gpu/noisescope.gz         the noisescope binary (ndarray + wgpu), stripped and gzipped
+#   .gpu/noisescope-fusion.gz  the same with burn's kernel fusion and autotune (`gpu-fusion`)
 #   .gpu/models-tests.gz       the models crate's test binary (the wgpu-vs-f64 checks)
+#   .gpu/models-tests-fusion.gz  the same, built with fusion
 #   .gpu/torch_anchor.py       the PyTorch anchor (../shared does not travel)
 #   .gpu/datasets/mnist/       full MNIST (11 MB, gzipped IDX) for the online-alignment timing
 #   .gl/*.deb                  Debian's Vulkan loader, in case the GPU machine lacks libvulkan1
@@ -18,22 +20,34 @@ for d in .gpu .gl; do
 done
 mkdir -p .gpu .gl
 
-cargo build -p noisescope
 # The models crate's unit tests, built without running; cargo prints the executable's path.
 # Built with --workspace: `-p noisescope-models` alone unifies burn's features differently and
 # would compile the wgpu stack a second time.
-models_tests=$(cargo test --workspace --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
+models_tests() {
+    cargo test --workspace "$@" --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if (m.get("reason") == "compiler-artifact" and m.get("executable")
             and m["target"]["name"] == "noisescope_models" and m["target"]["kind"] == ["lib"]):
-        print(m["executable"])' | tail -1)
-[ -n "$models_tests" ] || { echo "gpu-prepare: could not find the models test binary" >&2; exit 1; }
+        print(m["executable"])' | tail -1
+}
 
-strip -o .gpu/noisescope "$CARGO_TARGET_DIR/debug/noisescope"
-strip -o .gpu/models-tests "$models_tests"
-gzip -f -9 .gpu/noisescope .gpu/models-tests
+# Both builds share the target folder: burn and what depends on it are compiled once per
+# feature set (the fusion set is a second full burn build: about 23 minutes on 2 idle cores,
+# docs/performance.md, attempt 9).
+for build in plain fusion; do
+    features=(); suffix=""
+    [ "$build" = fusion ] && features=(--features noisescope/gpu-fusion) && suffix=-fusion
+    cargo build --workspace "${features[@]}"
+    strip -o ".gpu/noisescope$suffix" "$CARGO_TARGET_DIR/debug/noisescope"
+    t=$(models_tests "${features[@]}")
+    [ -n "$t" ] || { echo "gpu-prepare: could not find the models test binary ($build)" >&2; exit 1; }
+    strip -o ".gpu/models-tests$suffix" "$t"
+    gzip -f -9 ".gpu/noisescope$suffix" ".gpu/models-tests$suffix"
+done
+# Leave the plain binary in place for whoever runs target/debug/noisescope next.
+cargo build --workspace
 
 anchor=../shared/bench/torch_anchor.py
 [ -f "$anchor" ] || { echo "gpu-prepare: $anchor not found (../shared must sit beside the checkout)" >&2; exit 1; }
@@ -53,4 +67,9 @@ if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
     (cd .gl && apt-get $o download libvulkan1 >/dev/null)
 fi
 du -ch .gpu .gl | tail -1
+total=$(du -cb .gpu .gl | tail -1 | cut -f1)
+if [ "$total" -gt $((64 * 1024 * 1024)) ]; then
+    echo "gpu-prepare: .gpu and .gl hold $((total / 1048576)) MiB, over the device call's 64 MiB carry limit" >&2
+    exit 1
+fi
 echo "ready: carry .gpu and .gl, run: bash scripts/gpu-check.sh"

@@ -528,6 +528,7 @@ pub fn run(target: &Target, options: &Options, bar: ProgressBar) -> Result<Recor
         "device_name": target.description,
         "backend": target.backend,
         "versions": {"noisescope": env!("CARGO_PKG_VERSION"), "burn": "0.22.1"},
+        "gpu_fusion": noisescope_data::GPU_FUSION,
         "autotune_level": std::env::var("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|_| "balanced (default)".into()),
         "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "seed": options.seed,

@@ -7,11 +7,17 @@
 //! `whole_runs`: each run is one workload instance, synchronized on both sides. Both report
 //! per-call milliseconds and the first call's time (kernel compilation and autotuning
 //! included: the start-up latency a user waits for).
+//!
+//! A timed call returns what it computed ([`Held`]), and the harness holds it until the
+//! block's synchronization. A lazy backend (burn's `fusion` on wgpu) skips work whose result
+//! is dropped unread: `x * 1` dropped at once took 0.002 ms on lavapipe. Held results make
+//! both builds time the same work; when they would pass [`HELD_BYTES`] the harness
+//! synchronizes early, inside the timed block.
 
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use burn::prelude::Device;
+use burn::prelude::{Device, Tensor};
 use serde::Serialize;
 
 /// Repetition settings (the anchor's FULL or QUICK values).
@@ -123,6 +129,77 @@ impl Stats {
     }
 }
 
+/// The most bytes of results a block holds before it synchronizes early (well inside an H100's
+/// memory, and a few of lavapipe's 128 MiB buffers).
+pub const HELD_BYTES: usize = 1 << 30;
+
+/// A timed call's result, held until the device has computed it.
+pub trait Held {
+    /// Device bytes it occupies (an estimate is enough: it only paces early synchronizations).
+    fn bytes(&self) -> usize;
+}
+
+impl Held for () {
+    fn bytes(&self) -> usize {
+        0
+    }
+}
+
+impl<const D: usize> Held for Tensor<D> {
+    fn bytes(&self) -> usize {
+        self.shape().num_elements() * self.dtype().size()
+    }
+}
+
+impl<A: Held, B: Held> Held for (A, B) {
+    fn bytes(&self) -> usize {
+        self.0.bytes() + self.1.bytes()
+    }
+}
+
+impl Held for noisescope_models::SampleGradients {
+    /// The per-layer factors (activations and output gradients), N × (inputs + outputs) per
+    /// layer: small beside the D-wide matrix they stand for.
+    fn bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Runs `f` and holds its result until the next synchronization.
+struct Holder<'a, T> {
+    device: &'a Device,
+    held: Vec<T>,
+    bytes: usize,
+}
+
+impl<'a, T: Held> Holder<'a, T> {
+    fn new(device: &'a Device) -> Self {
+        Holder {
+            device,
+            held: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn call(&mut self, f: &mut impl FnMut() -> T) -> Result<()> {
+        let out = f();
+        self.bytes += out.bytes();
+        self.held.push(out);
+        if self.bytes > HELD_BYTES {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Synchronizes, then lets the results go.
+    fn sync(&mut self) -> Result<()> {
+        sync(self.device)?;
+        self.held.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 fn sync(device: &Device) -> Result<()> {
     device
         .sync()
@@ -133,19 +210,21 @@ fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// Times `f` in blocks with one synchronization per block (see the module doc).
-pub fn per_call(device: &Device, t: &Timing, mut f: impl FnMut()) -> Result<Stats> {
+/// Times `f` in blocks with one synchronization per block (see the module doc); each call's
+/// result is held until then.
+pub fn per_call<T: Held>(device: &Device, t: &Timing, mut f: impl FnMut() -> T) -> Result<Stats> {
+    let mut h = Holder::new(device);
     let s = Instant::now();
-    f();
-    sync(device)?;
+    h.call(&mut f)?;
+    h.sync()?;
     let first = ms(s);
     for _ in 1..t.warmup {
-        f();
+        h.call(&mut f)?;
     }
-    sync(device)?;
+    h.sync()?;
     let s = Instant::now();
-    f();
-    sync(device)?;
+    h.call(&mut f)?;
+    h.sync()?;
     let one = ms(s).max(1e-4) / 1e3;
     let inner = ((t.min_block_s / one).ceil() as usize).clamp(1, 10_000);
     let block = one * inner as f64;
@@ -154,27 +233,28 @@ pub fn per_call(device: &Device, t: &Timing, mut f: impl FnMut()) -> Result<Stat
     for _ in 0..reps {
         let s = Instant::now();
         for _ in 0..inner {
-            f();
+            h.call(&mut f)?;
         }
-        sync(device)?;
+        h.sync()?;
         samples.push(ms(s) / inner as f64);
     }
     Ok(Stats::from_samples(samples, inner, first))
 }
 
 /// Times whole runs of `f`: one warm-up run (reported as `first_call_ms`), then
-/// `t.long_reps` runs, each synchronized on both sides.
-pub fn whole_runs(device: &Device, t: &Timing, mut f: impl FnMut()) -> Result<Stats> {
+/// `t.long_reps` runs, each synchronized on both sides, its result held until then.
+pub fn whole_runs<T: Held>(device: &Device, t: &Timing, mut f: impl FnMut() -> T) -> Result<Stats> {
+    let mut h = Holder::new(device);
     let s = Instant::now();
-    f();
-    sync(device)?;
+    h.call(&mut f)?;
+    h.sync()?;
     let first = ms(s);
     let mut samples = Vec::with_capacity(t.long_reps);
     for _ in 0..t.long_reps.max(1) {
-        sync(device)?;
+        h.sync()?;
         let s = Instant::now();
-        f();
-        sync(device)?;
+        h.call(&mut f)?;
+        h.sync()?;
         samples.push(ms(s));
     }
     Ok(Stats::from_samples(samples, 1, first))

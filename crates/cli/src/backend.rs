@@ -125,6 +125,8 @@ fn open_wgpu(index: Option<usize>) -> Result<Opened> {
                 .join("\n")
         );
     };
+    #[cfg(feature = "gpu-fusion")]
+    eprintln!("{}", crate::gpu_tuning::announcement());
     Ok(Opened {
         device,
         description: format!("wgpu {i}: {}", names[i]),

@@ -12,6 +12,8 @@ mod escape_cmd;
 mod experiment;
 mod export_cmd;
 mod fanout;
+#[cfg(feature = "gpu-fusion")]
+mod gpu_tuning;
 mod host_allocator;
 mod output;
 mod plot_cmd;
@@ -45,6 +47,9 @@ fn main() -> ExitCode {
         // SAFETY: set before any thread starts (no backend has been opened yet).
         unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", level.as_env()) };
     }
+    // After the variable, before any device: cubecl reads its configuration once.
+    #[cfg(feature = "gpu-fusion")]
+    gpu_tuning::configure();
     // After the variables: loading OpenBLAS starts its thread pool.
     if let Err(e) = noisescope_models::init_matmul_engine(cli.global.blas.as_deref(), threads) {
         eprintln!("error: --blas / NOISESCOPE_BLAS: {e}");

@@ -112,6 +112,10 @@ impl DeviceDataset {
     }
 }
 
+/// Whether this binary was built with burn's kernel fusion and autotune on wgpu (the
+/// `gpu-fusion` feature). They change how GPU work is scheduled, never what it computes.
+pub const GPU_FUSION: bool = cfg!(feature = "gpu-fusion");
+
 /// Whether `device` computes in host memory (burn's ndarray backend), where reading a tensor
 /// back is a copy and host loops or plain matmuls can beat the backend's own kernels (its
 /// packed matrix-vector products, its direct convolution). Read from the device's Debug form,
@@ -121,9 +125,15 @@ pub fn in_host_memory(device: &Device) -> bool {
 }
 
 /// Mean and population standard deviation of `values`, reduced on `device` in chunks of 2²⁰
-/// f32 elements (one small upload and one two-number readback per chunk, so any size fits a
-/// GPU buffer limit) and combined in f64 on the host.
+/// f32 elements (one small upload and one small readback per chunk, so any size fits a GPU
+/// buffer limit) and combined in f64 on the host.
+///
+/// Each chunk is laid out as rows of 2¹⁵ and summed along the rows only: on lavapipe a
+/// one-shot reduction over a longer axis is wrong (burn 0.22.1's `sum_dim`; with burn's
+/// fusion even the full `sum` of 2²⁰ numbers came out at a third of the truth). The zeros
+/// that pad the last row change neither sum.
 pub fn mean_std_on_device(values: impl Iterator<Item = f32>, device: &Device) -> (f64, f64) {
+    const ROW: usize = 1 << 15;
     const CHUNK: usize = 1 << 20;
     let (mut n, mut s1, mut s2) = (0usize, 0f64, 0f64);
     let mut buf = Vec::with_capacity(CHUNK);
@@ -132,19 +142,21 @@ pub fn mean_std_on_device(values: impl Iterator<Item = f32>, device: &Device) ->
             return;
         }
         let len = buf.len();
-        let t = Tensor::<1>::from_data(
-            TensorData::new(std::mem::take(buf), [len]),
+        let rows = len.div_ceil(ROW);
+        buf.resize(rows * ROW, 0.0);
+        let t = Tensor::<2>::from_data(
+            TensorData::new(std::mem::take(buf), [rows, ROW]),
             (device, DType::F32),
         );
-        let sums = Tensor::cat(vec![t.clone().sum(), t.powi_scalar(2).sum()], 0);
+        let sums = Tensor::cat(vec![t.clone().sum_dim(1), t.powi_scalar(2).sum_dim(1)], 1);
         let v: Vec<f64> = sums
             .into_data()
             .convert::<f64>()
             .try_to_vec::<f64>()
             .expect("float data");
         n += len;
-        s1 += v[0];
-        s2 += v[1];
+        s1 += v.iter().step_by(2).sum::<f64>();
+        s2 += v.iter().skip(1).step_by(2).sum::<f64>();
     };
     for v in values {
         buf.push(v);

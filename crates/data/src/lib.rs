@@ -18,7 +18,7 @@ mod tweaks;
 mod verify;
 
 pub use dataset::ImageDataset;
-pub use device::{DeviceDataset, Precision, in_host_memory, mean_std_on_device};
+pub use device::{DeviceDataset, GPU_FUSION, Precision, in_host_memory, mean_std_on_device};
 pub use error::{DataError, Result};
 pub use features::{Features, Normalization, Targets};
 pub use fetch::{FetchEvent, FetchOptions, fetch};

@@ -17,14 +17,16 @@ pub fn mark_start() {
     START.get_or_init(|| (SystemTime::now(), Instant::now()));
 }
 
-/// The build: `{"version", "commit", "dirty"}`; `dirty` is `true` when tracked files
-/// differed from the commit at build time (`"unknown"` outside a git checkout).
+/// The build: `{"version", "commit", "dirty", "gpu_fusion"}`; `dirty` is `true` when tracked
+/// files differed from the commit at build time (`"unknown"` outside a git checkout);
+/// `gpu_fusion` whether burn's fusion and autotune were compiled in for wgpu.
 pub fn build() -> Value {
     let dirty = env!("NOISESCOPE_GIT_DIRTY");
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": env!("NOISESCOPE_GIT_COMMIT"),
         "dirty": dirty.parse::<bool>().map(Value::from).unwrap_or_else(|_| dirty.into()),
+        "gpu_fusion": noisescope_data::GPU_FUSION,
     })
 }
 

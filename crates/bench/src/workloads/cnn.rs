@@ -70,9 +70,7 @@ pub fn cnn(c: &Ctx, r: &mut Recorder) -> Result<()> {
                 theta0.dtype(),
             );
             let v = uv.clone().narrow(0, 1, 1);
-            let stats = per_call(&device, &c.timing, || {
-                let _ = net.hvp(&theta0, &data, &v);
-            })?;
+            let stats = per_call(&device, &c.timing, || net.hvp(&theta0, &data, &v))?;
             let h = to_host(net.hvp(&theta0, &data, &uv));
             let x = to_host(uv);
             let (hu, hv) = h.split_at(dim);

@@ -13,9 +13,7 @@ pub fn hw(c: &Ctx, r: &mut Recorder) -> Result<()> {
         let bm = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
         // The product every pass of noisescope's layers uses (on the CPU: the matrix engine).
         let product = || noisescope_models::ops::matmul(a.clone(), false, bm.clone(), false);
-        let stats = per_call(&device, &c.timing, || {
-            let _ = product();
-        })?;
+        let stats = per_call(&device, &c.timing, product)?;
         let s = 64.min(n);
         let c = to_host(product().slice([0..s, 0..s]));
         let ah = to_host(a.slice([0..s, 0..n]));
@@ -51,7 +49,7 @@ pub fn hw(c: &Ctx, r: &mut Recorder) -> Result<()> {
             let x: Vec<f32> = (0..k * d).map(|_| StandardNormal.sample(&mut rng)).collect();
             let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [k, d]), &device);
             let stats = per_call(&device, &c.timing, || {
-                let _ = row_sums(t.clone());
+                row_sums(t.clone())
             })?;
             let want: Vec<f64> = (0..k)
                 .map(|i| x[i * d..(i + 1) * d].iter().map(|&v| v as f64).sum())
@@ -92,9 +90,7 @@ pub fn hw(c: &Ctx, r: &mut Recorder) -> Result<()> {
             let len = mib * 1024 * 1024 / 4;
             let src = Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &device);
             // `src` stays referenced, so every product is a fresh buffer: one read, one write.
-            let stats = per_call(&device, &c.timing, || {
-                let _ = src.clone() * 1.0;
-            })?;
+            let stats = per_call(&device, &c.timing, || src.clone() * 1.0)?;
             let diff = to_host((src.clone() * 1.0 - src.clone()).abs().max())[0];
             row.check("max_abs_diff", diff);
             ensure(diff == 0.0, || format!("the copy differs by {diff}"))?;

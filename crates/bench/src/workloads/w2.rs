@@ -76,9 +76,7 @@ pub fn w2(c: &Ctx, r: &mut Recorder) -> Result<()> {
             let mut params = p.params(n);
             params["note"] = json!("Pearlmutter R-op, one direction per pass");
             r.row("W2", "hvp R-op", params, &params_str, |row| {
-                let stats = per_call(&device, &c.timing, || {
-                    let _ = p.net.hvp(&p.theta, &p.data, &v);
-                })?;
+                let stats = per_call(&device, &c.timing, || p.net.hvp(&p.theta, &p.data, &v))?;
                 let want = reference_hvp(c, &p, n, c.seed + 1, &v)?;
                 let e = rel_err(&to_host(p.net.hvp(&p.theta, &p.data, &v)), &want);
                 row.check("rel_err_vs_cpu_f64", e);
@@ -99,9 +97,7 @@ pub fn w2(c: &Ctx, r: &mut Recorder) -> Result<()> {
                 params,
                 &params_str,
                 |row| {
-                    let stats = per_call(&device, &c.timing, || {
-                        let _ = p.net.hvp(&p.theta, &p.data, &vk);
-                    })?;
+                    let stats = per_call(&device, &c.timing, || p.net.hvp(&p.theta, &p.data, &vk))?;
                     // The block's first row against the same direction alone.
                     let block = to_host(p.net.hvp(&p.theta, &p.data, &vk).narrow(0, 0, 1));
                     let single = to_host(p.net.hvp(&p.theta, &p.data, &vk.clone().narrow(0, 0, 1)));
@@ -123,9 +119,7 @@ pub fn w2(c: &Ctx, r: &mut Recorder) -> Result<()> {
                 &params_str,
                 |row| {
                     row.anchor.clear(); // PyTorch's anchor has no gradient row
-                    let stats = per_call(&device, &c.timing, || {
-                        let _ = p.net.gradient(&p.theta, &p.data);
-                    })?;
+                    let stats = per_call(&device, &c.timing, || p.net.gradient(&p.theta, &p.data))?;
                     row.work(
                         gradient_flops(n, model.width()),
                         4.0 * (n * INPUTS + 2 * d) as f64,

@@ -19,7 +19,7 @@ pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
             &base,
             |row| {
                 let stats = per_call(&device, &c.timing, || {
-                    let _ = p.net.sample_gradients(&p.theta, &p.data);
+                    p.net.sample_gradients(&p.theta, &p.data)
                 })?;
                 let noise = GradientNoise::of(&p.net, &p.theta, &p.data);
                 let full = to_host(p.net.gradient(&p.theta, &p.data).1);
@@ -63,7 +63,7 @@ pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
         } else {
             r.row("W3", materialized, p.params(n), &base, |row| {
                 let stats = per_call(&device, &c.timing, || {
-                    let _ = p.net.sample_gradients(&p.theta, &p.data).materialize();
+                    p.net.sample_gradients(&p.theta, &p.data).materialize()
                 })?;
                 row.note("G_GiB", g_bytes / 1073741824.0);
                 row.note("G_write_GBps", g_bytes / (stats.median_ms / 1e3) / 1e9);
@@ -130,9 +130,7 @@ pub fn w3(c: &Ctx, r: &mut Recorder, factors: &mut Factors) -> Result<()> {
             &diag_str,
             |row| {
                 let noise = GradientNoise::new(grads.clone());
-                let stats = per_call(&device, &c.timing, || {
-                    let _ = noise.diagonal();
-                })?;
+                let stats = per_call(&device, &c.timing, || noise.diagonal())?;
                 let tr_diag = noise.trace();
                 let kdiag = to_host(grads.gram());
                 let mean = to_host(noise.mean().clone());
