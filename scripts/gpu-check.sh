@@ -11,7 +11,8 @@
 #   3. PyTorch's anchor on the same card, JSON rows;
 #   4. two tables, noisescope / PyTorch per workload, one per build (scripts/bench_ratio.py),
 #      and the first-call latencies of both builds side by side;
-#   5. the online alignment probe's overhead on full MNIST (issue 8's 10% target), 300 steps.
+#   5. the online alignment probe's overhead on full MNIST (issue 8's 10% target), 300 steps,
+#      when .gpu-data was carried (it does not fit beside both builds in one call).
 # Results go to $OUT (or ./gpu-out): bench.json, bench-fusion.json, torch.json, ratios.md,
 # ratios-fusion.md, first-calls.md, online-alignment/, logs. Set QUICK=1 for quick sizes
 # (bench and anchor); BENCH_ARGS for extra bench options; BINS=plain or BINS=fusion for one
@@ -40,7 +41,8 @@ suffix() { if [ "$1" = fusion ]; then echo -fusion; fi; }
 for b in "${builds[@]}"; do
     x=$(suffix "$b")
     for f in noisescope models-tests; do
-        gunzip -c ".gpu/$f$x.gz" > "$bin/$f$x" && chmod +x "$bin/$f$x"
+        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+            ".gpu/$f$x.xz" "$bin/$f$x" && chmod +x "$bin/$f$x"
     done
 done
 ns=$bin/noisescope$(suffix "${builds[0]}")
@@ -114,9 +116,10 @@ for b in "${builds[@]}"; do
     jsons+=("$out/bench$x.json")
 done
 python3 scripts/bench_first_calls.py "${jsons[@]}" --markdown "$out/first-calls.md" || status=1
+if [ -d .gpu-data/datasets/mnist ]; then
 log "5/5 online alignment probe on full MNIST (wgpu): probe time against training time"
 timeout 60 "$ns" --backend wgpu -q train --config configs/wangwu/online-alignment-mnist.toml \
-    --data-dir .gpu/datasets --set steps=300 --out "$out/online-alignment" \
+    --data-dir .gpu-data/datasets --set steps=300 --out "$out/online-alignment" \
     > "$out/online-alignment.log" 2>&1 || { log "online alignment run failed"; status=1; }
 python3 - "$out/online-alignment/summary.json" <<'EOF' || status=1
 import json, sys
@@ -124,6 +127,10 @@ t = json.load(open(sys.argv[1]))["time"]
 print(f"train {t['train_s']:.2f} s, probes {t['probe_s']:.2f} s, eval {t['eval_s']:.2f} s: "
       f"probe overhead {100 * t['probe_s'] / t['train_s']:.0f}% of training")
 EOF
+
+else
+log "5/5 skipped: .gpu-data (full MNIST) was not carried"
+fi
 
 log "done (status $status); files in $out"
 exit $status
