@@ -114,12 +114,7 @@ fn weight_decay_optimum_is_negative_at_large_learning_rate() {
     );
     let p = &s["panels"][0];
     assert!(p["optimal_gamma"].as_f64().unwrap() < -0.1, "{p}");
-    let edges: Vec<f64> = p["divergence_boundaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let edges = boundaries(p);
     assert_eq!(edges.len(), 2, "{p}");
     assert!(
         (edges[0] + 0.863).abs() < 0.01 && (edges[1] + 0.085).abs() < 0.01,
@@ -133,6 +128,16 @@ fn weight_decay_optimum_is_negative_at_large_learning_rate() {
     );
     assert!((m - t).abs() < 5.0 * se, "{inside}");
     assert!(p["rows"][2]["thm4"].is_null(), "γ = 0.1 diverges");
+}
+
+/// A weight-decay panel's divergence boundaries.
+fn boundaries(panel: &serde_json::Value) -> Vec<f64> {
+    panel["divergence_boundaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 /// Fig. 5's other panel: at fixed γ = −0.125 the loss grows with λ and Thm. 4 diverges past
@@ -151,12 +156,7 @@ fn weight_decay_learning_rate_panel() {
     );
     let p = &s["panels"][0];
     assert_eq!(p["gamma"].as_f64(), Some(-0.125), "{p}");
-    let edges: Vec<f64> = p["divergence_boundaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let edges = boundaries(p);
     assert_eq!(edges.len(), 1, "{p}");
     assert!((edges[0] - 1.96).abs() < 0.01, "{edges:?}");
     let rows = p["rows"].as_array().unwrap();

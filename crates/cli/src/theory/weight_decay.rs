@@ -51,14 +51,14 @@ pub struct GammaPanel {
 }
 
 /// One panel's sweep: the varied quantity's values at a fixed other one.
-enum Sweep {
+enum Sweep<'a> {
     /// γ varies at a fixed λ.
-    Gamma { lr: f64, gammas: Vec<f64> },
+    Gamma { lr: f64, gammas: &'a [f64] },
     /// λ varies at a fixed γ.
-    Lr { gamma: f64, lrs: Vec<f64> },
+    Lr { gamma: f64, lrs: &'a [f64] },
 }
 
-impl Sweep {
+impl Sweep<'_> {
     /// The swept values.
     fn xs(&self) -> &[f64] {
         match self {
@@ -107,11 +107,11 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         .iter()
         .map(|p| Sweep::Gamma {
             lr: p.lr,
-            gammas: p.gammas.clone(),
+            gammas: &p.gammas,
         })
         .chain(s.lr_panels.iter().map(|p| Sweep::Lr {
             gamma: p.gamma,
-            lrs: p.lrs.clone(),
+            lrs: &p.lrs,
         }));
     for sw in sweeps {
         let (var, fixed) = sw.names();
@@ -122,7 +122,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         if let Some(x) = xs.iter().find(|x| !x.is_finite()) {
             bail!("panels: {fixed}: {var} = {x} is not a finite number");
         }
-        if let Some(x) = xs.iter().find(|x| var == "λ" && **x <= 0.0) {
+        let sweeps_lr = matches!(sw, Sweep::Lr { .. });
+        if let Some(x) = xs.iter().find(|x| sweeps_lr && **x <= 0.0) {
             bail!("lr_panels: {fixed}: λ = {x} is not a positive learning rate");
         }
         let points: Vec<(f64, f64)> = xs.iter().map(|&x| sw.point(x)).collect();
@@ -174,7 +175,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         let lo = xs.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let (mut lo, hi) = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo));
-        if var == "λ" {
+        if sweeps_lr {
             lo = lo.max(0.0);
         }
         let grid: Vec<f64> = (0..=1000)
@@ -224,9 +225,10 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         gd_curve.dashed = true;
         panels.push(Panel {
             title: format!("{fixed}, S = {}, a = {a}", s.batch),
-            x_label: match sw {
-                Sweep::Gamma { .. } => "weight decay γ".into(),
-                Sweep::Lr { .. } => "learning rate λ".into(),
+            x_label: if sweeps_lr {
+                "learning rate λ".into()
+            } else {
+                "weight decay γ".into()
             },
             y_label: "test loss".into(),
             log_x: false,
