@@ -12,7 +12,7 @@
 
 use burn::prelude::*;
 
-use crate::host_ops::{batched_matmul, cat, matmul};
+use crate::host_ops::{batched_matmul, cat, matmul, matmul_each};
 use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
@@ -106,12 +106,9 @@ impl Layer for Dense {
             matmul(ra.clone().reshape([k * n, i]), false, w.clone(), true).reshape([k, n, o])
         });
         let from_params = r.v.map(|v| {
-            let k = v.dims()[0];
             let (vw, vb) = self.directions(v);
-            // a V_Wᵀ for all k at once: [n, i] @ [i, k·o] → [n, k, o] → [k, n, o].
-            let avw = matmul(io.a_in.clone(), false, vw.reshape([k * o, i]), true)
-                .reshape([n, k, o])
-                .swap_dims(0, 1);
+            // a V_Wᵀ for all k directions: [n, i] @ [i, o] each → [k, n, o].
+            let avw = matmul_each(io.a_in.clone(), vw);
             avw + vb.unsqueeze_dim::<3>(1)
         });
         add_terms(from_input, from_params)

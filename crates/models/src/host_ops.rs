@@ -51,6 +51,26 @@ pub fn batched_matmul(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) -> Tensor<
     }
 }
 
+/// A B_jᵀ for every block B_j of `b`, laid out by block: `matmul(a, B_j, transposed)` for
+/// j = 1 … k.
+///
+/// On host memory this is one product A [B_1; …; B_k]ᵀ, [n, k·o], read by block through a
+/// strided view (one large product beats k thin ones). Elsewhere it is a batched product
+/// that writes [k, n, o] directly: burn's kernel fusion (the `gpu-fusion` build) computed the
+/// view wrongly when o = 1, the R-forward of a linear model (on lavapipe, 2026-12-06).
+///
+/// # Shapes
+/// `a`: [n, i]; `b`: [k, o, i] → [k, n, o].
+pub fn matmul_each(a: Tensor<2>, b: Tensor<3>) -> Tensor<3> {
+    let ([n, _], [k, o, i]) = (a.dims(), b.dims());
+    match host_dtype(&a, None).filter(|_| host_dtype(&b, None).is_some()) {
+        Some(_) => matmul(a, false, b.reshape([k * o, i]), true)
+            .reshape([n, k, o])
+            .swap_dims(0, 1),
+        None => batched_matmul(a.unsqueeze_dim::<3>(0), false, b, true),
+    }
+}
+
 /// The host dtype both operands share, if they are host tensors that the host path takes.
 fn host_pair<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Option<DType> {
     let (da, db) = (host_dtype(a, None)?, host_dtype(b, None)?);
