@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::host_conv::{host_dtype, tensor, values};
+use crate::host_conv::{host_dtype, tensor, values, values_in_place};
 
 /// tanh(x) by Eigen's single-precision rational approximation (`generic_fast_tanh_float`,
 /// Eigen 3.4): x clamped to ±7.90531, where tanh rounds to ±1 in f32, then an odd degree-13
@@ -47,7 +47,7 @@ pub(crate) fn tanh(z: Tensor<2>) -> Tensor<2> {
         return z.tanh();
     }
     let (device, shape) = (z.device(), z.dims());
-    let mut v = values::<f32, 2>(z);
+    let mut v = values::<f32, 2>(z).into_vec();
     v.iter_mut().for_each(|x| *x = tanh_f32(*x));
     tensor(v, shape, &device)
 }
@@ -72,12 +72,136 @@ where
 {
     let (device, shape) = (delta.device(), delta.dims());
     let av = values::<T, 2>(a.clone());
-    let mut d = values::<T, 2>(delta);
+    let mut d = values::<T, 2>(delta).into_vec();
     let one = T::from_elem(1.0);
     d.iter_mut()
-        .zip(&av)
+        .zip(av.iter())
         .for_each(|(d, &a)| *d = (one - a * a) * *d);
     tensor(d, shape, &device)
+}
+
+/// R a = φ'(z) ⊙ R z for tanh (φ' = 1 − a²), every direction in one pass, on host memory
+/// with R z stored row-major; `None` otherwise (the caller runs burn's ops). Same bits as burn's
+/// `lift((−a²) + 1) * R z`.
+///
+/// # Shapes
+/// `a`: [n, f]; `rz`: [k, n, f] → [k, n, f].
+pub(crate) fn tanh_r_forward(a: &Tensor<2>, rz: &Tensor<3>) -> Option<Tensor<3>> {
+    tanh_r_backward(a, rz, None)
+}
+
+/// R δ_z = φ'(z) ⊙ R δ_a + φ''(z) ⊙ R z ⊙ δ_a for tanh (φ' = 1 − a², φ'' = −2a(1 − a²)), every
+/// direction in one pass, on host memory; `cross` holds (δ_a [n, f], R z [k, n, f]) when the
+/// φ'' term is wanted. `None` off host memory, or when R δ or R z is a strided view. Same bits as burn's
+/// `lift(s) * R δ + lift(((s · a) · −2) * δ) * R z` with s = (−a²) + 1, term by term in that
+/// order.
+///
+/// # Shapes
+/// `a`: [n, f]; `r_delta`: [k, n, f] → [k, n, f].
+pub(crate) fn tanh_r_backward(
+    a: &Tensor<2>,
+    r_delta: &Tensor<3>,
+    cross: Option<(&Tensor<2>, &Tensor<3>)>,
+) -> Option<Tensor<3>> {
+    let dt = host_dtype(a, None)?;
+    let same = |d: Option<DType>| d == Some(dt);
+    if !same(host_dtype(r_delta, None))
+        || cross.is_some_and(|(d, rz)| !same(host_dtype(d, None)) || !same(host_dtype(rz, None)))
+    {
+        return None;
+    }
+    match dt {
+        DType::F32 => slope_pass::<f32>(a, r_delta, cross, Slope::Tanh),
+        _ => slope_pass::<f64>(a, r_delta, cross, Slope::Tanh),
+    }
+}
+
+/// R a = 1[z > 0] ⊙ R z (and ReLU's R δ_z, the same product: φ'' = 0), every direction in one
+/// pass, on host memory with `r` stored row-major; `None` otherwise. Same bits as burn's `lift(indicator(z > 0)) * r`.
+///
+/// # Shapes
+/// `z`: [n, f]; `r`: [k, n, f] → [k, n, f].
+pub(crate) fn relu_r(z: &Tensor<2>, r: &Tensor<3>) -> Option<Tensor<3>> {
+    let dt = host_dtype(z, None)?;
+    if host_dtype(r, None) != Some(dt) {
+        return None;
+    }
+    match dt {
+        DType::F32 => slope_pass::<f32>(z, r, None, Slope::Relu),
+        _ => slope_pass::<f64>(z, r, None, Slope::Relu),
+    }
+}
+
+/// Which φ' the slope pass reads from its [n, f] input.
+#[derive(Clone, Copy)]
+enum Slope {
+    /// From a = tanh(z): 1 − a².
+    Tanh,
+    /// From z: 1 where z > 0, else 0.
+    Relu,
+}
+
+/// out_j = s ⊙ r_j (+ t ⊙ rz_j with t = ((s ⊙ a) · −2) ⊙ δ when `cross` is given), for every
+/// direction j, with s = φ' from `x`.
+fn slope_pass<T>(
+    x: &Tensor<2>,
+    r: &Tensor<3>,
+    cross: Option<(&Tensor<2>, &Tensor<3>)>,
+    slope: Slope,
+) -> Option<Tensor<3>>
+where
+    T: crate::host_conv::Real
+        + std::ops::Mul<Output = T>
+        + std::ops::Sub<Output = T>
+        + std::ops::Add<Output = T>,
+{
+    // A strided [k, n, f] operand (a view by direction of a product's rows) would need a copy
+    // through burn first; burn's own broadcast product reads it in one pass, so it keeps it.
+    let rv = values_in_place::<T, 3>(r)?;
+    let zv = match cross {
+        Some((_, rz)) => Some(values_in_place::<T, 3>(rz)?),
+        None => None,
+    };
+    let (device, shape) = (r.device(), r.dims());
+    let xv = values::<T, 2>(x.clone());
+    let (one, zero) = (T::from_elem(1.0), T::ZERO);
+    let s: Vec<T> = match slope {
+        Slope::Tanh => xv.iter().map(|&a| one - a * a).collect(),
+        Slope::Relu => xv
+            .iter()
+            .map(|&z| if z > zero { one } else { zero })
+            .collect(),
+    };
+    let mut out = vec![T::ZERO; rv.len()];
+    let plane = s.len();
+    match cross.zip(zv) {
+        None => {
+            for (o, r) in out.chunks_mut(plane).zip(rv.chunks(plane)) {
+                for ((o, &r), &s) in o.iter_mut().zip(r).zip(&s) {
+                    *o = s * r;
+                }
+            }
+        }
+        Some(((delta, _), zv)) => {
+            let two = T::from_elem(-2.0);
+            let t: Vec<T> = values::<T, 2>(delta.clone())
+                .iter()
+                .zip(&s)
+                .zip(xv.iter())
+                .map(|((&d, &s), &a)| ((s * a) * two) * d)
+                .collect();
+            for ((o, r), z) in out
+                .chunks_mut(plane)
+                .zip(rv.chunks(plane))
+                .zip(zv.chunks(plane))
+            {
+                for ((((o, &r), &z), &s), &t) in o.iter_mut().zip(r).zip(z).zip(&s).zip(&t) {
+                    *o = s * r + t * z;
+                }
+            }
+        }
+    }
+    Some(tensor(out, shape, &device))
 }
 
 #[cfg(test)]
@@ -140,6 +264,56 @@ mod tests {
                 d.try_to_vec::<f64>().unwrap()
             };
             assert_eq!(bits(ours), bits(theirs), "{dtype:?}");
+        }
+    }
+
+    /// The R-pass kernels against the burn expressions they replace (activation.rs), bit for
+    /// bit, in f32 and f64, for three directions; zeros and negative zeros among the inputs.
+    #[test]
+    fn r_pass_kernels_have_the_bits_of_burns_expressions() {
+        let device = cpu();
+        let wave = |len: usize, f: f64, dtype: DType| {
+            let v: Vec<f64> = (0..len)
+                .map(|j| {
+                    if j % 17 == 0 {
+                        -0.0
+                    } else {
+                        ((j as f64) * f).sin() * 3.0
+                    }
+                })
+                .collect();
+            Tensor::<1>::from_data(TensorData::new(v, [len]), (&device, DType::F64)).cast(dtype)
+        };
+        let bits = |t: Tensor<3>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+        for dtype in [DType::F32, DType::F64] {
+            let z = wave(60, 0.37, dtype).reshape([5, 12]);
+            let a = z.clone().tanh();
+            let delta = wave(60, 0.91, dtype).reshape([5, 12]);
+            let r = wave(180, 0.53, dtype).reshape([3, 5, 12]);
+            let rz = wave(180, 0.29, dtype).reshape([3, 5, 12]);
+            let s = crate::layer::lift(&(a.clone().powi_scalar(2).neg() + 1.0));
+            let c = (a.clone().powi_scalar(2).neg() + 1.0) * a.clone() * (-2.0);
+            let cases = [
+                (tanh_r_forward(&a, &r), s.clone() * r.clone()),
+                (tanh_r_backward(&a, &r, None), s.clone() * r.clone()),
+                (
+                    tanh_r_backward(&a, &r, Some((&delta, &rz))),
+                    s * r.clone() + crate::layer::lift(&(c * delta.clone())) * rz.clone(),
+                ),
+                (
+                    relu_r(&z, &r),
+                    crate::layer::lift(&crate::layer::indicator(z.clone().greater_elem(0.0), &z))
+                        * r.clone(),
+                ),
+            ];
+            // A strided block of directions is left to burn.
+            let strided = wave(180, 0.53, dtype).reshape([5, 3, 12]).swap_dims(0, 1);
+            assert!(relu_r(&z, &strided).is_none());
+            assert!(tanh_r_backward(&a, &r, Some((&delta, &strided))).is_none());
+            for (j, (ours, theirs)) in cases.into_iter().enumerate() {
+                let ours = ours.expect("host memory takes the kernel");
+                assert_eq!(bits(ours), bits(theirs), "case {j}, {dtype:?}");
+            }
         }
     }
 }

@@ -14,8 +14,14 @@
 //! the gemm crate (one sample's small products) or `matrixmultiply` (stacked directions)
 //! with strides in place of transposes, and samples are split over the cores. The wgpu path keeps burn's kernels (`conv.rs`, `pool.rs`).
 
+// burn marks its ndarray backend deprecated in favour of flex; it is still our CPU engine
+// (docs/performance.md), and reading its buffers in place is what `values` is for.
+#![allow(deprecated)]
+
 use std::ops::Range;
 
+use burn::backend::NdArray;
+use burn::backend::ndarray::NdArrayTensor;
 use burn::prelude::*;
 use burn::tensor::{DType, Element, TensorData};
 
@@ -65,13 +71,23 @@ pub(crate) trait Real:
     /// `matrixmultiply`'s product for this float: burn-ndarray's matmul runs it, so a
     /// product through it has the same bits as burn's.
     const PACKED: Packed<Self>;
+
+    /// The row-major values of burn-ndarray's tensor `t` in place, if it holds this float in
+    /// a contiguous row-major buffer.
+    fn in_place(t: &NdArrayTensor) -> Option<&[Self]>;
 }
 
 macro_rules! real_with_gemm {
-    ($t:ty, $packed:path) => {
+    ($t:ty, $packed:path, $variant:ident) => {
         impl Real for $t {
             const ZERO: $t = 0.0;
             const PACKED: Packed<$t> = $packed;
+            fn in_place(t: &NdArrayTensor) -> Option<&[$t]> {
+                match t {
+                    NdArrayTensor::$variant(s) => s.view().to_slice(),
+                    _ => None,
+                }
+            }
             unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
@@ -119,8 +135,8 @@ macro_rules! real_with_gemm {
         }
     };
 }
-real_with_gemm!(f32, matrixmultiply::sgemm);
-real_with_gemm!(f64, matrixmultiply::dgemm);
+real_with_gemm!(f32, matrixmultiply::sgemm, F32);
+real_with_gemm!(f64, matrixmultiply::dgemm, F64);
 
 /// Below this many output rows (one sample's filter bank: c_o = 10 in `convyu`) a product
 /// goes to the gemm crate, above it to `matrixmultiply`. Measured on this project's 2-core
@@ -623,16 +639,62 @@ pub(crate) fn pool_scatter<T: Real>(arg: &[u32], outs: usize, plane: usize, t: &
     out
 }
 
-/// The values of `t` on the host as T (a copy: contiguous, row-major).
+/// The values of a host tensor as a row-major slice of T: [`values`].
+pub(crate) enum Values<T: Real> {
+    /// burn-ndarray's own tensor, sharing its buffer (row-major, contiguous).
+    Stored(NdArrayTensor),
+    /// A row-major copy.
+    Copied(Vec<T>),
+}
+
+impl<T: Real> std::ops::Deref for Values<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Values::Stored(t) => T::in_place(t).expect("checked row-major in `values`"),
+            Values::Copied(v) => v,
+        }
+    }
+}
+
+impl<T: Real> Values<T> {
+    /// The values as an owned vector (a copy unless they already are one).
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            Values::Stored(_) => self.to_vec(),
+            Values::Copied(v) => v,
+        }
+    }
+}
+
+/// The values of `t` on the host as T, row-major.
 ///
-/// The product with 1 gives ndarray a fresh array that it hands over without a copy:
-/// `into_data` of an array that is still shared (the forward pass's activations are) walks it
-/// element by element through dynamic-rank indices, which took two thirds of a convyu step.
-pub(crate) fn values<T: Real, const D: usize>(t: Tensor<D>) -> Vec<T> {
-    (t * 1.0)
-        .into_data()
-        .try_into_vec::<T>()
-        .expect("host kernels read the tensor's own dtype")
+/// A tensor whose ndarray buffer is already row-major and contiguous (most are: fresh results,
+/// θ's layer slices, reshapes of either) is read in place, sharing the buffer: no copy. Any
+/// other (a transposed or strided view) is copied: the product with 1 gives ndarray a fresh
+/// array that it hands over without a second copy, because `into_data` of an array that is
+/// still shared walks it element by element through dynamic-rank indices (two thirds of a
+/// convyu step, once).
+pub(crate) fn values<T: Real, const D: usize>(t: Tensor<D>) -> Values<T> {
+    if let Ok(p) = t.clone().try_into_primitive::<NdArray>()
+        && T::in_place(&p).is_some()
+    {
+        return Values::Stored(p);
+    }
+    Values::Copied(
+        (t * 1.0)
+            .into_data()
+            .try_into_vec::<T>()
+            .expect("host kernels read the tensor's own dtype"),
+    )
+}
+
+/// The values of `t` when its ndarray buffer is already row-major and contiguous (read in
+/// place, no copy); `None` otherwise.
+pub(crate) fn values_in_place<T: Real, const D: usize>(t: &Tensor<D>) -> Option<Values<T>> {
+    let p = t.clone().try_into_primitive::<NdArray>().ok()?;
+    T::in_place(&p).is_some().then_some(Values::Stored(p))
 }
 
 /// A tensor of `shape` on `device` holding `v`.

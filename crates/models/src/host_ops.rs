@@ -17,7 +17,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::host_conv::{Mat, Real, host_dtype, tensor, values, with_real};
+use crate::host_conv::{Mat, Real, Values, host_dtype, tensor, values, with_real};
 
 /// op(A) op(B), where op transposes the operand when its flag is set: `a.matmul(b)` with `a`
 /// read as Aᵀ when `ta` and `b` as Bᵀ when `tb`.
@@ -190,7 +190,7 @@ fn host_cat<T: Real, const D: usize>(parts: Vec<Tensor<D>>, dim: usize) -> Tenso
     // chunk (its `dim` size times the trailing sizes) to each block, in order.
     let blocks: usize = shape[..dim].iter().product();
     let inner: usize = shape[dim + 1..].iter().product();
-    let chunks: Vec<(usize, Vec<T>)> = parts
+    let chunks: Vec<(usize, Values<T>)> = parts
         .into_iter()
         .map(|p| (p.dims()[dim] * inner, values::<T, D>(p)))
         .collect();
