@@ -89,6 +89,13 @@ pub fn matmul_engine() -> String {
     init_matmul_engine(None, crate::host_threads()).unwrap_or_else(|_| "matrixmultiply".into())
 }
 
+/// Whether the products run in the built-in `matrixmultiply` (`--blas none`, or no CBLAS
+/// found): the engine whose bits match earlier versions. Host sums elsewhere (the probes'
+/// Gram–Schmidt) then keep their earlier order too, so a run continued with it keeps its bits.
+pub fn builtin_matmul_engine() -> bool {
+    cblas().is_none()
+}
+
 fn cblas() -> Option<&'static Cblas> {
     engine(None, crate::host_threads()).as_ref().ok()?.as_ref()
 }

@@ -33,7 +33,7 @@ mod backends;
 mod testing;
 
 pub use activation::{Activation, ActivationKind};
-pub use blas::{init_matmul_engine, matmul_engine};
+pub use blas::{builtin_matmul_engine, init_matmul_engine, matmul_engine};
 pub use conv::Conv2d;
 pub use dense::Dense;
 pub use error::ModelError;

@@ -115,7 +115,7 @@ impl<T: Element> HostRows<T> {
             for (row, ci) in rows.iter().zip(&c2) {
                 axpy(-ci, &row[lo..hi], wb);
             }
-            c[0] += wb.iter().map(|x| x * x).sum::<f64>();
+            c[0] += dot::<f64>(wb, wb);
         })[0];
         (c1, norm_sq)
     }
@@ -222,8 +222,40 @@ fn add_up(parts: Vec<Vec<f64>>) -> Vec<f64> {
     total
 }
 
+/// Σ a_i b_i in f64.
+///
+/// With a CBLAS engine loaded, in eight partial sums, which the compiler vectorizes: one
+/// running sum waits on every addition's latency, and the dot products of the Gram–Schmidt
+/// sweeps took most of W4's Lanczos that way (docs/performance.md, attempt 10). With the
+/// built-in engine (`--blas none`) in one running sum, the order of earlier versions, so that
+/// a run continued with it keeps its bits.
 fn dot<T: Element>(a: &[T], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x.load() * y).sum()
+    if noisescope_models::builtin_matmul_engine() {
+        a.iter().zip(b).map(|(x, y)| x.load() * y).sum()
+    } else {
+        dot_in_lanes(a, b)
+    }
+}
+
+/// Σ a_i b_i in eight interleaved partial sums, added pairwise, then the tail.
+fn dot_in_lanes<T: Element>(a: &[T], b: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let n = a.len().min(b.len());
+    let body = n - n % LANES;
+    let mut acc = [0.0f64; LANES];
+    for (x, y) in a[..body]
+        .chunks_exact(LANES)
+        .zip(b[..body].chunks_exact(LANES))
+    {
+        for i in 0..LANES {
+            acc[i] += x[i].load() * y[i];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in a[body..n].iter().zip(&b[body..n]) {
+        sum += x.load() * y;
+    }
+    sum
 }
 
 fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
@@ -278,6 +310,26 @@ mod tests {
                 let want: f64 = (0..3).map(|r| s[i * 3 + r] * basis[r][j]).sum();
                 assert!((y[i * d + j] - want).abs() < 1e-12);
             }
+        }
+    }
+
+    /// The dot product in lanes is the plain one up to rounding, for every tail length.
+    #[test]
+    fn dot_in_lanes_agrees_with_the_running_sum() {
+        for n in [0, 1, 7, 8, 9, 63, 1000] {
+            let a: Vec<f32> = (0..n)
+                .map(|j| ((j * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let b: Vec<f64> = (0..n)
+                .map(|j| ((j * 53 % 97) as f64 - 48.0) / 3.0)
+                .collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * y).sum();
+            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 * y).abs()).sum();
+            let lanes = dot_in_lanes(&a, &b);
+            assert!(
+                (lanes - plain).abs() <= 1e-14 * scale.max(1.0),
+                "n = {n}: {lanes} against {plain}"
+            );
         }
     }
 }
