@@ -118,10 +118,14 @@ pub const GPU_FUSION: bool = cfg!(feature = "gpu-fusion");
 
 /// Whether `device` computes in host memory (burn's ndarray backend), where reading a tensor
 /// back is a copy and host loops or plain matmuls can beat the backend's own kernels (its
-/// packed matrix-vector products, its direct convolution). Read from the device's Debug form,
-/// which burn 0.22 writes as `Device<NdArray(..)>`; a test pins that down.
+/// packed matrix-vector products, its direct convolution). The device's own backend variant
+/// decides, once per device (an autodiff device is not one: burn must see its ops).
+#[allow(deprecated)] // burn marks ndarray deprecated in favour of flex; it is our CPU engine.
 pub fn in_host_memory(device: &Device) -> bool {
-    format!("{device:?}").starts_with("Device<NdArray")
+    matches!(
+        device.as_dispatch(),
+        burn::backend::DispatchDevice::NdArray(_)
+    )
 }
 
 /// Mean and population standard deviation of `values`, reduced on `device` in chunks of 2²⁰

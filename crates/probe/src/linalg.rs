@@ -207,9 +207,11 @@ mod tests {
     /// Chunked products and sums equal the plain ones across chunk boundaries (D a multiple
     /// of the chunk plus a ragged tail, and D below one chunk).
     #[test]
-    #[allow(deprecated)] // Device::ndarray: the CPU backend whose Debug form is pinned here
+    #[allow(deprecated)] // Device::ndarray: the CPU backend recognized here
     fn ndarray_devices_are_recognized_as_host_memory() {
         assert!(in_host_memory(&Device::ndarray()));
+        // burn must see an autodiff device's ops, so its tensors are not the host kernels'.
+        assert!(!in_host_memory(&Device::ndarray().autodiff()));
     }
 
     #[test]
