@@ -97,7 +97,7 @@ impl Layer for Activation {
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
         Backward {
-            grad: None,
+            grad: Vec::new(),
             delta_in: need_delta_in.then(|| match self.kind {
                 ActivationKind::Tanh => host_activation::tanh_backward(io.a_out, delta),
                 _ => match self.slope(&io) {
@@ -158,7 +158,7 @@ impl Layer for Activation {
             rd
         });
         RBackward {
-            grad: None,
+            grad: Vec::new(),
             delta_in,
         }
     }

@@ -236,7 +236,7 @@ impl Layer for Conv2d {
             .reshape([self.c_out * self.patch()]);
         let gb = d.sum_dim(1).reshape([self.c_out]);
         Backward {
-            grad: Some(host_ops::cat(vec![gw, gb], 0)),
+            grad: vec![gw, gb],
             delta_in: need_delta_in
                 .then(|| self.transpose_conv(w.reshape([self.c_out, self.patch()]), delta)),
         }
@@ -358,7 +358,7 @@ impl Layer for Conv2d {
             out
         });
         RBackward {
-            grad: Some(host_ops::cat(vec![rgw, rgb], 1)),
+            grad: vec![rgw, rgb],
             delta_in,
         }
     }
@@ -377,7 +377,7 @@ impl Conv2d {
         let d = values::<T, 2>(delta);
         let grad = host_conv::weight_grads(&g, 1, n, &values::<T, 2>(io.a_in.clone()), &d, true);
         Backward {
-            grad: Some(tensor(grad, [self.n_params()], &device)),
+            grad: vec![tensor(grad, [self.n_params()], &device)],
             delta_in: need_delta_in.then(|| {
                 let t = host_conv::transpose(&g, 1, n, &th[..self.n_weights()], &d);
                 tensor(t, [n, self.in_dim()], &device)
@@ -443,7 +443,7 @@ impl Conv2d {
             tensor(out, [k, n, self.in_dim()], &device)
         });
         RBackward {
-            grad: Some(tensor(grads, [k, self.n_params()], &device)),
+            grad: vec![tensor(grads, [k, self.n_params()], &device)],
             delta_in,
         }
     }

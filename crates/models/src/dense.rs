@@ -79,7 +79,7 @@ impl Layer for Dense {
             .reshape([self.outputs * self.inputs]);
         let gb = delta.clone().sum_dim(0).reshape([self.outputs]);
         Backward {
-            grad: Some(cat(vec![gw, gb], 0)),
+            grad: vec![gw, gb],
             delta_in: need_delta_in.then(|| matmul(delta, false, w, false)),
         }
     }
@@ -152,7 +152,7 @@ impl Layer for Dense {
             rd
         });
         RBackward {
-            grad: Some(cat(vec![rgw, rgb], 1)),
+            grad: vec![rgw, rgb],
             delta_in,
         }
     }

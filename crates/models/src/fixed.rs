@@ -54,7 +54,7 @@ impl Layer for FrozenLinear {
 
     fn backward(&self, _: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
         Backward {
-            grad: None,
+            grad: Vec::new(),
             delta_in: need_delta_in.then(|| delta.matmul(self.matrix.clone())),
         }
     }
@@ -84,7 +84,7 @@ impl Layer for FrozenLinear {
     ) -> RBackward {
         let [k, n, o] = r_delta.dims();
         RBackward {
-            grad: None,
+            grad: Vec::new(),
             delta_in: need.then(|| {
                 r_delta
                     .reshape([k * n, o])
@@ -138,7 +138,7 @@ impl Layer for Bias {
 
     fn backward(&self, _: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
         Backward {
-            grad: Some(delta.clone().sum_dim(0).reshape([self.features])),
+            grad: vec![delta.clone().sum_dim(0).reshape([self.features])],
             delta_in: need_delta_in.then_some(delta),
         }
     }
@@ -168,7 +168,7 @@ impl Layer for Bias {
     ) -> RBackward {
         let [k, _, f] = r_delta.dims();
         RBackward {
-            grad: Some(r_delta.clone().sum_dim(1).reshape([k, f])),
+            grad: vec![r_delta.clone().sum_dim(1).reshape([k, f])],
             delta_in: need.then_some(r_delta),
         }
     }

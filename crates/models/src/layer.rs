@@ -50,8 +50,10 @@ pub struct RIo<'a> {
 /// The result of a backward pass through one layer.
 #[derive(Debug, Clone)]
 pub struct Backward {
-    /// The parameter part Σ_n J_θᵀ δ, [D_l]; `None` without parameters.
-    pub grad: Option<Tensor<1>>,
+    /// The parameter part Σ_n J_θᵀ δ, [D_l], in pieces that concatenate to it in θ's order
+    /// (a dense layer: weights, then biases); empty without parameters. The net concatenates
+    /// every layer's pieces once, instead of each layer its own first.
+    pub grad: Vec<Tensor<1>>,
     /// δ_in = J_aᵀ δ_out, [n, i]; `None` when not asked for.
     pub delta_in: Option<Tensor<2>>,
 }
@@ -59,8 +61,9 @@ pub struct Backward {
 /// The result of an R-backward pass through one layer.
 #[derive(Debug, Clone)]
 pub struct RBackward {
-    /// R(Σ_n J_θᵀ δ), [k, D_l]; `None` without parameters.
-    pub grad: Option<Tensor<2>>,
+    /// R(Σ_n J_θᵀ δ), [k, D_l], in pieces along the second axis in θ's order, as
+    /// [`Backward::grad`]; empty without parameters.
+    pub grad: Vec<Tensor<2>>,
     /// R δ_in, [k, n, i]; `None` when not asked for.
     pub delta_in: Option<Tensor<3>>,
 }

@@ -318,14 +318,15 @@ impl Net {
         for l in (0..self.layers.len()).rev() {
             let need = l > 0 && self.offsets[l] > 0;
             let b = self.layers[l].backward(self.io(thetas, fw, l), delta, need);
-            parts.extend(b.grad);
+            parts.push(b.grad);
             match b.delta_in {
                 Some(d) => delta = d,
                 None => break,
             }
         }
+        // Layers came last to first; each layer's pieces are in θ's order.
         parts.reverse();
-        host_ops::cat(parts, 0)
+        host_ops::cat(parts.concat(), 0)
     }
 
     /// Per-sample gradients ∇ℓ_n (without the 1/N), [n, D], for all of `data` at once.
@@ -585,14 +586,14 @@ impl Net {
             };
             let delta = if gn { None } else { at.deltas[l].as_ref() };
             let rb = self.layers[l].r_backward(io, r, delta, r_delta, need);
-            parts.extend(rb.grad);
+            parts.push(rb.grad);
             if !need {
                 break;
             }
             r_delta = rb.delta_in.expect("asked for R δ_in");
         }
         parts.reverse();
-        host_ops::cat(parts, 1)
+        host_ops::cat(parts.concat(), 1)
     }
 
     /// The vector-Jacobian product Σ_n J_nᵀ c_n of the network outputs for cotangents c [n, o],

@@ -153,7 +153,7 @@ impl Layer for MaxPool2 {
         if let Some(dt) = host_dtype(&delta, None) {
             let (n, device) = (delta.dims()[0], delta.device());
             return Backward {
-                grad: None,
+                grad: Vec::new(),
                 delta_in: need_delta_in.then(|| {
                     with_real!(dt, T => {
                         let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 2>(delta));
@@ -163,7 +163,7 @@ impl Layer for MaxPool2 {
             };
         }
         Backward {
-            grad: None,
+            grad: Vec::new(),
             delta_in: need_delta_in.then(|| self.scatter(delta, &self.indices(io.a_in))),
         }
     }
@@ -206,7 +206,7 @@ impl Layer for MaxPool2 {
         if let Some(dt) = host_dtype(&r_delta, None) {
             let device = r_delta.device();
             return RBackward {
-                grad: None,
+                grad: Vec::new(),
                 delta_in: need.then(|| {
                     with_real!(dt, T => {
                         let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 3>(r_delta));
@@ -216,7 +216,7 @@ impl Layer for MaxPool2 {
             };
         }
         RBackward {
-            grad: None,
+            grad: Vec::new(),
             delta_in: need.then(|| {
                 self.scatter(
                     r_delta.reshape([k * n, self.out_dim()]),
