@@ -12,7 +12,7 @@
 
 use burn::prelude::*;
 
-use crate::host_ops::{batched_matmul, cat, matmul, matmul_each};
+use crate::host_ops::{batched_matmul, cat, matmul, matmul_each, matmul_plus_row};
 use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
@@ -70,7 +70,7 @@ impl Layer for Dense {
 
     fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
         let (w, b) = self.weights(theta.expect("a dense layer has parameters"));
-        matmul(a_in, false, w, true) + b.unsqueeze_dim::<2>(0)
+        matmul_plus_row(a_in, false, w, true, b)
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {

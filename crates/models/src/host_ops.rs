@@ -51,6 +51,42 @@ pub fn batched_matmul(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) -> Tensor<
     }
 }
 
+/// op(A) op(B) + 1 cᵀ: a product plus a row vector added to every row (a dense layer's
+/// a Wᵀ + b).
+///
+/// On host memory the bias is added in place into the product's own buffer (one pass fewer,
+/// one buffer fewer), each entry rounded once, as burn's broadcast sum rounds it: the same
+/// bits. Elsewhere burn's ops.
+///
+/// # Shapes
+/// op(A) [m, k], op(B) [k, n], `c` [n] → [m, n].
+pub fn matmul_plus_row(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool, c: Tensor<1>) -> Tensor<2> {
+    match host_pair(&a, &b).filter(|&dt| host_dtype(&c, None) == Some(dt)) {
+        Some(dt) => with_real!(dt, T => host_matmul_plus_row::<T>(a, ta, b, tb, c)),
+        None => matmul(a, ta, b, tb) + c.unsqueeze_dim::<2>(0),
+    }
+}
+
+fn host_matmul_plus_row<T: Real>(
+    a: Tensor<2>,
+    ta: bool,
+    b: Tensor<2>,
+    tb: bool,
+    c: Tensor<1>,
+) -> Tensor<2> {
+    let (device, da, db) = (a.device(), a.dims(), b.dims());
+    let [m, _, n] = product_shape(da, ta, db, tb);
+    let (av, bv, cv) = (values::<T, 2>(a), values::<T, 2>(b), values::<T, 1>(c));
+    let mut out = vec![T::ZERO; m * n];
+    product(Mat::stored(&av, da, ta), Mat::stored(&bv, db, tb), &mut out);
+    for row in out.chunks_exact_mut(n) {
+        for (y, &x) in row.iter_mut().zip(cv.iter()) {
+            *y += x;
+        }
+    }
+    tensor(out, [m, n], &device)
+}
+
 /// A B_jᵀ for every block B_j of `b`, laid out by block: `matmul(a, B_j, transposed)` for
 /// j = 1 … k.
 ///
@@ -283,6 +319,19 @@ mod tests {
                 let what = format!("{dtype:?} ta={ta} tb={tb} on {}", crate::matmul_engine());
                 close(ours, a.matmul(b), dtype, &what);
             }
+        }
+    }
+
+    /// The bias added in the product's buffer has the bits of the product plus burn's
+    /// broadcast sum.
+    #[test]
+    fn a_product_plus_a_row_has_the_bits_of_the_product_and_burns_sum() {
+        for dtype in [DType::F32, DType::F64] {
+            let (a, w) = (filled([37, 300], 1, dtype), filled([129, 300], 2, dtype));
+            let c = filled([1, 129], 3, dtype).reshape([129]);
+            let ours = matmul_plus_row(a.clone(), false, w.clone(), true, c.clone());
+            let theirs = matmul(a, false, w, true) + c.unsqueeze_dim::<2>(0);
+            assert_eq!(bits(ours), bits(theirs), "{dtype:?}");
         }
     }
 
