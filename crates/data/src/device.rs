@@ -118,8 +118,9 @@ pub const GPU_FUSION: bool = cfg!(feature = "gpu-fusion");
 
 /// Whether `device` computes in host memory (burn's ndarray backend), where reading a tensor
 /// back is a copy and host loops or plain matmuls can beat the backend's own kernels (its
-/// packed matrix-vector products, its direct convolution). The device's own backend variant
-/// decides, once per device (an autodiff device is not one: burn must see its ops).
+/// packed matrix-vector products, its direct convolution). The device's backend variant
+/// decides (an enum match, no formatting); an autodiff device is not one: burn must see its
+/// ops.
 #[allow(deprecated)] // burn marks ndarray deprecated in favour of flex; it is our CPU engine.
 pub fn in_host_memory(device: &Device) -> bool {
     matches!(

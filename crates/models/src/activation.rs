@@ -9,9 +9,10 @@
 //!
 //! On host memory in f32, tanh and its backward product run as the host kernels of
 //! [`host_activation`](crate::host_activation) (tanh within 6 ulp, 3.6·10⁻⁷, of the
-//! correctly rounded value); elsewhere, and in f64, as burn's ops. The R-passes of tanh and
-//! ReLU on host memory (f32 and f64) are one pass over every direction each, with the bits of
-//! the burn expressions below them.
+//! correctly rounded value); elsewhere, and in f64, as burn's ops. The R-passes of tanh, and
+//! of ReLU for blocks of two or more directions, on host memory (f32 and f64, directions stored
+//! row-major) are one pass over every direction each, with the bits of the burn expressions
+//! below them.
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;

@@ -93,7 +93,11 @@ pub fn matmul_engine() -> String {
 /// found): the engine whose bits match earlier versions. Host sums elsewhere (the probes'
 /// Gram–Schmidt) then keep their earlier order too, so a run continued with it keeps its bits.
 pub fn builtin_matmul_engine() -> bool {
-    cblas().is_none()
+    // Once chosen, a lookup; the probes' sweeps ask it per dot product.
+    match ENGINE.get() {
+        Some(engine) => !matches!(engine, Ok(Some(_))),
+        None => cblas().is_none(),
+    }
 }
 
 fn cblas() -> Option<&'static Cblas> {

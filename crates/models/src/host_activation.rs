@@ -163,6 +163,9 @@ where
 {
     // A strided [k, n, f] operand (a view by direction of a product's rows) would need a copy
     // through burn first; burn's own broadcast product reads it in one pass, so it keeps it.
+    if x.dims().iter().product::<usize>() == 0 || r.dims()[1..] != x.dims()[..] {
+        return None;
+    }
     let rv = values_in_place::<T, 3>(r)?;
     let zv = match cross {
         Some((_, rz)) => Some(values_in_place::<T, 3>(rz)?),
@@ -290,7 +293,11 @@ mod tests {
                 .collect();
             Tensor::<1>::from_data(TensorData::new(v, [len]), (&device, DType::F64)).cast(dtype)
         };
-        let bits = |t: Tensor<3>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+        // Bits, not values: −0.0 and +0.0 must not pass for each other.
+        let bits = |t: Tensor<3>| -> Vec<u64> {
+            let v = t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
         for dtype in [DType::F32, DType::F64] {
             let z = wave(60, 0.37, dtype).reshape([5, 12]);
             let a = z.clone().tanh();

@@ -1,5 +1,6 @@
-//! Host-memory versions of two burn ops whose ndarray implementations copy element by
-//! element: products with a transposed operand, and concatenation.
+//! Host-memory versions of burn ops whose ndarray implementations copy element by element:
+//! products with a transposed operand (also plus a bias row, and by blocks of directions),
+//! and concatenation.
 //!
 //! burn-ndarray's matmul reshapes each operand to `[batch, rows, cols]`, which for a
 //! transposed view (`w.transpose()`, `δ.transpose()`) walks it through `to_vec_mapped` before
@@ -79,7 +80,7 @@ fn host_matmul_plus_row<T: Real>(
     let (av, bv, cv) = (values::<T, 2>(a), values::<T, 2>(b), values::<T, 1>(c));
     let mut out = vec![T::ZERO; m * n];
     product(Mat::stored(&av, da, ta), Mat::stored(&bv, db, tb), &mut out);
-    for row in out.chunks_exact_mut(n) {
+    for row in out.chunks_exact_mut(n.max(1)) {
         for (y, &x) in row.iter_mut().zip(cv.iter()) {
             *y += x;
         }

@@ -180,8 +180,8 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
         (self.forward(theta, a_in), None)
     }
 
-    /// Backward (vector-Jacobian product): Σ_n J_θᵀ δ_out ([D_l]) and, when `need_delta_in`,
-    /// δ_in = J_aᵀ δ_out ([n, i]).
+    /// Backward (vector-Jacobian product): Σ_n J_θᵀ δ_out ([D_l], as pieces in θ's order) and,
+    /// when `need_delta_in`, δ_in = J_aᵀ δ_out ([n, i]).
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward;
 
     /// Per-sample gradients J_θ,nᵀ δ_n for every sample n, [n, D_l]; `None` without
@@ -199,7 +199,7 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
 
     /// R-backward: the derivative of the backward pass along (R a_in, V_l).
     ///
-    /// Returns R(Σ_n J_θᵀ δ) [k, D_l] and, when `need_delta_in`, R δ_in [k, n, i]. `delta` is
+    /// Returns R(Σ_n J_θᵀ δ) [k, D_l] (as pieces along the second axis) and, when `need_delta_in`, R δ_in [k, n, i]. `delta` is
     /// δ_out [n, o]; `None` drops the terms that hold δ itself (the layer's second
     /// derivatives), which turns the Hessian-vector product into the Gauss-Newton product
     /// JᵀΛJ V.

@@ -325,8 +325,7 @@ impl Net {
             }
         }
         // Layers came last to first; each layer's pieces are in θ's order.
-        parts.reverse();
-        host_ops::cat(parts.concat(), 0)
+        host_ops::cat(parts.into_iter().rev().flatten().collect(), 0)
     }
 
     /// Per-sample gradients ∇ℓ_n (without the 1/N), [n, D], for all of `data` at once.
@@ -592,8 +591,8 @@ impl Net {
             }
             r_delta = rb.delta_in.expect("asked for R δ_in");
         }
-        parts.reverse();
-        host_ops::cat(parts.concat(), 1)
+        // Layers came last to first; each layer's pieces are in θ's order.
+        host_ops::cat(parts.into_iter().rev().flatten().collect(), 1)
     }
 
     /// The vector-Jacobian product Σ_n J_nᵀ c_n of the network outputs for cotangents c [n, o],
