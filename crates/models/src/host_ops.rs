@@ -336,6 +336,22 @@ mod tests {
         }
     }
 
+    /// Both layouts of A B_jᵀ agree: the host's one product read by block, and the batched
+    /// product taken elsewhere (here: autodiff-tracked tensors, which the host path declines),
+    /// for one output (the case burn's fusion got wrong) and several.
+    #[test]
+    fn products_by_block_agree_on_and_off_host_memory() {
+        for dtype in [DType::F32, DType::F64] {
+            for (k, n, o, i) in [(3, 8, 1, 5), (4, 6, 7, 9)] {
+                let (a, b) = (filled([n, i], 1, dtype), filled([k, o, i], 2, dtype));
+                let host = matmul_each(a.clone(), b.clone());
+                let off = matmul_each(a.autodiff(), b.autodiff());
+                assert_eq!(host.dims(), [k, n, o]);
+                close(host, off.inner(), dtype, &format!("{dtype:?} k={k} o={o}"));
+            }
+        }
+    }
+
     #[test]
     fn batched_products_with_shared_and_transposed_operands_equal_burns() {
         for dtype in [DType::F32, DType::F64] {
