@@ -5,9 +5,12 @@
 # from its latest checkpoint, bit for bit, and skips finished ones; grow the campaign breadth
 # first with --until.
 #
-#   scripts/zhu2019-campaign.sh [--until STEP] [--bin PATH] SEED [SEED ...]
+#   scripts/zhu2019-campaign.sh [--until STEP] [--bin PATH] [--first-core K] SEED [SEED ...]
 #
 # e.g. scripts/zhu2019-campaign.sh --until 1000 0 1   (seeds 0 and 1 side by side, to step 1000)
+#      scripts/zhu2019-campaign.sh --first-core 1 2   (seed 2 on core 1, beside a run on core 0)
+#
+# The i-th seed given runs on core (K + i) mod the number of cores (K = 0 by default).
 #
 # Each process runs on one core (taskset): the host kernels split their sums over the cores
 # they see, so the thread count is part of a trajectory's bits. One core per process keeps a
@@ -19,16 +22,18 @@ cd "$(dirname "$0")/.."
 
 until_arg=()
 bin=""
+first_core=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --until) until_arg=(--until "$2"); shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
-        -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+        --first-core) first_core="$2"; shift 2 ;;
+        -h|--help) sed -n 2,19p "$0"; exit 0 ;;
         *) break ;;
     esac
 done
 if [[ $# -eq 0 ]]; then
-    echo "usage: $0 [--until STEP] [--bin PATH] SEED [SEED ...]" >&2
+    echo "usage: $0 [--until STEP] [--bin PATH] [--first-core K] SEED [SEED ...]" >&2
     exit 2
 fi
 if [[ -z "$bin" ]]; then
@@ -46,7 +51,7 @@ i=0
 for seed in "$@"; do
     out="results/zhu2019-fashionmnist/seed-$seed"
     mkdir -p "$out"
-    core=$((i % cores))
+    core=$(((first_core + i) % cores))
     echo "seed $seed on core $core → $out (log: $out/campaign.log)"
     taskset -c "$core" "$bin" --quiet --blas none escape --config configs/zhu2019/fashionmnist-escape.toml \
         --data-dir "$data" --out "$out" --set "run.seed=$seed" "${until_arg[@]}" \
