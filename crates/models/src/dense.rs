@@ -12,7 +12,7 @@
 
 use burn::prelude::*;
 
-use crate::host_ops::{batched_matmul, cat, matmul, matmul_each, matmul_plus_row};
+use crate::host_ops::{batched_matmul, cat, matmul, matmul_each, matmul_plus_row, narrow};
 use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
@@ -36,8 +36,8 @@ impl Dense {
     /// W [o, i] and b [o] from θ_l.
     fn weights(&self, theta: &Tensor<1>) -> (Tensor<2>, Tensor<1>) {
         let (o, i) = (self.outputs, self.inputs);
-        let w = theta.clone().narrow(0, 0, o * i).reshape([o, i]);
-        let b = theta.clone().narrow(0, o * i, o);
+        let w = narrow(theta.clone(), 0, 0, o * i).reshape([o, i]);
+        let b = narrow(theta.clone(), 0, o * i, o);
         (w, b)
     }
 
@@ -45,8 +45,8 @@ impl Dense {
     fn directions(&self, v: &Tensor<2>) -> (Tensor<3>, Tensor<2>) {
         let (o, i) = (self.outputs, self.inputs);
         let k = v.dims()[0];
-        let vw = v.clone().narrow(1, 0, o * i).reshape([k, o, i]);
-        let vb = v.clone().narrow(1, o * i, o);
+        let vw = narrow(v.clone(), 1, 0, o * i).reshape([k, o, i]);
+        let vb = narrow(v.clone(), 1, o * i, o);
         (vw, vb)
     }
 }

@@ -177,12 +177,12 @@ impl Net {
 
     fn slice(&self, theta: &Tensor<1>, l: usize) -> Option<Tensor<1>> {
         let p = self.layers[l].n_params();
-        (p > 0).then(|| theta.clone().narrow(0, self.offsets[l], p))
+        (p > 0).then(|| host_ops::narrow(theta.clone(), 0, self.offsets[l], p))
     }
 
     fn slice_dirs(&self, v: &Tensor<2>, l: usize) -> Option<Tensor<2>> {
         let p = self.layers[l].n_params();
-        (p > 0).then(|| v.clone().narrow(1, self.offsets[l], p))
+        (p > 0).then(|| host_ops::narrow(v.clone(), 1, self.offsets[l], p))
     }
 
     fn run_forward(&self, thetas: &[Option<Tensor<1>>], x: &Tensor<2>) -> Forward {
