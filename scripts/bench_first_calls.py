@@ -14,7 +14,7 @@ Standard library only.
 import os
 import sys
 
-from bench_ratio import load
+from bench_ratio import load, take_markdown
 
 
 def key(row):
@@ -28,13 +28,7 @@ def ms(v):
 
 
 def main(argv):
-    out = None
-    if "--markdown" in argv:
-        i = argv.index("--markdown")
-        if i + 1 >= len(argv):
-            sys.exit("--markdown needs a file name")
-        out = argv[i + 1]
-        argv = argv[:i] + argv[i + 2 :]
+    out, argv = take_markdown(argv)
     if not argv:
         sys.exit(__doc__)
     docs = [(p, load(p)) for p in argv]

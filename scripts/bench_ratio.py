@@ -172,15 +172,19 @@ def render(ours, torch, lines, rate, bw):
     return "\n".join(md)
 
 
+def take_markdown(argv):
+    """(the file name after --markdown or None, argv without the option and its value)."""
+    if "--markdown" not in argv:
+        return None, list(argv)
+    i = argv.index("--markdown")
+    if i + 1 >= len(argv):
+        sys.exit("--markdown needs a file name")
+    return argv[i + 1], argv[:i] + argv[i + 2 :]
+
+
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    out = None
-    if "--markdown" in argv:
-        i = argv.index("--markdown")
-        if i + 1 >= len(argv):
-            sys.exit("--markdown needs a file name")
-        out = argv[i + 1]
-        args.remove(out)
+    out, rest = take_markdown(argv[1:])
+    args = [a for a in rest if not a.startswith("--")]
     if len(args) != 2:
         sys.exit(__doc__)
     ours, torch = load(args[0]), load(args[1])

@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::host_conv::{host_dtype, tensor, values, values_in_place};
+use crate::host_conv::{host_dtype, tensor, values, values_in_place, with_real};
 
 /// tanh(x) by Eigen's single-precision rational approximation (`generic_fast_tanh_float`,
 /// Eigen 3.4): x clamped to ±7.90531, where tanh rounds to ±1 in f32, then an odd degree-13
@@ -110,10 +110,7 @@ pub(crate) fn tanh_r_backward(
     {
         return None;
     }
-    match dt {
-        DType::F32 => slope_pass::<f32>(a, r_delta, cross, Slope::Tanh),
-        _ => slope_pass::<f64>(a, r_delta, cross, Slope::Tanh),
-    }
+    with_real!(dt, T => slope_pass::<T>(a, r_delta, cross, Slope::Tanh))
 }
 
 /// R a = 1[z > 0] ⊙ R z (and ReLU's R δ_z, the same product: φ'' = 0), every direction in one
@@ -132,10 +129,7 @@ pub(crate) fn relu_r(z: &Tensor<2>, r: &Tensor<3>) -> Option<Tensor<3>> {
     if host_dtype(r, None) != Some(dt) {
         return None;
     }
-    match dt {
-        DType::F32 => slope_pass::<f32>(z, r, None, Slope::Relu),
-        _ => slope_pass::<f64>(z, r, None, Slope::Relu),
-    }
+    with_real!(dt, T => slope_pass::<T>(z, r, None, Slope::Relu))
 }
 
 /// Which φ' the slope pass reads from its [n, f] input.
@@ -161,14 +155,14 @@ where
         + std::ops::Sub<Output = T>
         + std::ops::Add<Output = T>,
 {
-    // A strided [k, n, f] operand (a view by direction of a product's rows) would need a copy
-    // through burn first; burn's own broadcast product reads it in one pass, so it keeps it.
     if x.dims().iter().product::<usize>() == 0 || r.dims()[1..] != x.dims()[..] {
         return None;
     }
+    // A strided [k, n, f] operand (a view by direction of a product's rows) would need a copy
+    // through burn first; burn's own broadcast product reads it in one pass, so it keeps it.
     let rv = values_in_place::<T, 3>(r)?;
-    let zv = match cross {
-        Some((_, rz)) => Some(values_in_place::<T, 3>(rz)?),
+    let cross = match cross {
+        Some((delta, rz)) => Some((delta, values_in_place::<T, 3>(rz)?)),
         None => None,
     };
     let (device, shape) = (r.device(), r.dims());
@@ -183,7 +177,7 @@ where
     };
     let mut out = vec![T::ZERO; rv.len()];
     let plane = s.len();
-    match cross.zip(zv) {
+    match cross {
         None => {
             for (o, r) in out.chunks_mut(plane).zip(rv.chunks(plane)) {
                 for ((o, &r), &s) in o.iter_mut().zip(r).zip(&s) {
@@ -191,7 +185,7 @@ where
                 }
             }
         }
-        Some(((delta, _), zv)) => {
+        Some((delta, zv)) => {
             let two = T::from_elem(-2.0);
             let t: Vec<T> = values::<T, 2>(delta.clone())
                 .iter()

@@ -677,17 +677,14 @@ impl<T: Real> Values<T> {
 /// still shared walks it element by element through dynamic-rank indices (two thirds of a
 /// convyu step, once).
 pub(crate) fn values<T: Real, const D: usize>(t: Tensor<D>) -> Values<T> {
-    if let Ok(p) = t.clone().try_into_primitive::<NdArray>()
-        && T::in_place(&p).is_some()
-    {
-        return Values::Stored(p);
-    }
-    Values::Copied(
-        (t * 1.0)
-            .into_data()
-            .try_into_vec::<T>()
-            .expect("host kernels read the tensor's own dtype"),
-    )
+    values_in_place(&t).unwrap_or_else(|| {
+        Values::Copied(
+            (t * 1.0)
+                .into_data()
+                .try_into_vec::<T>()
+                .expect("host kernels read the tensor's own dtype"),
+        )
+    })
 }
 
 /// The values of `t` when its ndarray buffer is already row-major and contiguous (read in

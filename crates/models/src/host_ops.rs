@@ -75,11 +75,9 @@ fn host_matmul_plus_row<T: Real>(
     tb: bool,
     c: Tensor<1>,
 ) -> Tensor<2> {
-    let (device, da, db) = (a.device(), a.dims(), b.dims());
-    let [m, _, n] = product_shape(da, ta, db, tb);
-    let (av, bv, cv) = (values::<T, 2>(a), values::<T, 2>(b), values::<T, 1>(c));
-    let mut out = vec![T::ZERO; m * n];
-    product(Mat::stored(&av, da, ta), Mat::stored(&bv, db, tb), &mut out);
+    let device = a.device();
+    let (mut out, [m, n]) = host_product::<T>(a, ta, b, tb);
+    let cv = values::<T, 1>(c);
     for row in out.chunks_exact_mut(n.max(1)) {
         for (y, &x) in row.iter_mut().zip(cv.iter()) {
             *y += x;
@@ -152,12 +150,19 @@ fn host_pair<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Option<DType> {
 }
 
 fn host_matmul<T: Real>(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> Tensor<2> {
-    let (device, da, db) = (a.device(), a.dims(), b.dims());
+    let device = a.device();
+    let (c, shape) = host_product::<T>(a, ta, b, tb);
+    tensor(c, shape, &device)
+}
+
+/// op(A) op(B) as row-major values and their shape [m, n].
+fn host_product<T: Real>(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> (Vec<T>, [usize; 2]) {
+    let (da, db) = (a.dims(), b.dims());
     let [m, _, n] = product_shape(da, ta, db, tb);
     let (av, bv) = (values::<T, 2>(a), values::<T, 2>(b));
     let mut c = vec![T::ZERO; m * n];
     product(Mat::stored(&av, da, ta), Mat::stored(&bv, db, tb), &mut c);
-    tensor(c, [m, n], &device)
+    (c, [m, n])
 }
 
 fn host_batched_matmul<T: Real>(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) -> Tensor<3> {
