@@ -262,57 +262,124 @@ fn toy_loss(w0: f64, w1: f64) -> f64 {
     (10.0 * (k1 * a - k2 * b).powi(2) + 100.0 * (k1 * a + k2 * b).powi(2)).min(c * c + d * d)
 }
 
-/// One trajectory per dynamic over the toy's loss landscape (shaded by log(1 + ℓ)).
+/// One trajectory per dynamic over the toy's loss landscape (shaded by log(1 + ℓ)), in two
+/// panels: the whole path (a frame holding [-2, 2]² and every trajectory) and a zoom on the
+/// sharp minimum at (1, 1), where the dynamics that do not escape overlap. The widest
+/// trajectories are drawn first, so that the ones that stay near the minimum lie on top, and
+/// each ends in a dot.
 pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
-    figure(path, (620, 560), |root| {
-        let (lo, hi) = (-2.0, 2.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("2-D toy: one trajectory per dynamic", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(46)
-            .build_cartesian_2d(lo..hi, lo..hi)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("w0")
-            .y_desc("w1")
-            .disable_mesh()
-            .draw()
-            .map_err(err)?;
-        let cells = 48;
-        let step = (hi - lo) / cells as f64;
-        let top = (1.0 + toy_loss(hi, lo)).ln();
-        chart
-            .draw_series(
-                (0..cells)
-                    .flat_map(|i| (0..cells).map(move |j| (i, j)))
-                    .map(|(i, j)| {
-                        let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
-                        let v =
-                            ((1.0 + toy_loss(x + step / 2.0, y + step / 2.0)).ln() / top).min(1.0);
-                        let g = (255.0 * (1.0 - 0.75 * v)) as u8;
-                        Rectangle::new([(x, y), (x + step, y + step)], RGBColor(g, g, 255).filled())
-                    }),
-            )
-            .map_err(err)?;
-        for (i, s) in trajectories.iter().enumerate() {
-            let c = color(i + 1);
-            chart
-                .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+    let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
+    let (mut lo, mut hi) = (-2.0f64, 2.0f64);
+    for &(x, y) in trajectories
+        .iter()
+        .flat_map(|s| s.points.iter().filter(finite))
+    {
+        lo = lo.min(x.min(y));
+        hi = hi.max(x.max(y));
+    }
+    // A square frame with a margin, so that the landscape is not stretched.
+    let pad = 0.03 * (hi - lo);
+    let whole = (lo - pad, hi + pad);
+    let extent = |s: &Series| {
+        let (mut a, mut b) = (
+            (f64::INFINITY, f64::INFINITY),
+            (f64::NEG_INFINITY, f64::NEG_INFINITY),
+        );
+        for &(x, y) in s.points.iter().filter(finite) {
+            a = (a.0.min(x), a.1.min(y));
+            b = (b.0.max(x), b.1.max(y));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(err)?;
+        (b.0 - a.0).max(0.0) * (b.1 - a.1).max(0.0)
+    };
+    let mut order: Vec<usize> = (0..trajectories.len()).collect();
+    order.sort_by(|&i, &j| extent(&trajectories[j]).total_cmp(&extent(&trajectories[i])));
+    let top = (1.0 + toy_loss(2.0, -2.0)).ln();
+    figure(path, (1180, 560), |root| {
+        let areas = root.split_evenly((1, 2));
+        let panels = [
+            ("2-D toy: one trajectory per dynamic", whole, 2, true),
+            ("near the sharp minimum (1, 1)", (0.6, 1.4), 1, false),
+        ];
+        for (area, &(title, (lo, hi), width, legend)) in areas.iter().zip(&panels) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(46)
+                .build_cartesian_2d(lo..hi, lo..hi)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("w0")
+                .y_desc("w1")
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .disable_mesh()
+                .draw()
+                .map_err(err)?;
+            let cells = 48;
+            let step = (hi - lo) / cells as f64;
+            chart
+                .draw_series(
+                    (0..cells)
+                        .flat_map(|i| (0..cells).map(move |j| (i, j)))
+                        .map(|(i, j)| {
+                            let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
+                            let v = ((1.0 + toy_loss(x + step / 2.0, y + step / 2.0)).ln() / top)
+                                .min(1.0);
+                            let g = (255.0 * (1.0 - 0.75 * v)) as u8;
+                            Rectangle::new(
+                                [(x, y), (x + step, y + step)],
+                                RGBColor(g, g, 255).filled(),
+                            )
+                        }),
+                )
+                .map_err(err)?;
+            let inside = |&(x, y): &(f64, f64)| x >= lo && x <= hi && y >= lo && y <= hi;
+            let mut placed = Vec::new();
+            for &i in &order {
+                let s = &trajectories[i];
+                let c = color(i + 1);
+                let pts: Vec<(f64, f64)> = s.points.iter().filter(finite).copied().collect();
+                placed.extend(
+                    pts.iter()
+                        .filter(|p| inside(p))
+                        .map(|&(x, y)| ((x - lo) / (hi - lo), (y - lo) / (hi - lo))),
+                );
+                // In the zoom a path leaving the frame is cut at its edge by plotters.
+                let drawn = chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(width)))
+                    .map_err(err)?;
+                if legend {
+                    drawn.label(s.name.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+                }
+                if let Some(&end) = pts.last().filter(|p| inside(p)) {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(end, 4, c.filled())))
+                        .map_err(err)?;
+                }
+            }
+            if legend {
+                let at = emptiest_corner(
+                    &placed,
+                    &[
+                        SeriesLabelPosition::LowerRight,
+                        SeriesLabelPosition::UpperLeft,
+                        SeriesLabelPosition::LowerLeft,
+                        SeriesLabelPosition::UpperRight,
+                    ],
+                );
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(at)
+                    .draw()
+                    .map_err(err)?;
+            }
+        }
         Ok(())
     })
 }
@@ -360,6 +427,10 @@ pub struct Panel {
     /// Prefer the lower right corner for the legend to the upper left (the corner holding
     /// the fewest curve points and markers is taken; this breaks ties).
     pub legend_low: bool,
+    /// A categorical x axis: its positions and their names (ticks only there, a half step of
+    /// room at either end). Empty: a numeric axis.
+    #[serde(default)]
+    pub x_ticks: Vec<(f64, String)>,
 }
 
 /// The corner of a panel whose legend box (the outer 45% of the width by 35% of the height)
@@ -402,6 +473,48 @@ fn tick(v: &f64) -> String {
     }
 }
 
+/// A log axis's labelled ticks and its unlabelled grid lines within [lo, hi]: labels at 1, 2
+/// and 5 × 10^k and grid lines at the other digits; where that labels fewer than two, every
+/// digit is labelled; where even that is fewer than two (a range inside one step, such as
+/// 0.85–0.95), evenly spaced round values. plotters' own choice labels every grid line, which
+/// runs labels together at the top of a decade ("700800900"), or can label a single value.
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return (vec![], vec![]);
+    }
+    let (mut bold, mut light) = (Vec::new(), Vec::new());
+    for k in lo.log10().floor() as i32..=hi.log10().ceil() as i32 {
+        for d in 1..=9 {
+            let v = d as f64 * 10f64.powi(k);
+            if v >= lo && v <= hi {
+                if [1, 2, 5].contains(&d) {
+                    bold.push(v);
+                } else {
+                    light.push(v);
+                }
+            }
+        }
+    }
+    if bold.len() >= 2 {
+        return (bold, light);
+    }
+    bold.append(&mut light);
+    bold.sort_by(f64::total_cmp);
+    if bold.len() >= 2 {
+        return (bold, light);
+    }
+    // About four round steps across the range.
+    let rough = (hi - lo) / 4.0;
+    let e = 10f64.powf(rough.log10().floor());
+    let step = e * [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|m| m * e >= rough)
+        .unwrap_or(10.0);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    ((first..=last).map(|i| i as f64 * step).collect(), vec![])
+}
+
 /// Theory curves against measured points, up to three panels a row.
 pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
     let cols = panels.len().clamp(1, 3);
@@ -415,11 +528,15 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                 .iter()
                 .map(|s| Series::new("", s.points.clone()))
                 .collect();
-            for pts in &p.points {
+            for (i, pts) in p.points.iter().enumerate() {
+                let shift = p.jitter * i as f64;
                 let v = pts
                     .points
                     .iter()
-                    .flat_map(|&(x, y, se)| [(x, y - se), (x, y + se), (x, y)])
+                    .flat_map(|&(x, y, se)| {
+                        let x = x + shift;
+                        [(x, y - se), (x, y + se), (x, y)]
+                    })
                     .collect();
                 all.push(Series::new("", v));
             }
@@ -431,8 +548,15 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
             let Some(((x0, x1), (y0, y1))) = bounds(&all, p.log_y) else {
                 continue;
             };
+            let categorical = !p.x_ticks.is_empty() && !p.log_x;
             let (x0, x1) = if p.log_x {
                 (x0 / 1.15, x1 * 1.15)
+            } else if categorical {
+                let (lo, hi) = p
+                    .x_ticks
+                    .iter()
+                    .fold((x0, x1), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+                (lo - 0.5, hi + 0.5)
             } else {
                 let pad = 0.04 * (x1 - x0);
                 (x0 - pad, x1 + pad)
@@ -442,6 +566,22 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
             } else {
                 (y0, y1)
             };
+            let (xb, xl) = log_ticks(x0, x1);
+            let (yb, yl) = log_ticks(y0, y1);
+            // A categorical axis: plotters' linear ticks, as many as the names and two more
+            // (so that its step is 1 between them), named at the names' positions and blank
+            // elsewhere. (plotters' key-point coordinates cannot format f64 labels.)
+            let x_name = |v: &f64| {
+                if !categorical {
+                    return tick(v);
+                }
+                p.x_ticks
+                    .iter()
+                    .find(|(x, _)| (x - v).abs() < 1e-9)
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_default()
+            };
+            let x_labels = if categorical { p.x_ticks.len() + 2 } else { 10 };
             let mut b = ChartBuilder::on(area);
             b.caption(&p.title, ("sans-serif", 17))
                 .margin(12)
@@ -494,7 +634,8 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                         .configure_mesh()
                         .x_desc(p.x_label.as_str())
                         .y_desc(p.y_label.as_str())
-                        .x_label_formatter(&tick)
+                        .x_labels(x_labels)
+                        .x_label_formatter(&x_name)
                         .y_label_formatter(&tick)
                         .draw()
                         .map_err(err)?;
@@ -584,20 +725,24 @@ pub fn comparison(path: &Path, panels: &[Panel]) -> Result<()> {
                         .map_err(err)?;
                 }};
             }
+            // Log axes get their ticks from `log_ticks`.
+            let log_y = || {
+                (y0..y1)
+                    .log_scale()
+                    .with_key_points(yb.clone())
+                    .with_light_points(yl.clone())
+            };
+            let log_x = || {
+                (x0..x1)
+                    .log_scale()
+                    .with_key_points(xb.clone())
+                    .with_light_points(xl.clone())
+            };
             match (p.log_x, p.log_y) {
                 (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
-                (false, true) => draw!(
-                    b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                        .map_err(err)?
-                ),
-                (true, false) => draw!(
-                    b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)
-                        .map_err(err)?
-                ),
-                (true, true) => draw!(
-                    b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-                        .map_err(err)?
-                ),
+                (false, true) => draw!(b.build_cartesian_2d(x0..x1, log_y()).map_err(err)?),
+                (true, false) => draw!(b.build_cartesian_2d(log_x(), y0..y1).map_err(err)?),
+                (true, true) => draw!(b.build_cartesian_2d(log_x(), log_y()).map_err(err)?),
             }
         }
         Ok(())
@@ -641,5 +786,24 @@ mod tests {
             emptiest_corner(&[], &order),
             SeriesLabelPosition::UpperLeft
         ));
+    }
+
+    #[test]
+    fn log_axes_label_one_two_five_and_grid_the_rest() {
+        let (bold, light) = log_ticks(21.7, 920.0);
+        assert_eq!(bold, [50.0, 100.0, 200.0, 500.0]);
+        assert_eq!(light.first(), Some(&30.0));
+        assert_eq!(light.last(), Some(&900.0));
+        assert_eq!(light.len(), 6 + 6);
+        // Inside one decade with one round label: every digit.
+        assert_eq!(log_ticks(0.25, 0.95).0, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]);
+        // Inside one step: round values about a quarter of the range apart.
+        let (bold, light) = log_ticks(0.86, 0.93);
+        assert!(light.is_empty());
+        assert_eq!(bold.len(), 4, "{bold:?}");
+        assert!((bold[0] - 0.86).abs() < 1e-9 && (bold[3] - 0.92).abs() < 1e-9);
+        // Degenerate ranges draw no ticks rather than looping or panicking.
+        assert_eq!(log_ticks(0.0, 10.0), (vec![], vec![]));
+        assert_eq!(log_ticks(5.0, f64::INFINITY), (vec![], vec![]));
     }
 }

@@ -2,7 +2,9 @@
 //! optionally for several named series of overrides (SGD and Adam, a fixed and a rescaled
 //! learning rate), each in its own run directory; then a figure of chosen metrics against
 //! step with a curve per value, a figure of chosen summary values against the key with a
-//! curve per series, and a table. A run that diverges is recorded and the sweep goes on.
+//! curve per series, and a table. With `seeds`, every run repeats once per seed and the
+//! summary figure and a second table show the mean ± s.e. over them. A run that diverges is
+//! recorded and the sweep goes on.
 //!
 //! Every run is a unit with its own folder: `--shard i/n` (or a Slurm array task) runs a
 //! share of them, `--jobs`/`--devices` runs them in parallel processes, and the combined
@@ -142,6 +144,7 @@ pub fn report(g: &Global, out: &Path) -> Result<()> {
         return Ok(());
     }
     print_table(&sweep, &summary, &states);
+    print_seed_table(&sweep, &summary);
     if summary["units"]["finished"] != summary["units"]["total"] {
         crate::output::print_unfinished(&summary["units"], &states);
     }
@@ -202,11 +205,70 @@ fn print_table(sweep: &SweepConfig, summary: &Value, states: &[(String, UnitStat
     }
 }
 
+/// With `seeds`, a second table: each summary value's mean ± s.e. over the seeds, one row
+/// per series and value (`n` counts the finite values among the seeds').
+fn print_seed_table(sweep: &SweepConfig, summary: &Value) {
+    if sweep.seeds.len() < 2 || sweep.summary.is_empty() {
+        return;
+    }
+    println!("\nmean ± s.e. over seeds {:?}:", sweep.seeds);
+    print!("{:<36}", "series, value");
+    for m in &sweep.summary {
+        print!(" {m:>30}");
+    }
+    println!();
+    let first = &sweep.summary[0];
+    let rows = summary["across_seeds"][first]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, row) in rows.iter().enumerate() {
+        let label = format!(
+            "{}{}={}",
+            row["series"]
+                .as_str()
+                .map(|s| format!("{s}, "))
+                .unwrap_or_default(),
+            sweep.key,
+            row["value"]
+                .as_f64()
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        );
+        print!("{label:<36}");
+        for m in &sweep.summary {
+            let r = &summary["across_seeds"][m][i];
+            let cell = match (r["mean"].as_f64(), r["se"].as_f64()) {
+                (Some(mean), Some(se)) => format!("{mean:.4e} ± {se:.1e} ({})", r["n"]),
+                (Some(mean), None) => format!("{mean:.4e} ({})", r["n"]),
+                _ => "-".into(),
+            };
+            print!(" {cell:>30}");
+        }
+        println!();
+    }
+}
+
 /// The figure of a sweep: the chosen metrics against step, one curve per value and metric.
 pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Option<PathBuf>> {
     if sweep.plot.is_empty() {
         return Ok(None);
     }
+    // With seeds, the first seed's curves only: three times the curves would hide each other.
+    let (names, title): (Vec<&String>, String) = match sweep.seeds.first() {
+        Some(first) => (
+            names
+                .iter()
+                .filter(|n| n.ends_with(&format!("/seed={first}")))
+                .collect(),
+            format!(
+                "{}, seed {first} of {}",
+                readable(&sweep.key),
+                sweep.seeds.len()
+            ),
+        ),
+        None => (names.iter().collect(), readable(&sweep.key)),
+    };
     // One colour per value of the key; the first metric solid, the others dashed.
     let series: Vec<Series> = names
         .iter()
@@ -222,11 +284,7 @@ pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Optio
         .filter(|s| !s.points.is_empty())
         .collect();
     let p = out.join("figures/sweep.svg");
-    line_panels(
-        &p,
-        "step",
-        &[(&readable(&sweep.key), "value", sweep.log_y, series)],
-    )?;
+    line_panels(&p, "step", &[(&title, "value", sweep.log_y, series)])?;
     Ok(Some(p))
 }
 
@@ -258,13 +316,33 @@ fn readable(key: &str) -> String {
     format!("{what}{when} ({key})")
 }
 
+/// The rows of `across_seeds` for summary value `m` and `series` (None: rows without one), as
+/// (value, mean, standard error); a missing standard error (one seed) is drawn as 0.
+fn seed_means(summary: &Value, m: &str, series: Option<&str>) -> Vec<(f64, f64, f64)> {
+    summary["across_seeds"][m]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["series"].as_str() == series)
+        .filter_map(|r| {
+            Some((
+                r["value"].as_f64()?,
+                r["mean"].as_f64()?,
+                r["se"].as_f64().unwrap_or(0.0),
+            ))
+        })
+        .collect()
+}
+
 /// The summary figure of a sweep: each chosen summary value against the key, one curve per
-/// series (diverged runs are left out of the curve and named in the table).
+/// series (diverged runs are left out of the curve and named in the table); with `seeds`,
+/// each curve is the series' mean over the seeds with ±1 s.e. bars.
 pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Result<Option<PathBuf>> {
     if sweep.summary.is_empty() {
         return Ok(None);
     }
     let runs = runs(sweep)?;
+    let over_seeds = sweep.seeds.len() >= 2;
     let mut series_names: Vec<Option<String>> = Vec::new();
     for r in &runs {
         if !series_names.contains(&r.series) {
@@ -286,41 +364,64 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
                 ),
             curves: series_names
                 .iter()
-                .map(|sn| {
-                    let pts = runs
-                        .iter()
-                        .filter(|r| &r.series == sn)
-                        .filter_map(|r| {
-                            let x = key_number(&r.value)?;
-                            let y = summary["runs"][&r.name]["summary"][m].as_f64()?;
-                            Some((x, y))
-                        })
-                        .collect();
-                    Series::new(sn.clone().unwrap_or_else(|| m.clone()), pts)
+                .enumerate()
+                .map(|(i, sn)| {
+                    let name = sn.clone().unwrap_or_else(|| m.clone());
+                    let pts = if over_seeds {
+                        seed_means(summary, m, sn.as_deref())
+                            .into_iter()
+                            .map(|(x, y, _)| (x, y))
+                            .collect()
+                    } else {
+                        runs.iter()
+                            .filter(|r| &r.series == sn)
+                            .filter_map(|r| {
+                                let x = key_number(&r.value)?;
+                                let y = summary["runs"][&r.name]["summary"][m].as_f64()?;
+                                Some((x, y))
+                            })
+                            .collect()
+                    };
+                    Series {
+                        name: if over_seeds {
+                            format!("{name}, mean ± s.e. over {} seeds", sweep.seeds.len())
+                        } else {
+                            name
+                        },
+                        points: pts,
+                        color: Some(i),
+                        dashed: false,
+                    }
                 })
                 .collect(),
-            // Over seeds: the mean with its standard error, beside each seed's curve.
-            points: summary["across_seeds"][m]
-                .as_array()
-                .map(|rows| Points {
-                    name: "mean ± s.e. over seeds".into(),
-                    points: rows
-                        .iter()
-                        .filter_map(|r| {
-                            Some((
-                                r["value"].as_f64()?,
-                                r["mean"].as_f64()?,
-                                r["se"].as_f64().unwrap_or(0.0),
-                            ))
-                        })
-                        .collect(),
-                    color: Some(7),
-                })
-                .into_iter()
-                .collect(),
+            points: if over_seeds {
+                // Each series' error bars, in its curve's colour (the curve has the legend).
+                series_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sn)| Points {
+                        name: String::new(),
+                        points: seed_means(summary, m, sn.as_deref()),
+                        color: Some(i),
+                    })
+                    .collect()
+            } else {
+                // Series that are seeds: the mean with its standard error, beside each
+                // seed's curve.
+                Some(seed_means(summary, m, None))
+                    .filter(|p| !p.is_empty())
+                    .map(|points| Points {
+                        name: "mean ± s.e. over seeds".into(),
+                        points,
+                        color: Some(7),
+                    })
+                    .into_iter()
+                    .collect()
+            },
             vlines: vec![],
             jitter: 0.0,
             legend_low: false,
+            x_ticks: vec![],
         })
         .collect();
     let p = out.join("figures/summary.svg");

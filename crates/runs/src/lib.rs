@@ -3,6 +3,7 @@
 //! and `checkpoints/step-NNNNNNN/`. Written so that a kill at any instant loses nothing
 //! already written, and read back with named errors, never a panic.
 //!
+//! - [`campaign`]: one escape experiment over several seeds (`seed-N/` folders), combined.
 //! - [`config`]: the run config (`config.toml`), its checks and `--set` overrides.
 //! - [`rundir`]: the folder, atomic writes, metric lines, checkpoints (θ, optimizer, noise
 //!   state and the probes' warm start as safetensors) and experiment folders of units.
@@ -13,6 +14,7 @@
 //!   the folder alone (missing, started, failed, finished), and their combined summary.
 #![warn(missing_docs)]
 
+pub mod campaign;
 pub mod config;
 pub mod provenance;
 pub mod rundir;

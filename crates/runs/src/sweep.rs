@@ -1,7 +1,8 @@
 //! A sweep's folder (`noisescope sweep`): its config (`sweep.toml`), one unit folder per run
 //! (`<series>/<key>=<value>`), each run's config (the base run with the series' overrides and
 //! the key's value), and the combined summary built from the unit folders alone, with each
-//! summary value's mean and standard error over seeds when the series are seeds.
+//! summary value's mean and standard error over seeds when the sweep repeats its runs over
+//! `seeds` or its series are seeds.
 
 use std::path::Path;
 
@@ -38,6 +39,11 @@ pub struct SweepConfig {
     /// Named sets of overrides of the base run; every value of the key runs in each.
     #[serde(default)]
     pub series: Vec<SeriesSpec>,
+    /// Seeds to repeat every run with: each series and value runs once per seed, in
+    /// `<series>/<key>=<value>/seed=<s>`, and the summary gives each summary value's mean and
+    /// standard error over them. Empty: every run uses the base run's `seed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
     /// The base run.
     pub run: toml::Table,
 }
@@ -53,18 +59,21 @@ pub struct SeriesSpec {
     pub set: toml::Table,
 }
 
-/// One run of a sweep: its series (if any), the key's value and its folder name.
+/// One run of a sweep: its series (if any), the key's value, its seed (when the sweep repeats
+/// over `seeds`) and its folder name.
 pub struct SweepRun {
     /// Its series, when the sweep has series.
     pub series: Option<String>,
     /// The key's value.
     pub value: toml::Value,
+    /// Its seed, when the sweep has `seeds`.
+    pub seed: Option<u64>,
     /// Its folder, relative to the sweep's.
     pub name: String,
 }
 
-/// The runs of a sweep in order: series by series, value by value. Every series name and
-/// value label must be a plain folder name ([`check_folder_name`]).
+/// The runs of a sweep in order: series by series, value by value, seed by seed. Every series
+/// name and value label must be a plain folder name ([`check_folder_name`]).
 pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
     if sweep.values.is_empty() {
         bail!(
@@ -75,6 +84,18 @@ pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
     for s in &sweep.series {
         check_folder_name("series name", &s.name)?;
     }
+    if !sweep.seeds.is_empty() {
+        // Two sources for one run's seed would leave it unclear which one ran.
+        if sweep.key == "seed" {
+            bail!("seeds: the swept key is `seed` already; drop `seeds` or sweep another key");
+        }
+        if let Some(s) = sweep.series.iter().find(|s| s.set.contains_key("seed")) {
+            bail!(
+                "seeds: series `{}` sets `seed` too; with `seeds` the series must not set it",
+                s.name
+            );
+        }
+    }
     let label = |v: &toml::Value| match v {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -84,35 +105,43 @@ pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
     } else {
         sweep.series.iter().map(Some).collect()
     };
-    series
-        .into_iter()
-        .flat_map(|s| {
-            sweep.values.iter().map(move |v| {
-                let base = format!("{}={}", sweep.key, label(v));
-                check_folder_name("sweep value", &base)?;
-                Ok(SweepRun {
+    let seeds: Vec<Option<u64>> = if sweep.seeds.is_empty() {
+        vec![None]
+    } else {
+        sweep.seeds.iter().copied().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    for s in series {
+        for v in &sweep.values {
+            let base = format!("{}={}", sweep.key, label(v));
+            check_folder_name("sweep value", &base)?;
+            let base = match s {
+                Some(s) => format!("{}/{base}", s.name),
+                None => base,
+            };
+            for &seed in &seeds {
+                runs.push(SweepRun {
                     series: s.map(|s| s.name.clone()),
                     value: v.clone(),
-                    name: match s {
-                        Some(s) => format!("{}/{base}", s.name),
-                        None => base,
+                    seed,
+                    name: match seed {
+                        Some(seed) => format!("{base}/seed={seed}"),
+                        None => base.clone(),
                     },
-                })
-            })
-        })
-        .collect::<Result<Vec<SweepRun>>>()
-        .and_then(|runs| {
-            // Each run is a unit with its own folder: twice would be two writers of one.
-            for (i, r) in runs.iter().enumerate() {
-                if runs[..i].iter().any(|q| q.name == r.name) {
-                    bail!(
-                        "the sweep has two runs named `{}`: values and series names must be distinct",
-                        r.name
-                    );
-                }
+                });
             }
-            Ok(runs)
-        })
+        }
+    }
+    // Each run is a unit with its own folder: twice would be two writers of one.
+    for (i, r) in runs.iter().enumerate() {
+        if runs[..i].iter().any(|q| q.name == r.name) {
+            bail!(
+                "the sweep has two runs named `{}`: values, seeds and series names must be distinct",
+                r.name
+            );
+        }
+    }
+    Ok(runs)
 }
 
 /// A dotted path into a JSON value.
@@ -120,7 +149,8 @@ pub fn lookup<'a>(v: &'a serde_json::Value, path: &str) -> &'a serde_json::Value
     path.split('.').fold(v, |v, k| &v[k])
 }
 
-/// The run config of one unit: the base run with its series' overrides and the key's value.
+/// The run config of one unit: the base run with its series' overrides, the key's value and
+/// its seed.
 pub fn unit_config(sweep: &SweepConfig, r: &SweepRun, config: &Path) -> Result<RunConfig> {
     let mut table = sweep.run.clone();
     if let Some(sname) = &r.series {
@@ -135,6 +165,9 @@ pub fn unit_config(sweep: &SweepConfig, r: &SweepRun, config: &Path) -> Result<R
         }
     }
     config::set_key(&mut table, &sweep.key, &r.value.to_string())?;
+    if let Some(seed) = r.seed {
+        config::set_key(&mut table, "seed", &seed.to_string())?;
+    }
     config::parse_with_overrides(&toml::to_string(&table)?, config, &[])
         .with_context(|| r.name.clone())
 }
@@ -195,29 +228,46 @@ pub fn seed_series(sweep: &SweepConfig) -> bool {
             .all(|s| s.set.len() == 1 && s.set.contains_key("seed"))
 }
 
-/// For a sweep whose series are seeds, each summary value's mean and standard error over the
-/// seeds at every value of the key: `{metric: [{"value", "mean", "se", "n"}]}` (`se` null with
-/// fewer than two finite values; diverged or missing runs are left out and `n` says how
-/// many remain). `None` for other sweeps.
+/// Each summary value's mean and standard error over seeds at every value of the key: over
+/// the `seeds` within each series, or over the series when they are seeds
+/// ([`seed_series`]). `{metric: [{"series", "value", "mean", "se", "n"}]}`, `series` null
+/// when the series are the seeds or there are none; `se` is null with fewer than two finite
+/// values; diverged or missing runs are left out and `n` says how many remain. `None` for
+/// sweeps without repetitions.
 pub fn across_seeds(sweep: &SweepConfig, runs_json: &Value) -> Result<Option<Value>> {
-    if !seed_series(sweep) || sweep.summary.is_empty() {
+    let over_seeds = sweep.seeds.len() >= 2;
+    if !(over_seeds || seed_series(sweep)) || sweep.summary.is_empty() {
         return Ok(None);
     }
     let all = runs(sweep)?;
+    // The groups of repetitions: (series, value) with `seeds`, else each value.
+    let groups: Vec<(Option<&str>, &toml::Value)> = if over_seeds && !sweep.series.is_empty() {
+        sweep
+            .series
+            .iter()
+            .flat_map(|s| sweep.values.iter().map(move |v| (Some(s.name.as_str()), v)))
+            .collect()
+    } else {
+        sweep.values.iter().map(|v| (None, v)).collect()
+    };
     let mut out = Map::new();
     for m in &sweep.summary {
-        let rows: Vec<Value> = sweep
-            .values
+        let rows: Vec<Value> = groups
             .iter()
-            .map(|v| {
+            .map(|&(series, v)| {
                 let ys: Vec<f64> = all
                     .iter()
-                    .filter(|r| &r.value == v)
+                    .filter(|r| {
+                        &r.value == v && (series.is_none() || r.series.as_deref() == series)
+                    })
                     .filter_map(|r| runs_json[&r.name]["summary"][m].as_f64())
                     .filter(|y| y.is_finite())
                     .collect();
                 let (mean, se) = noisescope_probe::stats::mean_and_se(&ys);
-                json!({"value": key_number(v), "mean": (!ys.is_empty()).then_some(mean), "se": se, "n": ys.len()})
+                json!({
+                    "series": series, "value": key_number(v),
+                    "mean": (!ys.is_empty()).then_some(mean), "se": se, "n": ys.len(),
+                })
             })
             .collect();
         out.insert(m.clone(), Value::Array(rows));
@@ -274,5 +324,70 @@ mod tests {
         // Series that change more than the seed are not repetitions.
         let other = sweep(&[("a", "seed = 0"), ("b", "seed = 1, optimizer.lr = 0.1")]);
         assert!(across_seeds(&other, &json!({})).unwrap().is_none());
+    }
+
+    #[test]
+    fn seeds_repeat_every_run_and_give_mean_and_standard_error_per_series() {
+        let mut s = sweep(&[
+            ("sgd", "optimizer.lr = 0.5"),
+            ("adam", "optimizer.lr = 0.01"),
+        ]);
+        s.seeds = vec![0, 1];
+        let all = runs(&s).unwrap();
+        let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "sgd/optimizer.weight_decay=0.0/seed=0",
+                "sgd/optimizer.weight_decay=0.0/seed=1",
+                "sgd/optimizer.weight_decay=0.001/seed=0",
+                "sgd/optimizer.weight_decay=0.001/seed=1",
+                "adam/optimizer.weight_decay=0.0/seed=0",
+                "adam/optimizer.weight_decay=0.0/seed=1",
+                "adam/optimizer.weight_decay=0.001/seed=0",
+                "adam/optimizer.weight_decay=0.001/seed=1",
+            ]
+        );
+        assert_eq!(all[3].seed, Some(1));
+        let mut runs_json = Map::new();
+        for (i, r) in all.iter().enumerate() {
+            runs_json.insert(
+                r.name.clone(),
+                json!({"summary": {"late_mean.test_acc": i as f64}}),
+            );
+        }
+        let a = across_seeds(&s, &Value::Object(runs_json))
+            .unwrap()
+            .unwrap();
+        let rows = a["late_mean.test_acc"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[2]["series"], "adam");
+        assert_eq!(rows[2]["value"], 0.0);
+        assert_eq!(rows[2]["n"], 2);
+        // adam at γ = 0: runs 4 and 5, mean 4.5, s.e. (sd 1/√2) / √2 = 0.5.
+        assert!((rows[2]["mean"].as_f64().unwrap() - 4.5).abs() < 1e-12);
+        assert!((rows[2]["se"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn seeds_refuse_a_second_source_of_the_seed() {
+        let mut s = sweep(&[("a", "seed = 3")]);
+        s.seeds = vec![0, 1];
+        let e = runs(&s).err().unwrap().to_string();
+        assert!(e.contains("series `a` sets `seed`"), "{e}");
+        let mut s = sweep(&[]);
+        s.key = "seed".into();
+        s.seeds = vec![0];
+        assert!(runs(&s).is_err());
+        // A seed listed twice would be two writers of one folder.
+        let mut s = sweep(&[]);
+        s.seeds = vec![1, 1];
+        assert!(
+            runs(&s)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("two runs named")
+        );
     }
 }

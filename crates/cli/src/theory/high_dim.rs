@@ -349,6 +349,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             vlines: vec![1.0],
             jitter: 0.0,
             legend_low: false,
+            x_ticks: vec![],
         }],
     })
 }

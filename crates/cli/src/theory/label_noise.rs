@@ -111,6 +111,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             points: vec![],
             color: Some(3),
         };
+        let mut x_ticks = Vec::new();
         for (q, what) in ["Σ", "C"].iter().enumerate() {
             for i in 0..d {
                 let per_chain: Vec<f64> = (0..k)
@@ -135,6 +136,11 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
                 };
                 let label = format!("{what}_{}{}", i + 1, i + 1);
                 let x = (q * d + i + 1) as f64;
+                let sub: String = format!("{}{}", i + 1, i + 1)
+                    .chars()
+                    .map(|c| char::from_u32(0x2080 + c.to_digit(10).unwrap_or(0)).unwrap_or(c))
+                    .collect();
+                x_ticks.push((x, format!("{what}{sub}")));
                 let (ms, ses) = match stat {
                     Some((mm, se)) => (pm(mm, se), rel(mm, se, t)),
                     None => (
@@ -200,7 +206,8 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         if !theory.points.is_empty() {
             panels.push(Panel {
                 title: case.name.clone(),
-                x_label: format!("entry (1–{d}: Σ_ii, {}–{}: C_ii)", d + 1, 2 * d),
+                x_label: "diagonal entry (Σ: the weights' covariance, C: the gradient noise's)"
+                    .into(),
                 y_label: "value / Thm. 2 or 3".into(),
                 log_x: false,
                 log_y: true,
@@ -209,6 +216,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
                 vlines: vec![],
                 jitter: 0.06,
                 legend_low: true,
+                x_ticks,
             });
         }
     }

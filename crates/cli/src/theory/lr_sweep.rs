@@ -144,6 +144,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             vlines: boundary.into_iter().collect(),
             jitter: 0.0,
             legend_low: false,
+            x_ticks: vec![],
         }],
     })
 }

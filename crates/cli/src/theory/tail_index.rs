@@ -175,6 +175,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             vlines: vec![],
             jitter: 0.0,
             legend_low: false,
+            x_ticks: vec![],
         });
         out.push(json!({"batch": bp.batch, "rows": rows}));
     }

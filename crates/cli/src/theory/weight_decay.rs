@@ -238,6 +238,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
             vlines: edges.clone(),
             jitter: 0.0,
             legend_low: false,
+            x_ticks: vec![],
         });
         let mut entry = json!({ "rows": rows, "divergence_boundaries": edges });
         match sw {
