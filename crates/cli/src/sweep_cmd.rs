@@ -307,8 +307,9 @@ fn readable(key: &str) -> String {
         "train_loss" => "training loss",
         "alignment_mu" => "alignment μ",
         "trace_h_sigma" => "Tr(HΣ)",
-        "trace_h_sigma_iso" => "Tr(HΣ̄)",
-        "escape_ratio" => "Tr(HΣ)/Tr(HΣ̄)",
+        // Σ_iso rather than Σ̄: the combining macron is lost in many fonts.
+        "trace_h_sigma_iso" => "Tr(HΣ_iso), isotropic noise",
+        "escape_ratio" => "Tr(HΣ)/Tr(HΣ_iso)",
         "step_loss.variance" => "variance of the step loss",
         "step_loss.mean" => "mean step loss",
         _ => return key.to_string(),
@@ -452,7 +453,7 @@ mod tests {
         );
         assert_eq!(
             readable("final.probes.escape_ratio"),
-            "Tr(HΣ)/Tr(HΣ̄) at the end (final.probes.escape_ratio)"
+            "Tr(HΣ)/Tr(HΣ_iso) at the end (final.probes.escape_ratio)"
         );
         assert_eq!(readable("run.some_new_key"), "run.some_new_key");
     }
