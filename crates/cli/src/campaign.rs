@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use noisescope_runs::campaign::{
-    DIRECTION, GENERALIZATION, across_seeds, lines_by_step, tabulate, units_of,
+    DIRECTION, GENERALIZATION, curve_over_seeds, lines_by_step, tabulate, units_of,
 };
 use noisescope_runs::rundir::write_atomic;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ pub fn report(dir: &Path, seeds: &[(u64, PathBuf)]) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|&(key, with_phase1, title, y, log_y)| {
             let curves = if with_phase1 {
-                let p1 = across_seeds(&phase1, key, shift);
+                let p1 = curve_over_seeds(&phase1, key, shift);
                 vec![Series {
                     name: format!("phase 1 (GD, lr {})", cfg.phase1.lr),
                     points: p1.iter().map(|&(x, y, _)| (x, y)).collect(),
@@ -78,7 +78,7 @@ pub fn report(dir: &Path, seeds: &[(u64, PathBuf)]) -> Result<Vec<PathBuf>> {
     for (i, name) in names.iter().enumerate() {
         let units = units_of(seeds, name);
         for (panel, &(key, ..)) in panels.iter_mut().zip(layout.panels) {
-            let pts = across_seeds(&units, key, 0.0);
+            let pts = curve_over_seeds(&units, key, 0.0);
             if pts.is_empty() {
                 continue;
             }

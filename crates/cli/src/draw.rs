@@ -195,9 +195,16 @@ pub fn line_panels(
                 }};
             }
             if *log_y {
+                let (yb, yl) = log_ticks(y0, y1);
                 draw!(
-                    b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                        .map_err(err)?
+                    b.build_cartesian_2d(
+                        x0..x1,
+                        (y0..y1)
+                            .log_scale()
+                            .with_key_points(yb)
+                            .with_light_points(yl)
+                    )
+                    .map_err(err)?
                 );
             } else {
                 draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
@@ -277,9 +284,14 @@ pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
         lo = lo.min(x.min(y));
         hi = hi.max(x.max(y));
     }
-    // A square frame with a margin, so that the landscape is not stretched.
+    // A square frame with a margin, so that the landscape is not stretched (the toy's own
+    // square if a path ran off to where the frame's width overflows).
     let pad = 0.03 * (hi - lo);
-    let whole = (lo - pad, hi + pad);
+    let whole = if (hi - lo + 2.0 * pad).is_finite() {
+        (lo - pad, hi + pad)
+    } else {
+        (-2.0, 2.0)
+    };
     let extent = |s: &Series| {
         let (mut a, mut b) = (
             (f64::INFINITY, f64::INFINITY),
@@ -289,7 +301,8 @@ pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
             a = (a.0.min(x), a.1.min(y));
             b = (b.0.max(x), b.1.max(y));
         }
-        (b.0 - a.0).max(0.0) * (b.1 - a.1).max(0.0)
+        // The longer side: a path along one axis is wide too.
+        (b.0 - a.0).max(b.1 - a.1).max(0.0)
     };
     let mut order: Vec<usize> = (0..trajectories.len()).collect();
     order.sort_by(|&i, &j| extent(&trajectories[j]).total_cmp(&extent(&trajectories[i])));
@@ -346,14 +359,25 @@ pub fn toy_trajectories(path: &Path, trajectories: &[Series]) -> Result<()> {
                         .filter(|p| inside(p))
                         .map(|&(x, y)| ((x - lo) / (hi - lo), (y - lo) / (hi - lo))),
                 );
-                // In the zoom a path leaving the frame is cut at its edge by plotters.
-                let drawn = chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(width)))
-                    .map_err(err)?;
-                if legend {
-                    drawn.label(s.name.clone()).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                    });
+                // plotters moves points outside the frame onto its border, which would draw
+                // lines along the edges: draw the runs of points inside the frame instead.
+                let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
+                for p in &pts {
+                    if inside(p) {
+                        pieces.last_mut().expect("non-empty").push(*p);
+                    } else if !pieces.last().expect("non-empty").is_empty() {
+                        pieces.push(vec![]);
+                    }
+                }
+                for (j, piece) in pieces.into_iter().filter(|q| !q.is_empty()).enumerate() {
+                    let drawn = chart
+                        .draw_series(LineSeries::new(piece, c.stroke_width(width)))
+                        .map_err(err)?;
+                    if legend && j == 0 {
+                        drawn.label(s.name.clone()).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                        });
+                    }
                 }
                 if let Some(&end) = pts.last().filter(|p| inside(p)) {
                     chart
@@ -427,8 +451,8 @@ pub struct Panel {
     /// Prefer the lower right corner for the legend to the upper left (the corner holding
     /// the fewest curve points and markers is taken; this breaks ties).
     pub legend_low: bool,
-    /// A categorical x axis: its positions and their names (ticks only there, a half step of
-    /// room at either end). Empty: a numeric axis.
+    /// A categorical x axis: its positions, consecutive integers (1, 2, …), and their names
+    /// (ticks only there, a half step of room at either end). Empty: a numeric axis.
     #[serde(default)]
     pub x_ticks: Vec<(f64, String)>,
 }
@@ -466,7 +490,14 @@ fn tick(v: &f64) -> String {
     if a < 1e-12 {
         "0".into()
     } else if !(1e-3..1e4).contains(&a) {
-        format!("{v:.0e}")
+        // Three significant digits at most, so that close ticks (1e-4, 1.2e-4) stay apart.
+        let t = format!("{v:.2e}");
+        match t.split_once('e') {
+            Some((m, e)) if m.contains('.') => {
+                format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+            }
+            _ => t,
+        }
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -474,7 +505,8 @@ fn tick(v: &f64) -> String {
 }
 
 /// A log axis's labelled ticks and its unlabelled grid lines within [lo, hi]: labels at 1, 2
-/// and 5 × 10^k and grid lines at the other digits; where that labels fewer than two, every
+/// and 5 × 10^k and grid lines at the other digits (over more than four decades labels at 10^k
+/// only, every few decades past twelve); where that labels fewer than two, every
 /// digit is labelled; where even that is fewer than two (a range inside one step, such as
 /// 0.85–0.95), evenly spaced round values. plotters' own choice labels every grid line, which
 /// runs labels together at the top of a decade ("700800900"), or can label a single value.
@@ -482,16 +514,34 @@ fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
     if !(lo > 0.0 && hi > lo && hi.is_finite()) {
         return (vec![], vec![]);
     }
+    // d × 10^k, divided rather than multiplied for k < 0 so that 3 × 10⁻¹ is 0.3 exactly.
+    let at = |d: i32, k: i32| {
+        if k >= 0 {
+            d as f64 * 10f64.powi(k)
+        } else {
+            d as f64 / 10f64.powi(-k)
+        }
+    };
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    // Over many decades three labels a decade crowd: 10^k only, then every few decades.
+    let decades = k1 - k0;
+    let every = (decades / 8).max(1);
     let (mut bold, mut light) = (Vec::new(), Vec::new());
-    for k in lo.log10().floor() as i32..=hi.log10().ceil() as i32 {
+    for k in k0..=k1 {
         for d in 1..=9 {
-            let v = d as f64 * 10f64.powi(k);
-            if v >= lo && v <= hi {
-                if [1, 2, 5].contains(&d) {
-                    bold.push(v);
-                } else {
-                    light.push(v);
-                }
+            let v = at(d, k);
+            if v < lo || v > hi {
+                continue;
+            }
+            let labelled = if decades > 4 {
+                d == 1 && (k - k0) % every == 0
+            } else {
+                [1, 2, 5].contains(&d)
+            };
+            if labelled {
+                bold.push(v);
+            } else if decades <= 12 {
+                light.push(v);
             }
         }
     }
@@ -758,6 +808,9 @@ mod tests {
         assert_eq!(tick(&-6e-17), "0");
         assert_eq!(tick(&0.25), "0.25");
         assert_eq!(tick(&2e-5), "2e-5");
+        // Close ticks outside [1e-3, 1e4) keep the digits that tell them apart.
+        assert_eq!(tick(&1.2e-4), "1.2e-4");
+        assert_eq!(tick(&1.25e5), "1.25e5");
     }
 
     #[test]
@@ -802,6 +855,12 @@ mod tests {
         assert!(light.is_empty());
         assert_eq!(bold.len(), 4, "{bold:?}");
         assert!((bold[0] - 0.86).abs() < 1e-9 && (bold[3] - 0.92).abs() < 1e-9);
+        // Many decades: labels at powers of ten only, thinned past twelve decades.
+        let (bold, light) = log_ticks(1e-9, 1e0);
+        assert_eq!(bold.len(), 10);
+        assert_eq!(light.len(), 9 * 8);
+        let (bold, _) = log_ticks(1e-300, 1e300);
+        assert!(bold.len() <= 10, "{}", bold.len());
         // Degenerate ranges draw no ticks rather than looping or panicking.
         assert_eq!(log_ticks(0.0, 10.0), (vec![], vec![]));
         assert_eq!(log_ticks(5.0, f64::INFINITY), (vec![], vec![]));

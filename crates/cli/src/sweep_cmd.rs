@@ -208,34 +208,42 @@ fn print_table(sweep: &SweepConfig, summary: &Value, states: &[(String, UnitStat
 /// With `seeds`, a second table: each summary value's mean ± s.e. over the seeds, one row
 /// per series and value (`n` counts the finite values among the seeds').
 fn print_seed_table(sweep: &SweepConfig, summary: &Value) {
-    if sweep.seeds.len() < 2 || sweep.summary.is_empty() {
+    if sweep.seeds.is_empty() || sweep.summary.is_empty() {
         return;
     }
+    let rows = summary["across_seeds"][&sweep.summary[0]]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "{}{}={}",
+                row["series"]
+                    .as_str()
+                    .map(|s| format!("{s}, "))
+                    .unwrap_or_default(),
+                sweep.key,
+                row["label"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let width = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(14)
+        + 2;
     println!("\nmean ± s.e. over seeds {:?}:", sweep.seeds);
-    print!("{:<36}", "series, value");
+    print!("{:<width$}", "series, value");
     for m in &sweep.summary {
         print!(" {m:>30}");
     }
     println!();
-    let first = &sweep.summary[0];
-    let rows = summary["across_seeds"][first]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for (i, row) in rows.iter().enumerate() {
-        let label = format!(
-            "{}{}={}",
-            row["series"]
-                .as_str()
-                .map(|s| format!("{s}, "))
-                .unwrap_or_default(),
-            sweep.key,
-            row["value"]
-                .as_f64()
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        );
-        print!("{label:<36}");
+    for (i, label) in labels.iter().enumerate() {
+        print!("{label:<width$}");
         for m in &sweep.summary {
             let r = &summary["across_seeds"][m][i];
             let cell = match (r["mean"].as_f64(), r["se"].as_f64()) {
@@ -254,8 +262,10 @@ pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Optio
     if sweep.plot.is_empty() {
         return Ok(None);
     }
-    // With seeds, the first seed's curves only: three times the curves would hide each other.
-    let (names, title): (Vec<&String>, String) = match sweep.seeds.first() {
+    // With seeds, the first started seed's curves only: three times the curves would hide
+    // each other.
+    let started = |seed: &&u64| names.iter().any(|n| n.ends_with(&format!("/seed={seed}")));
+    let (names, title): (Vec<&String>, String) = match sweep.seeds.iter().find(started) {
         Some(first) => (
             names
                 .iter()
@@ -343,7 +353,7 @@ pub fn summary_figure(out: &Path, sweep: &SweepConfig, summary: &Value) -> Resul
         return Ok(None);
     }
     let runs = runs(sweep)?;
-    let over_seeds = sweep.seeds.len() >= 2;
+    let over_seeds = !sweep.seeds.is_empty();
     let mut series_names: Vec<Option<String>> = Vec::new();
     for r in &runs {
         if !series_names.contains(&r.series) {

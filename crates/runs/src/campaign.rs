@@ -58,7 +58,11 @@ pub fn lines_by_step(dir: &Path) -> BTreeMap<u64, Value> {
 
 /// Mean ± s.e. over seeds of `key` at every step that every unit logged with a value (so
 /// that no point mixes other subsets of seeds); x shifted by `shift`.
-pub fn across_seeds(units: &[BTreeMap<u64, Value>], key: &str, shift: f64) -> Vec<(f64, f64, f64)> {
+pub fn curve_over_seeds(
+    units: &[BTreeMap<u64, Value>],
+    key: &str,
+    shift: f64,
+) -> Vec<(f64, f64, f64)> {
     let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for u in units {
         for (step, line) in u {
@@ -83,8 +87,8 @@ pub struct Layout {
     pub columns: &'static [(&'static str, &'static str)],
     /// Panels: metric key, with phase 1 before θ*, title, y label, log y.
     pub panels: &'static [(&'static str, bool, &'static str, &'static str, bool)],
-    /// Table rows at these phase-2 steps (those every started seed logged); empty: one row
-    /// at the last probe step every started seed reached.
+    /// Table rows at these phase-2 steps (those every started seed logged) and at the last
+    /// step they all logged; empty: one row at the last probe step every started seed reached.
     pub steps: &'static [u64],
 }
 
@@ -170,8 +174,9 @@ pub struct Tabulated {
 }
 
 /// The table of `names` (the dynamics) over `seeds` in `layout`: mean ± s.e. over the started
-/// seeds of each column, at the layout's steps that every started seed logged, or at the last
-/// probe step every started seed reached.
+/// seeds of each column, at the layout's steps that every started seed logged and the last step
+/// they all logged, or (a layout without steps) at the last probe step every started seed
+/// reached.
 pub fn tabulate(layout: &Layout, names: &[String], seeds: &[(u64, PathBuf)]) -> Tabulated {
     let columns = layout.columns;
     let mut out = Tabulated {
@@ -219,13 +224,24 @@ pub fn tabulate(layout: &Layout, names: &[String], seeds: &[(u64, PathBuf)]) -> 
                 .into_iter()
                 .collect()
         } else {
-            layout
-                .steps
-                .iter()
-                .copied()
-                .filter(|s| units.iter().all(|u| u.contains_key(s)))
-                .collect()
+            // The chosen steps, and the last step every started seed logged (so that a run
+            // longer than the list, or logged at other steps, still shows where it ended).
+            let common = |s: &u64| units.iter().all(|u| u.contains_key(s));
+            let mut steps: Vec<u64> = layout.steps.iter().copied().filter(common).collect();
+            let last = units[0].keys().rev().copied().find(common);
+            if let Some(last) = last.filter(|l| !steps.contains(l)) {
+                steps.push(last);
+            }
+            steps
         };
+        if steps.is_empty() {
+            out.table.push_str(&format!(
+                "| `{name}` | no step logged by every started seed yet ({}) |{}\n",
+                units.len(),
+                " |".repeat(columns.len())
+            ));
+            continue;
+        }
         let mut rows = Vec::new();
         for &step in &steps {
             let mut entry = Map::new();

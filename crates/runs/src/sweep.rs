@@ -41,7 +41,8 @@ pub struct SweepConfig {
     pub series: Vec<SeriesSpec>,
     /// Seeds to repeat every run with: each series and value runs once per seed, in
     /// `<series>/<key>=<value>/seed=<s>`, and the summary gives each summary value's mean and
-    /// standard error over them. Empty: every run uses the base run's `seed`.
+    /// standard error over them (no standard error with one seed). Empty: every run uses the
+    /// base run's `seed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeds: Vec<u64>,
     /// The base run.
@@ -96,10 +97,6 @@ pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
             );
         }
     }
-    let label = |v: &toml::Value| match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let series: Vec<Option<&SeriesSpec>> = if sweep.series.is_empty() {
         vec![None]
     } else {
@@ -113,7 +110,7 @@ pub fn runs(sweep: &SweepConfig) -> Result<Vec<SweepRun>> {
     let mut runs = Vec::new();
     for s in series {
         for v in &sweep.values {
-            let base = format!("{}={}", sweep.key, label(v));
+            let base = format!("{}={}", sweep.key, value_label(v));
             check_folder_name("sweep value", &base)?;
             let base = match s {
                 Some(s) => format!("{}/{base}", s.name),
@@ -230,12 +227,13 @@ pub fn seed_series(sweep: &SweepConfig) -> bool {
 
 /// Each summary value's mean and standard error over seeds at every value of the key: over
 /// the `seeds` within each series, or over the series when they are seeds
-/// ([`seed_series`]). `{metric: [{"series", "value", "mean", "se", "n"}]}`, `series` null
+/// ([`seed_series`]). `{metric: [{"series", "value", "label", "mean", "se", "n"}]}` (`value`
+/// the key's value as a number, null if it is none; `label` as in folder names), `series` null
 /// when the series are the seeds or there are none; `se` is null with fewer than two finite
 /// values; diverged or missing runs are left out and `n` says how many remain. `None` for
 /// sweeps without repetitions.
 pub fn across_seeds(sweep: &SweepConfig, runs_json: &Value) -> Result<Option<Value>> {
-    let over_seeds = sweep.seeds.len() >= 2;
+    let over_seeds = !sweep.seeds.is_empty();
     if !(over_seeds || seed_series(sweep)) || sweep.summary.is_empty() {
         return Ok(None);
     }
@@ -265,7 +263,7 @@ pub fn across_seeds(sweep: &SweepConfig, runs_json: &Value) -> Result<Option<Val
                     .collect();
                 let (mean, se) = noisescope_probe::stats::mean_and_se(&ys);
                 json!({
-                    "series": series, "value": key_number(v),
+                    "series": series, "value": key_number(v), "label": value_label(v),
                     "mean": (!ys.is_empty()).then_some(mean), "se": se, "n": ys.len(),
                 })
             })
@@ -273,6 +271,14 @@ pub fn across_seeds(sweep: &SweepConfig, runs_json: &Value) -> Result<Option<Val
         out.insert(m.clone(), Value::Array(rows));
     }
     Ok(Some(Value::Object(out)))
+}
+
+/// A key's value as it names a folder: a string as itself, anything else in TOML syntax.
+pub fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// A key's value as a number for figures, when it is one.
