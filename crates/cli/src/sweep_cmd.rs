@@ -272,20 +272,31 @@ pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Optio
                 .filter(|n| n.ends_with(&format!("/seed={first}")))
                 .collect(),
             format!(
-                "{}, seed {first} of {}",
+                "by {}, seed {first} of {}",
                 readable(&sweep.key),
                 sweep.seeds.len()
             ),
         ),
-        None => (names.iter().collect(), readable(&sweep.key)),
+        None => (
+            names.iter().collect(),
+            format!("by {}", readable(&sweep.key)),
+        ),
     };
+    // The y axis names the quantities, the first solid and the others dashed.
+    let y_label = sweep
+        .plot
+        .iter()
+        .enumerate()
+        .map(|(j, m)| format!("{}{}", quantity(m), if j == 0 { "" } else { " (dashed)" }))
+        .collect::<Vec<_>>()
+        .join(", ");
     // One colour per value of the key; the first metric solid, the others dashed.
     let series: Vec<Series> = names
         .iter()
         .enumerate()
         .flat_map(|(i, n)| {
             sweep.plot.iter().enumerate().map(move |(j, m)| Series {
-                name: format!("{n} {}", m.trim_start_matches("probes.")),
+                name: format!("{n} {}", quantity(m)),
                 points: metric_series(&out.join(n), m).unwrap_or_default(),
                 color: Some(i),
                 dashed: j > 0,
@@ -294,7 +305,7 @@ pub fn figure(out: &Path, sweep: &SweepConfig, names: &[String]) -> Result<Optio
         .filter(|s| !s.points.is_empty())
         .collect();
     let p = out.join("figures/sweep.svg");
-    line_panels(&p, "step", &[(&title, "value", sweep.log_y, series)])?;
+    line_panels(&p, "step", &[(&title, &y_label, sweep.log_y, series)])?;
     Ok(Some(p))
 }
 
@@ -306,7 +317,20 @@ fn readable(key: &str) -> String {
         Some(("late_mean", r)) => (", mean of the last fifth", r),
         _ => ("", key),
     };
-    let what = match rest.trim_start_matches("probes.") {
+    match quantity_name(rest) {
+        Some(what) => format!("{what}{when} ({key})"),
+        None => key.to_string(),
+    }
+}
+
+/// A metric's name alone (`probes.trace_h_sigma` → "Tr(HΣ)"), or the key where it has none.
+fn quantity(key: &str) -> String {
+    quantity_name(key).map_or_else(|| key.to_string(), str::to_string)
+}
+
+/// The words for a config key or metric (without `final.`/`late_mean.`), when known.
+fn quantity_name(key: &str) -> Option<&'static str> {
+    Some(match key.trim_start_matches("probes.") {
         "optimizer.weight_decay" => "weight decay γ",
         "optimizer.lr" => "learning rate",
         "model.width" | "model.widths.1" => "hidden width",
@@ -322,9 +346,8 @@ fn readable(key: &str) -> String {
         "escape_ratio" => "Tr(HΣ)/Tr(HΣ_iso)",
         "step_loss.variance" => "variance of the step loss",
         "step_loss.mean" => "mean step loss",
-        _ => return key.to_string(),
-    };
-    format!("{what}{when} ({key})")
+        _ => return None,
+    })
 }
 
 /// The rows of `across_seeds` for summary value `m` and `series` (None: rows without one), as
@@ -466,5 +489,7 @@ mod tests {
             "Tr(HΣ)/Tr(HΣ_iso) at the end (final.probes.escape_ratio)"
         );
         assert_eq!(readable("run.some_new_key"), "run.some_new_key");
+        assert_eq!(quantity("probes.trace_h_sigma"), "Tr(HΣ)");
+        assert_eq!(quantity("probes.new_probe"), "probes.new_probe");
     }
 }
