@@ -46,7 +46,7 @@ pub(crate) type Packed<T> = unsafe fn(
 
 /// A float that the host kernels run in.
 pub(crate) trait Real:
-    Element + Copy + Send + Sync + PartialOrd + std::ops::AddAssign
+    Element + Copy + Send + Sync + PartialOrd + std::ops::AddAssign + std::ops::Mul<Output = Self>
 {
     /// 0.
     const ZERO: Self;
@@ -349,7 +349,11 @@ fn split_samples<T: Send>(
 }
 
 /// Fills `out`, rows of `len`, by `f(row range, its rows)` over the cores.
-fn split_rows<T: Send>(out: &mut [T], len: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
+pub(crate) fn split_rows<T: Send>(
+    out: &mut [T],
+    len: usize,
+    f: impl Fn(Range<usize>, &mut [T]) + Sync,
+) {
     let rows = out.len() / len.max(1);
     split_samples(out, 1, rows, len, |range, mut slab| {
         f(range, slab.pop().expect("k = 1"))

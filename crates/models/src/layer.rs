@@ -122,6 +122,22 @@ impl Factors {
         }
     }
 
+    /// The tensors holding this layer's factors (Ã and Δ, or the block).
+    pub(crate) fn tensors(&self) -> Vec<&Tensor<2>> {
+        match self {
+            Factors::Outer { inputs, cotangents } => vec![inputs, cotangents],
+            Factors::Materialized(g) => vec![g],
+        }
+    }
+
+    /// The first of [`Self::tensors`].
+    pub(crate) fn first_tensor(&self) -> &Tensor<2> {
+        match self {
+            Factors::Outer { inputs, .. } => inputs,
+            Factors::Materialized(g) => g,
+        }
+    }
+
     /// The per-sample gradients G_l, [n, D_l] (materializes an outer product).
     ///
     /// # Shapes
