@@ -12,7 +12,10 @@
 
 use burn::prelude::*;
 
-use crate::host_ops::{batched_matmul, cat, matmul, matmul_each, matmul_plus_row, narrow};
+use crate::host_ops::{
+    ROWS_IN_PLACE, batched_matmul, batched_matmul_rows, cat, matmul, matmul_each, matmul_plus_row,
+    narrow, reshape,
+};
 use crate::layer::{Backward, Factors, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A dense layer with `inputs` → `outputs` features and a bias.
@@ -41,11 +44,10 @@ impl Dense {
         (w, b)
     }
 
-    /// V_W [k, o, i] and V_b [k, o] from V_l [k, D_l].
-    fn directions(&self, v: &Tensor<2>) -> (Tensor<3>, Tensor<2>) {
+    /// V_W [k, o·i] (one [o, i] block per row) and V_b [k, o] from V_l [k, D_l]: views of V.
+    fn directions(&self, v: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let (o, i) = (self.outputs, self.inputs);
-        let k = v.dims()[0];
-        let vw = narrow(v.clone(), 1, 0, o * i).reshape([k, o, i]);
+        let vw = narrow(v.clone(), 1, 0, o * i);
         let vb = narrow(v.clone(), 1, o * i, o);
         (vw, vb)
     }
@@ -108,7 +110,18 @@ impl Layer for Dense {
         let from_params = r.v.map(|v| {
             let (vw, vb) = self.directions(v);
             // a V_Wᵀ for all k directions: [n, i] @ [i, o] each → [k, n, o].
-            let avw = matmul_each(io.a_in.clone(), vw);
+            let avw = if o * i >= ROWS_IN_PLACE {
+                batched_matmul_rows(
+                    io.a_in.clone().unsqueeze_dim::<3>(0),
+                    false,
+                    vw,
+                    [o, i],
+                    true,
+                )
+            } else {
+                let k = vw.dims()[0];
+                matmul_each(io.a_in.clone(), reshape(vw, [k, o, i]))
+            };
             avw + vb.unsqueeze_dim::<3>(1)
         });
         add_terms(from_input, from_params)
@@ -146,7 +159,13 @@ impl Layer for Dense {
             if let (Some(delta), Some(v)) = (delta, r.v) {
                 let (vw, _) = self.directions(v);
                 // δ V_W: per direction [n, o] @ [o, i].
-                let dv = batched_matmul(delta.clone().unsqueeze_dim::<3>(0), false, vw, false);
+                let dv = batched_matmul_rows(
+                    delta.clone().unsqueeze_dim::<3>(0),
+                    false,
+                    vw,
+                    [o, i],
+                    false,
+                );
                 rd = rd + dv;
             }
             rd

@@ -75,6 +75,15 @@ pub(crate) trait Real:
     /// The row-major values of burn-ndarray's tensor `t` in place, if it holds this float in
     /// a contiguous row-major buffer.
     fn in_place(t: &NdArrayTensor) -> Option<&[Self]>;
+
+    /// The row-major values of burn-ndarray's tensor `t`, copied row by row, if it holds this
+    /// float in rows of unit stride (a narrowed view of a row-major buffer, say): one memcpy
+    /// per row, where ndarray's own copy of a view walks it element by element.
+    fn rows_copied(t: &NdArrayTensor) -> Option<Vec<Self>>;
+
+    /// `f` of the rows of burn-ndarray's 2-D tensor `t` read in place, if it holds this float
+    /// in rows of unit stride (a narrowed view of a row-major buffer, say).
+    fn with_rows<R>(t: &NdArrayTensor, f: impl FnOnce(&[&[Self]]) -> R) -> Option<R>;
 }
 
 macro_rules! real_with_gemm {
@@ -85,6 +94,37 @@ macro_rules! real_with_gemm {
             fn in_place(t: &NdArrayTensor) -> Option<&[$t]> {
                 match t {
                     NdArrayTensor::$variant(s) => s.view().to_slice(),
+                    _ => None,
+                }
+            }
+            fn with_rows<R>(t: &NdArrayTensor, f: impl FnOnce(&[&[$t]]) -> R) -> Option<R> {
+                match t {
+                    NdArrayTensor::$variant(s) => {
+                        let v = s.view();
+                        if v.ndim() != 2 {
+                            return None;
+                        }
+                        let rows: Option<Vec<&[$t]>> = (0..v.shape()[0])
+                            .map(|r| v.clone().index_axis_move(ndarray::Axis(0), r).to_slice())
+                            .collect();
+                        rows.map(|rows| f(&rows))
+                    }
+                    _ => None,
+                }
+            }
+            fn rows_copied(t: &NdArrayTensor) -> Option<Vec<$t>> {
+                match t {
+                    NdArrayTensor::$variant(s) => {
+                        let v = s.view();
+                        if v.ndim() == 0 {
+                            return None;
+                        }
+                        let mut out = Vec::with_capacity(v.len());
+                        for row in v.rows() {
+                            out.extend_from_slice(row.to_slice()?);
+                        }
+                        Some(out)
+                    }
                     _ => None,
                 }
             }
@@ -675,20 +715,30 @@ impl<T: Real> Values<T> {
 /// The values of `t` on the host as T, row-major.
 ///
 /// A tensor whose ndarray buffer is already row-major and contiguous (most are: fresh results,
-/// θ's layer slices, reshapes of either) is read in place, sharing the buffer: no copy. Any
-/// other (a transposed or strided view) is copied: the product with 1 gives ndarray a fresh
+/// θ's layer slices, reshapes of either) is read in place, sharing the buffer: no copy. A view
+/// whose rows have unit stride (a narrowed slice of directions) is copied row by row. Any
+/// other (a transposed view) is copied: the product with 1 gives ndarray a fresh
 /// array that it hands over without a second copy, because `into_data` of an array that is
 /// still shared walks it element by element through dynamic-rank indices (two thirds of a
 /// convyu step, once).
 pub(crate) fn values<T: Real, const D: usize>(t: Tensor<D>) -> Values<T> {
-    values_in_place(&t).unwrap_or_else(|| {
-        Values::Copied(
-            (t * 1.0)
-                .into_data()
-                .try_into_vec::<T>()
-                .expect("host kernels read the tensor's own dtype"),
-        )
-    })
+    values_in_place(&t)
+        .or_else(|| rows_copied(&t))
+        .unwrap_or_else(|| {
+            Values::Copied(
+                (t * 1.0)
+                    .into_data()
+                    .try_into_vec::<T>()
+                    .expect("host kernels read the tensor's own dtype"),
+            )
+        })
+}
+
+/// The values of `t` copied row by row ([`Real::rows_copied`]) when its rows have unit
+/// stride; `None` otherwise (a transposed view).
+pub(crate) fn rows_copied<T: Real, const D: usize>(t: &Tensor<D>) -> Option<Values<T>> {
+    let p = t.clone().try_into_primitive::<NdArray>().ok()?;
+    T::rows_copied(&p).map(Values::Copied)
 }
 
 /// The values of `t` when its ndarray buffer is already row-major and contiguous (read in
