@@ -1,5 +1,6 @@
 //! `noisescope plot DIR`: redraws the figures of a run, an escape experiment, a sweep, a
-//! campaign or a theory experiment from the files they wrote.
+//! campaign or a theory experiment from the files they wrote, and combines a theory
+//! experiment's `seed-N/` folders into one table.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,12 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             .collect()
     } else if let seeds @ [_, ..] = crate::campaign::seed_folders(dir).as_slice() {
         crate::campaign::report(dir, seeds)?
+    } else if let seeds @ [_, ..] = noisescope_runs::theory_seeds::seed_folders(dir).as_slice() {
+        // One theory experiment on several seeds: its combined table; each seed keeps its
+        // own figure.
+        print!("{}", noisescope_runs::theory_seeds::report(dir, seeds)?);
+        println!("table: {}", dir.join("table.md").display());
+        Vec::new()
     } else if let Some(panels) = theory_panels(dir)? {
         let (name, panels) = panels;
         let p = dir.join(format!("figures/{name}.svg"));

@@ -8,6 +8,7 @@
 //! - [`rundir`]: the folder, atomic writes, metric lines, checkpoints (θ, optimizer, noise
 //!   state and the probes' warm start as safetensors) and experiment folders of units.
 //! - [`sweep`]: a sweep's folder: its runs as units and their combined summary.
+//! - [`theory_seeds`]: one theory experiment over several seeds (`seed-N/` folders), combined.
 //! - [`tensorboard`]: TensorBoard event files (the Event protobuf and CRC-32C framing).
 //! - [`provenance`]: what made a result (build, command line, host, device, times).
 //! - [`units`]: the units of a multi-run experiment, each a folder whose state is read from
@@ -20,4 +21,5 @@ pub mod provenance;
 pub mod rundir;
 pub mod sweep;
 pub mod tensorboard;
+pub mod theory_seeds;
 pub mod units;
