@@ -14,22 +14,7 @@ use crate::rundir::RunDir;
 
 /// The seed folders of a campaign root: `seed-N/` holding an `escape.toml`, by seed.
 pub fn seed_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut seeds: Vec<(u64, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let seed: u64 = name.strip_prefix("seed-")?.parse().ok()?;
-            e.path()
-                .join("escape.toml")
-                .is_file()
-                .then_some((seed, e.path()))
-        })
-        .collect();
-    seeds.sort_by_key(|(s, _)| *s);
-    seeds
+    crate::units::seed_dirs(dir, |p| p.join("escape.toml").is_file())
 }
 
 /// Mean and standard error of the mean (0 for one value).

@@ -11,21 +11,12 @@ use serde_json::{Map, Value, json};
 
 /// The seed folders of a root that hold one theory experiment's summary each, by seed.
 pub fn seed_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut seeds: Vec<(u64, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let seed: u64 = name.strip_prefix("seed-")?.parse().ok()?;
-            let text = std::fs::read_to_string(e.path().join("summary.json")).ok()?;
-            let v: Value = serde_json::from_str(&text).ok()?;
-            v["experiment"].is_string().then_some((seed, e.path()))
-        })
-        .collect();
-    seeds.sort_by_key(|(s, _)| *s);
-    seeds
+    crate::units::seed_dirs(dir, |p| {
+        std::fs::read_to_string(p.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["experiment"].is_string())
+    })
 }
 
 /// The seeds' summaries merged: numbers that differ between seeds become

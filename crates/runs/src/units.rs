@@ -3,7 +3,7 @@
 //! by whoever combines them. A unit's state is read from its folder alone, so that the
 //! combined summary is the same whichever processes ran the units and in what order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -127,6 +127,24 @@ pub fn record_failure(dir: &Path, error: &anyhow::Error) {
     if let Err(w) = recorded {
         eprintln!("could not record the failure in {}: {w:#}", file.display());
     }
+}
+
+/// The `seed-N/` folders under `dir` that `accept` takes, by seed (none when `dir` cannot be
+/// read): the seeds of a campaign or of a theory experiment run once per seed.
+pub fn seed_dirs(dir: &Path, accept: impl Fn(&Path) -> bool) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut seeds: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let seed: u64 = name.strip_prefix("seed-")?.parse().ok()?;
+            accept(&e.path()).then_some((seed, e.path()))
+        })
+        .collect();
+    seeds.sort_by_key(|(s, _)| *s);
+    seeds
 }
 
 #[cfg(test)]
