@@ -56,8 +56,8 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             .collect()
     } else if let seeds @ [_, ..] = crate::campaign::seed_folders(dir).as_slice() {
         crate::campaign::report(dir, seeds)?
-    } else if let seeds @ [_, ..] = noisescope_runs::theory_seeds::seed_folders(dir).as_slice() {
-        // One theory experiment on several seeds: its combined table; each seed keeps its
+    } else if let seeds @ [_, _, ..] = noisescope_runs::theory_seeds::seed_folders(dir).as_slice() {
+        // One theory experiment on two or more seeds: its combined table; each seed keeps its
         // own figure.
         print!("{}", noisescope_runs::theory_seeds::report(dir, seeds)?);
         println!("table: {}", dir.join("table.md").display());

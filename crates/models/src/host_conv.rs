@@ -394,6 +394,9 @@ pub(crate) fn split_rows<T: Send>(
     len: usize,
     f: impl Fn(Range<usize>, &mut [T]) + Sync,
 ) {
+    if out.is_empty() {
+        return;
+    }
     let rows = out.len() / len.max(1);
     split_samples(out, 1, rows, len, |range, mut slab| {
         f(range, slab.pop().expect("k = 1"))

@@ -19,32 +19,40 @@ pub fn seed_folders(dir: &Path) -> Vec<(u64, PathBuf)> {
     })
 }
 
-/// The seeds' summaries merged: numbers that differ between seeds become
-/// `{"mean", "se", "values"}` (`se` null for one finite value; non-finite values left out of
-/// the mean), numbers that agree stay as they are, objects and lists are merged entry by entry
-/// (lists of one length only), anything else keeps the first seed's value.
+/// The seeds' summaries merged: numbers that differ between seeds, and every tabulated value
+/// ([`tabulated`]), become `{"mean", "se", "values"}` (`se` null for one finite value; seeds
+/// without a value left out of the mean), numbers that agree stay as they are, objects and
+/// lists are merged entry by entry (lists of one length only), anything else keeps the first
+/// seed's value.
 pub fn merge(values: &[&Value]) -> Value {
+    merge_key("", values)
+}
+
+/// [`merge`] of the values under `key`: a tabulated key ([`tabulated`]) becomes
+/// `{"mean", "se", "values"}` even where the seeds agree, and a number where some seeds have
+/// none (null: diverged, unsettled) keeps those seeds as `null` in `values`.
+fn merge_key(key: &str, values: &[&Value]) -> Value {
     let first = values[0];
-    match first {
-        Value::Number(_) => {
-            let xs: Vec<Option<f64>> = values.iter().map(|v| v.as_f64()).collect();
-            if xs.iter().all(|x| *x == xs[0]) {
-                return first.clone();
-            }
-            let finite: Vec<f64> = xs
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|x| x.is_finite())
-                .collect();
-            let (mean, se) = if finite.is_empty() {
-                (None, None)
-            } else {
-                let (m, se) = noisescope_probe::stats::mean_and_se(&finite);
-                (Some(m), se)
-            };
-            json!({"mean": mean, "se": se, "values": xs})
+    if values.iter().any(|v| v.is_number()) && values.iter().all(|v| v.is_number() || v.is_null()) {
+        let xs: Vec<Option<f64>> = values.iter().map(|v| v.as_f64()).collect();
+        if !tabulated(key) && xs.iter().all(|x| *x == xs[0]) {
+            return first.clone();
         }
+        let finite: Vec<f64> = xs
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        let (mean, se) = if finite.is_empty() {
+            (None, None)
+        } else {
+            let (m, se) = noisescope_probe::stats::mean_and_se(&finite);
+            (Some(m), se)
+        };
+        return json!({"mean": mean, "se": se, "values": xs});
+    }
+    match first {
         Value::Object(o) => {
             let mut out = Map::new();
             for (k, v0) in o {
@@ -52,14 +60,13 @@ pub fn merge(values: &[&Value]) -> Value {
                     .iter()
                     .map(|v| v.get(k).unwrap_or(&Value::Null))
                     .collect();
-                out.insert(
-                    k.clone(),
-                    if vs.iter().all(|v| !v.is_null()) {
-                        merge(&vs)
-                    } else {
-                        v0.clone()
-                    },
-                );
+                let merged = if vs.iter().all(|v| !v.is_null()) || vs.iter().any(|v| v.is_number())
+                {
+                    merge_key(k, &vs)
+                } else {
+                    v0.clone()
+                };
+                out.insert(k.clone(), merged);
             }
             Value::Object(out)
         }
@@ -68,7 +75,7 @@ pub fn merge(values: &[&Value]) -> Value {
             match arrays {
                 Some(arrays) if arrays.iter().all(|b| b.len() == a.len()) => Value::Array(
                     (0..a.len())
-                        .map(|i| merge(&arrays.iter().map(|b| &b[i]).collect::<Vec<_>>()))
+                        .map(|i| merge_key(key, &arrays.iter().map(|b| &b[i]).collect::<Vec<_>>()))
                         .collect(),
                 ),
                 _ => first.clone(),
@@ -128,7 +135,7 @@ pub fn rows(merged: &Value) -> Vec<Row> {
                 // A setting the parent's label already names (a panel's λ on each row) once.
                 let own: Vec<String> = own
                     .into_iter()
-                    .filter(|p| !label.contains(p.as_str()))
+                    .filter(|p| !label.split(", ").any(|q| q == p))
                     .collect();
                 let label = [label.to_string(), own.join(", ")]
                     .into_iter()
@@ -262,6 +269,21 @@ mod tests {
         assert_eq!(r[0].label, "c1");
         assert_eq!(r[0].key, "rel_err");
         assert_eq!(r[0].values, vec![Some(0.01), Some(0.03)]);
+    }
+
+    #[test]
+    fn a_seed_without_a_value_is_left_out_and_agreeing_values_still_get_a_row() {
+        let a = json!({"rows": [{"lr": 0.5, "measured": 2.0, "rel_err": null}]});
+        let b = json!({"rows": [{"lr": 0.5, "measured": 2.0, "rel_err": 0.04}]});
+        let m = merge(&[&a, &b]);
+        assert_eq!(m["rows"][0]["lr"], 0.5);
+        assert_eq!(m["rows"][0]["rel_err"]["values"], json!([null, 0.04]));
+        assert!((m["rows"][0]["rel_err"]["mean"].as_f64().unwrap() - 0.04).abs() < 1e-12);
+        let r = rows(&m);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0].key, "measured");
+        assert_eq!(r[0].values, vec![Some(2.0), Some(2.0)]);
+        assert_eq!(r[0].label, "lr 0.5");
     }
 
     #[test]
