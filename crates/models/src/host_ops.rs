@@ -130,24 +130,16 @@ pub fn narrow<const D: usize>(t: Tensor<D>, dim: usize, start: usize, len: usize
 /// # Shapes
 /// Any shape of the same number of elements.
 pub fn reshape<const D: usize, const D2: usize>(t: Tensor<D>, shape: [usize; D2]) -> Tensor<D2> {
-    match host_dtype(&t, None) {
-        Some(dt) if values_in_place_any(&t).is_none() => with_real!(dt, T => {
-            let device = t.device();
-            match crate::host_conv::rows_copied::<T, D>(&t) {
-                Some(v) => tensor(v.into_vec(), shape, &device),
-                None => t.reshape(shape),
+    // A view read in place reshapes for free in burn; only one that would be copied is ours.
+    let copied = host_dtype(&t, None).and_then(|dt| {
+        with_real!(dt, T => {
+            if crate::host_conv::values_in_place::<T, D>(&t).is_some() {
+                return None;
             }
-        }),
-        _ => t.reshape(shape),
-    }
-}
-
-/// Whether `t`'s values can be read in place (as f32 or f64).
-fn values_in_place_any<const D: usize>(t: &Tensor<D>) -> Option<()> {
-    match t.dtype() {
-        DType::F64 => crate::host_conv::values_in_place::<f64, D>(t).map(|_| ()),
-        _ => crate::host_conv::values_in_place::<f32, D>(t).map(|_| ()),
-    }
+            crate::host_conv::rows_copied::<T, D>(&t).map(|v| tensor(v.into_vec(), shape, &t.device()))
+        })
+    });
+    copied.unwrap_or_else(|| t.reshape(shape))
 }
 
 /// Blocks of at least this many entries are read in place from their rows by

@@ -130,14 +130,6 @@ impl Factors {
         }
     }
 
-    /// The first of [`Self::tensors`].
-    pub(crate) fn first_tensor(&self) -> &Tensor<2> {
-        match self {
-            Factors::Outer { inputs, .. } => inputs,
-            Factors::Materialized(g) => g,
-        }
-    }
-
     /// The per-sample gradients G_l, [n, D_l] (materializes an outer product).
     ///
     /// # Shapes

@@ -186,7 +186,7 @@ impl SampleGradients {
     /// # Shapes
     /// Returns [N, D].
     pub fn materialize(&self) -> Tensor<2> {
-        let first = self.factors.first().map(Factors::first_tensor);
+        let first = self.factors.first().map(|f| f.tensors()[0]);
         let host = first.and_then(|t| host_dtype(t, None)).filter(|&dt| {
             self.factors
                 .iter()
