@@ -304,6 +304,54 @@ impl Geometry {
         }
     }
 
+    /// Pᵀ = unfold(x)ᵀ, [L, c_i·kh·kw]: each output position's patch as one row, entries
+    /// ordered as [`Geometry::unfold`]'s rows.
+    fn unfold_t<T: Real>(&self, x: &[T], rows: &mut [T]) {
+        match self.kernel[1] {
+            // A fixed run length lets the compiler inline each run's copy; a runtime one
+            // calls memcpy once per kw entries.
+            5 => self.unfold_t_runs::<T, 5>(x, rows),
+            3 => self.unfold_t_runs::<T, 3>(x, rows),
+            _ => self.unfold_t_runs::<T, 0>(x, rows),
+        }
+    }
+
+    /// [`Geometry::unfold_t`] with kernel width `KW` (0: read from the geometry).
+    #[inline(always)]
+    fn unfold_t_runs<T: Real, const KW: usize>(&self, x: &[T], rows: &mut [T]) {
+        let ([kh, kw], [ho, wo], [h, w]) = (self.kernel, self.out_hw(), self.input);
+        let kw = if KW == 0 { kw } else { KW };
+        let rows = &mut rows[..ho * wo * self.patch()];
+        let mut at = 0;
+        for y in 0..ho {
+            for xo in 0..wo {
+                for c in 0..self.c_in {
+                    let mut from = (c * h + y) * w + xo;
+                    for _ in 0..kh {
+                        rows[at..at + kw].copy_from_slice(&x[from..from + kw]);
+                        at += kw;
+                        from += w;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a weight-gradient product Σ δ Pᵀ with `rows` cotangent rows (c_o, or k·c_o
+    /// for stacked directions) reads the patches as Pᵀ rows ([`Geometry::unfold_t`]) rather
+    /// than P transposed in place.
+    ///
+    /// The gemm crate wants the product's left operand (P, after it turns C = δPᵀ into
+    /// Cᵀ = P δᵀ for a row-major C) with unit row stride; read from P's rows it gathers every
+    /// entry with stride L while packing, which took a fifth of a convyu Hessian-vector
+    /// product (perf, 2026-12-06). Packing only copies, so the products keep their bits,
+    /// except where the crate picks another kernel by the operands' strides: outputs of at
+    /// most 16 × 16 entries, single rows or columns, and depths of at most 2. Those keep P.
+    fn patches_by_position(&self, rows: usize) -> bool {
+        let (cp, l) = (self.patch(), self.positions());
+        rows >= 2 && cp >= 2 && l > 2 && rows * cp > 16 * 16
+    }
+
     /// x += fold(cols): each patch entry added back at its input position (the adjoint of
     /// [`Geometry::unfold`]).
     fn fold_add<T: Real>(&self, cols: &[T], x: &mut [T]) {
@@ -495,6 +543,38 @@ pub(crate) fn forward<T: Real>(
     z
 }
 
+/// How a weight-gradient product reads the patches ([`Geometry::patches_by_position`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Patches {
+    /// P, [cp, L], read transposed.
+    ByRow,
+    /// Pᵀ, [L, cp], read as it is.
+    ByPosition,
+}
+
+impl Patches {
+    fn choose(g: &Geometry, rows: usize) -> Self {
+        if g.patches_by_position(rows) {
+            Patches::ByPosition
+        } else {
+            Patches::ByRow
+        }
+    }
+
+    fn unfold<T: Real>(self, g: &Geometry, x: &[T], cols: &mut [T]) {
+        match self {
+            Patches::ByRow => g.unfold(x, cols),
+            Patches::ByPosition => g.unfold_t(x, cols),
+        }
+    }
+
+    /// Pᵀ, [L, cp], as a product operand over `cols` filled by [`Patches::unfold`].
+    fn transposed<'a, T>(self, g: &Geometry, cols: &'a [T]) -> Mat<'a, T> {
+        let (cp, l) = (g.patch(), g.positions());
+        Mat(cols, l, cp, self == Patches::ByRow)
+    }
+}
+
 /// Σ_n d_{k,n} P(x_{k,n})ᵀ and, when `bias`, Σ_{n,l} d_{k,n}: [k, c_o·c_i·kh·kw (+ c_o)], for
 /// inputs x [k or 1, n, c_i·h·w] and cotangents d [k or 1, n, c_o·L].
 pub(crate) fn weight_grads<T: Real>(
@@ -505,16 +585,32 @@ pub(crate) fn weight_grads<T: Real>(
     d: &[T],
     bias: bool,
 ) -> Vec<T> {
+    weight_grads_reading(g, k, n, x, d, bias, None)
+}
+
+/// [`weight_grads`] reading the patches as `layout` says (`None`: as
+/// [`Geometry::patches_by_position`] chooses).
+fn weight_grads_reading<T: Real>(
+    g: &Geometry,
+    k: usize,
+    n: usize,
+    x: &[T],
+    d: &[T],
+    bias: bool,
+    layout: Option<Patches>,
+) -> Vec<T> {
     let (cp, l) = (g.patch(), g.positions());
     let x = Blocks::new(x, k, n, g.image());
     let d = Blocks::new(d, k, n, g.out());
     let row = g.c_out * cp + if bias { g.c_out } else { 0 };
+    // k cotangents against one shared input: stack them as [k·c_o, L] and accumulate one
+    // matmul per sample into [k·c_o, cp], so that the patches are packed once.
+    let stacked = !x.per_k && d.per_k;
+    let patches =
+        layout.unwrap_or_else(|| Patches::choose(g, if stacked { k * g.c_out } else { g.c_out }));
     let parts = split(n, |range| {
         let mut cols = vec![T::ZERO; cp * l];
         let mut acc = vec![T::ZERO; k * row];
-        // k cotangents against one shared input: stack them as [k·c_o, L] and accumulate
-        // one matmul per sample into [k·c_o, cp], so that the patches are packed once.
-        let stacked = !x.per_k && d.per_k;
         let (mut ds, mut wacc) = if stacked {
             (vec![T::ZERO; k * g.out()], vec![T::ZERO; k * g.c_out * cp])
         } else {
@@ -522,13 +618,13 @@ pub(crate) fn weight_grads<T: Real>(
         };
         for s in range {
             if stacked {
-                g.unfold(x.get(0, s), &mut cols);
+                patches.unfold(g, x.get(0, s), &mut cols);
                 for kk in 0..k {
                     ds[kk * g.out()..(kk + 1) * g.out()].copy_from_slice(d.get(kk, s));
                 }
                 gemm(
                     Mat(&ds, k * g.c_out, l, false),
-                    Mat(&cols, l, cp, true),
+                    patches.transposed(g, &cols),
                     &mut wacc,
                     true,
                 );
@@ -538,12 +634,12 @@ pub(crate) fn weight_grads<T: Real>(
                 let dst = &mut acc[kk * row..(kk + 1) * row];
                 if !stacked {
                     if kk == 0 || x.per_k {
-                        g.unfold(x.get(kk, s), &mut cols);
+                        patches.unfold(g, x.get(kk, s), &mut cols);
                     }
-                    // [c_o, L] @ [L, cp] with Pᵀ read in place.
+                    // [c_o, L] @ [L, cp].
                     gemm(
                         Mat(dk, g.c_out, l, false),
-                        Mat(&cols, l, cp, true),
+                        patches.transposed(g, &cols),
                         &mut dst[..g.c_out * cp],
                         true,
                     );
@@ -571,19 +667,32 @@ pub(crate) fn weight_grads<T: Real>(
 
 /// The per-sample gradients [vec(δ_n P_nᵀ); Σ_l δ_n], [n, c_o·c_i·kh·kw + c_o].
 pub(crate) fn per_sample_grads<T: Real>(g: &Geometry, n: usize, x: &[T], d: &[T]) -> Vec<T> {
+    per_sample_grads_reading(g, n, x, d, None)
+}
+
+/// [`per_sample_grads`] reading the patches as `layout` says (`None`: as
+/// [`Geometry::patches_by_position`] chooses).
+fn per_sample_grads_reading<T: Real>(
+    g: &Geometry,
+    n: usize,
+    x: &[T],
+    d: &[T],
+    layout: Option<Patches>,
+) -> Vec<T> {
     let (cp, l) = (g.patch(), g.positions());
     let row = g.c_out * cp + g.c_out;
     let x = Blocks::new(x, 1, n, g.image());
     let d = Blocks::new(d, 1, n, g.out());
     let mut out = vec![T::ZERO; n * row];
+    let patches = layout.unwrap_or_else(|| Patches::choose(g, g.c_out));
     split_rows(&mut out, row, |range, part| {
         let mut cols = vec![T::ZERO; cp * l];
         for (s, dst) in range.zip(part.chunks_mut(row)) {
-            g.unfold(x.get(0, s), &mut cols);
+            patches.unfold(g, x.get(0, s), &mut cols);
             let ds = d.get(0, s);
             gemm(
                 Mat(ds, g.c_out, l, false),
-                Mat(&cols, l, cp, true),
+                patches.transposed(g, &cols),
                 &mut dst[..g.c_out * cp],
                 false,
             );
@@ -913,6 +1022,87 @@ mod tests {
             .map(|j| (0..n).map(|s| ps[s * (p + G.c_out) + j]).sum())
             .collect();
         close(&sum, &g1);
+    }
+
+    /// Weight gradients, stacked or not, and per-sample gradients in `T` with the patches read
+    /// both ways, as bits.
+    fn both_layouts<T: Real>(g: &Geometry, k: usize, n: usize, seed: u64) -> [[Vec<u64>; 2]; 4] {
+        let cast = |v: Vec<f64>| v.into_iter().map(T::from_elem).collect::<Vec<T>>();
+        let bits =
+            |v: Vec<T>| -> Vec<u64> { v.into_iter().map(|x| x.to_f64().to_bits()).collect() };
+        let xs: Vec<T> = cast(random(k * n * g.image(), seed));
+        let ds: Vec<T> = cast(random(k * n * g.out(), seed + 1));
+        let x1 = &xs[..n * g.image()];
+        let d1 = &ds[..n * g.out()];
+        let runs = [Patches::ByRow, Patches::ByPosition].map(|p| {
+            [
+                bits(weight_grads_reading(g, k, n, &xs, &ds, true, Some(p))),
+                bits(weight_grads_reading(g, k, n, x1, &ds, true, Some(p))),
+                bits(weight_grads_reading(g, 1, n, x1, d1, false, Some(p))),
+                bits(per_sample_grads_reading(g, n, x1, d1, Some(p))),
+            ]
+        });
+        let [a, b] = runs;
+        [0, 1, 2, 3].map(|i| [a[i].clone(), b[i].clone()])
+    }
+
+    #[test]
+    fn patches_read_by_position_give_the_same_bits_wherever_they_are_chosen() {
+        // convyu's two convolutions, a 3 × 3 one, and sizes around the gemm crate's 16 × 16
+        // kernel; k = 7 stacks 70 rows, past the gemm crate into matrixmultiply.
+        let shapes = [
+            (1, 10, [28, 28], [5, 5]),
+            (10, 10, [12, 12], [5, 5]),
+            (3, 8, [9, 7], [3, 3]),
+            (2, 13, [6, 6], [3, 3]),
+            (4, 17, [6, 5], [2, 2]),
+        ];
+        for (c_in, c_out, input, kernel) in shapes {
+            let g = Geometry {
+                c_in,
+                c_out,
+                input,
+                kernel,
+            };
+            for k in [2, 7] {
+                // Per-direction inputs; a shared input (stacked); k = 1; per sample.
+                let want_same =
+                    [c_out, k * c_out, c_out, c_out].map(|rows| g.patches_by_position(rows));
+                for (runs, same) in [
+                    both_layouts::<f32>(&g, k, 3, 11),
+                    both_layouts::<f64>(&g, k, 3, 12),
+                ]
+                .into_iter()
+                .flat_map(|r| r.into_iter().zip(want_same))
+                {
+                    // Where the choice is by position, the bits must not move; elsewhere the
+                    // values still agree.
+                    if same {
+                        assert_eq!(runs[0], runs[1], "{g:?}, k = {k}");
+                    } else {
+                        for (a, b) in runs[0].iter().zip(&runs[1]) {
+                            let (a, b) = (f64::from_bits(*a), f64::from_bits(*b));
+                            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{g:?}: {a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+        // convyu's second convolution is read by position, its first (16 × 16 outputs or
+        // fewer: the crate's own small kernel) is not.
+        let conv2 = Geometry {
+            c_in: 10,
+            c_out: 10,
+            input: [12, 12],
+            kernel: [5, 5],
+        };
+        assert!(conv2.patches_by_position(10));
+        let conv1 = Geometry {
+            c_in: 1,
+            input: [28, 28],
+            ..conv2
+        };
+        assert!(!conv1.patches_by_position(10));
     }
 
     #[test]
