@@ -123,6 +123,62 @@ pub fn narrow<const D: usize>(t: Tensor<D>, dim: usize, start: usize, len: usize
     t.narrow(dim, start, len)
 }
 
+/// `t.sum_dim(dim)`, [.., 1, ..], with burn-ndarray's values bit for bit but without its slow
+/// path.
+///
+/// ndarray sums over an axis other than the array's smallest-stride one by adding one
+/// sub-view at a time into a freshly allocated array. A single row's column chunk ([1, 65536],
+/// as the chunked reductions take it) went that way: 8.5 ms instead of 0.2, and half of an
+/// online alignment probe's time went to the norms of a warm start (perf, 2026-12-06). There
+/// each sum is formed here in the same order (0 + x_0 + x_1 + … in the tensor's float), so
+/// the values do not change; on ndarray's fast path, and on other devices, burn sums.
+///
+/// # Shapes
+/// `t` [.., n, ..] → [.., 1, ..] (`n` at `dim`).
+#[allow(deprecated)] // burn marks its ndarray backend deprecated; it is our CPU engine.
+pub fn sum_dim<const D: usize>(t: Tensor<D>, dim: usize) -> Tensor<D> {
+    use burn::backend::NdArray;
+    use burn::backend::ndarray::NdArrayTensor;
+    use ndarray::{Axis, Dimension, IxDyn};
+    /// The per-lane sums in ndarray's slow-path order, `None` where ndarray takes its fast
+    /// path (the axis has the smallest stride) and its own sums are kept.
+    fn slow_path_sums<E: Copy + std::ops::Add<Output = E>>(
+        a: &ndarray::ArcArray<E, IxDyn>,
+        dim: usize,
+        zero: E,
+    ) -> Option<Vec<E>> {
+        let strides = IxDyn(&a.strides().iter().map(|&s| s as usize).collect::<Vec<_>>());
+        if a.raw_dim().min_stride_axis(&strides) == Axis(dim) {
+            return None;
+        }
+        Some(
+            a.lanes(Axis(dim))
+                .into_iter()
+                .map(|lane| lane.iter().fold(zero, |acc, &x| acc + x))
+                .collect(),
+        )
+    }
+    let mut shape = t.dims();
+    if dim < D && host_dtype(&t, None).is_some() {
+        shape[dim] = 1;
+        let device = t.device();
+        match t.clone().try_into_primitive::<NdArray>() {
+            Ok(NdArrayTensor::F32(a)) => {
+                if let Some(v) = slow_path_sums(&a.into_shared(), dim, 0f32) {
+                    return crate::host_conv::tensor(v, shape, &device);
+                }
+            }
+            Ok(NdArrayTensor::F64(a)) => {
+                if let Some(v) = slow_path_sums(&a.into_shared(), dim, 0f64) {
+                    return crate::host_conv::tensor(v, shape, &device);
+                }
+            }
+            _ => {}
+        }
+    }
+    t.sum_dim(dim)
+}
+
 /// `t.reshape(shape)`; on the host a view that reshape would copy (burn-ndarray walks it
 /// element by element) is copied row by row instead ([`crate::host_conv::values`]), with the
 /// same values.
@@ -409,6 +465,44 @@ mod tests {
             .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
         let tol = if dtype == DType::F32 { 1e-5 } else { 1e-13 };
         assert!(worst <= tol * scale, "{what}: {worst:e} of {scale:e}");
+    }
+
+    /// Sums over either axis of rows, column chunks of one row and of several, transposed
+    /// views and 3-D blocks have burn-ndarray's bits in f32 and f64, on its slow path (which
+    /// [`sum_dim`] replaces) and its fast one (which it keeps).
+    #[test]
+    fn sums_over_an_axis_have_burns_bits_on_every_layout() {
+        for dtype in [DType::F32, DType::F64] {
+            let one_row = filled([1, 5000], 1, dtype);
+            let rows = filled([3, 5000], 2, dtype);
+            let cube = filled([4, 3, 70], 3, dtype);
+            let cases: Vec<(&str, Tensor<2>)> = vec![
+                ("one row", one_row.clone()),
+                ("a chunk of one row", one_row.clone().narrow(1, 1000, 3000)),
+                ("a chunk of rows", rows.clone().narrow(1, 999, 2001)),
+                ("rows", rows.clone()),
+                ("transposed rows", rows.clone().transpose()),
+                ("one column", rows.clone().narrow(1, 7, 1)),
+            ];
+            for (what, t) in cases {
+                for dim in 0..2 {
+                    assert_eq!(
+                        bits(sum_dim(t.clone(), dim)),
+                        bits(t.clone().sum_dim(dim)),
+                        "{what}, dim {dim}, {dtype:?}"
+                    );
+                }
+            }
+            for dim in 0..3 {
+                let view = cube.clone().narrow(2, 5, 60);
+                assert_eq!(
+                    bits(sum_dim(view.clone(), dim)),
+                    bits(view.sum_dim(dim)),
+                    "3-D, dim {dim}"
+                );
+            }
+            assert_eq!(sum_dim(one_row.clone(), 1).dims(), [1, 1]);
+        }
     }
 
     /// Blocks read in place from the rows of a strided view (a slice of V's columns) give the

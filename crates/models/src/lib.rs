@@ -49,9 +49,9 @@ pub use sample_grads::SampleGradients;
 pub use threads::{host_threads, set_host_threads};
 pub use zoo::ModelSpec;
 
-/// Products and concatenation as noisescope's passes run them: on host memory through the
-/// CPU's matrix engine ([`matmul_engine`]) with transposed operands read in place, elsewhere
-/// as burn's ops.
+/// Products, concatenation and sums as noisescope's passes run them: on host memory through
+/// the CPU's matrix engine ([`matmul_engine`]) with transposed operands read in place, and
+/// sums without ndarray's per-element slow path; elsewhere as burn's ops.
 pub mod ops {
-    pub use crate::host_ops::{batched_matmul, cat, matmul};
+    pub use crate::host_ops::{batched_matmul, cat, matmul, sum_dim};
 }

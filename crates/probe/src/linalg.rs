@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 use faer::{Mat, Side};
-use noisescope_models::ops::matmul;
+use noisescope_models::ops::{self, matmul};
 use rand::SeedableRng;
 use rand::distr::Distribution;
 use rand_chacha::ChaCha8Rng;
@@ -142,7 +142,7 @@ pub fn inner_products(a: &Tensor<2>, b: &Tensor<2>) -> Tensor<2> {
 /// `t`: [k, D]; returns [k].
 pub fn row_sums(t: Tensor<2>) -> Tensor<1> {
     let [k, d] = t.dims();
-    sum_over_chunks(d, |s, w| t.clone().narrow(1, s, w).sum_dim(1))
+    sum_over_chunks(d, |s, w| ops::sum_dim(t.clone().narrow(1, s, w), 1))
         .map(|x| x.reshape([k]))
         .unwrap_or_else(|| Tensor::zeros([k], (&t.device(), t.dtype())))
 }
