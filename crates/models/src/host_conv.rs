@@ -1049,13 +1049,18 @@ mod tests {
     #[test]
     fn patches_read_by_position_give_the_same_bits_wherever_they_are_chosen() {
         // convyu's two convolutions, a 3 × 3 one, and sizes around the gemm crate's 16 × 16
-        // kernel; k = 7 stacks 70 rows, past the gemm crate into matrixmultiply.
+        // kernel; k = 7 stacks 56 to 119 rows, up to and past the gemm crate's limit into
+        // matrixmultiply.
         let shapes = [
             (1, 10, [28, 28], [5, 5]),
             (10, 10, [12, 12], [5, 5]),
             (3, 8, [9, 7], [3, 3]),
             (2, 13, [6, 6], [3, 3]),
             (4, 17, [6, 5], [2, 2]),
+            // A kernel taller than wide; 56 stacked rows of 8 patch entries (the one case
+            // where the crate packs the patches only for the width of its column block).
+            (2, 9, [7, 6], [3, 2]),
+            (2, 8, [6, 6], [2, 2]),
         ];
         for (c_in, c_out, input, kernel) in shapes {
             let g = Geometry {
