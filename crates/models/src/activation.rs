@@ -17,7 +17,10 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use burn::tensor::DType;
+
 use crate::host_activation;
+use crate::kernels::{Burn, Engine, Host, with_kernels};
 use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, indicator, lift};
 
 /// Which φ.
@@ -89,23 +92,15 @@ impl Layer for Activation {
     }
 
     fn forward(&self, _: Option<&Tensor<1>>, z: Tensor<2>) -> Tensor<2> {
-        match self.kind {
-            ActivationKind::Tanh => host_activation::tanh(z),
-            ActivationKind::Relu => relu(z),
-            ActivationKind::Identity => z,
-        }
+        with_kernels!(Engine::of(&z), K => K::forward(self, z))
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        let engine = Engine::of(&delta).and(io.a_in).and(io.a_out);
         Backward {
             grad: Vec::new(),
-            delta_in: need_delta_in.then(|| match self.kind {
-                ActivationKind::Tanh => host_activation::tanh_backward(io.a_out, delta),
-                _ => match self.slope(&io) {
-                    Some(s) => s * delta,
-                    None => delta,
-                },
-            }),
+            delta_in: need_delta_in
+                .then(|| with_kernels!(engine, K => K::backward(self, &io, delta))),
         }
     }
 
@@ -115,19 +110,8 @@ impl Layer for Activation {
 
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
         let rz = r.ra_in?;
-        let host = match self.kind {
-            ActivationKind::Tanh => host_activation::tanh_r_forward(io.a_out, rz),
-            ActivationKind::Relu => host_activation::relu_r(io.a_in, rz),
-            ActivationKind::Identity => None,
-        };
-        if host.is_some() {
-            return host;
-        }
-        let rz = rz.clone();
-        Some(match self.slope(&io) {
-            Some(s) => lift(&s) * rz,
-            None => rz,
-        })
+        let engine = Engine::of(rz).and(io.a_in).and(io.a_out);
+        Some(with_kernels!(engine, K => K::r_forward(self, &io, rz)))
     }
 
     fn r_backward(
@@ -138,29 +122,123 @@ impl Layer for Activation {
         r_delta: Tensor<3>,
         need_delta_in: bool,
     ) -> RBackward {
-        let delta_in = need_delta_in.then(|| {
-            let host = match self.kind {
-                ActivationKind::Tanh => {
-                    host_activation::tanh_r_backward(io.a_out, &r_delta, delta.zip(r.ra_in))
-                }
-                ActivationKind::Relu => host_activation::relu_r(io.a_in, &r_delta),
-                ActivationKind::Identity => None,
-            };
-            if let Some(rd) = host {
-                return rd;
-            }
-            let mut rd = match self.slope(&io) {
-                Some(s) => lift(&s) * r_delta,
-                None => r_delta,
-            };
-            if let (Some(delta), Some(c), Some(rz)) = (delta, self.curvature(&io), r.ra_in) {
-                rd = rd + lift(&(c * delta.clone())) * rz.clone();
-            }
-            rd
-        });
+        // The φ'' term's operands join the engine's choice only when the term is formed.
+        let cross = delta.zip(r.ra_in);
+        let engine = cross
+            .map_or(Engine::of(&r_delta), |(d, rz)| {
+                Engine::of(&r_delta).and(d).and(rz)
+            })
+            .and(io.a_in)
+            .and(io.a_out);
         RBackward {
             grad: Vec::new(),
-            delta_in,
+            delta_in: need_delta_in
+                .then(|| with_kernels!(engine, K => K::r_backward(self, &io, cross, r_delta))),
         }
+    }
+}
+
+/// An activation's passes as a kernel object runs them ([`crate::kernels`]).
+trait ActivationKernels {
+    /// a = φ(z).
+    fn forward(act: &Activation, z: Tensor<2>) -> Tensor<2>;
+
+    /// δ_z = φ'(z) ⊙ δ_a.
+    fn backward(act: &Activation, io: &LayerIo, delta: Tensor<2>) -> Tensor<2>;
+
+    /// R a = φ'(z) ⊙ R z.
+    fn r_forward(act: &Activation, io: &LayerIo, rz: &Tensor<3>) -> Tensor<3>;
+
+    /// R δ_z = φ'(z) ⊙ R δ_a, plus φ''(z) ⊙ R z ⊙ δ_a when `cross` holds (δ_a, R z).
+    fn r_backward(
+        act: &Activation,
+        io: &LayerIo,
+        cross: Option<(&Tensor<2>, &Tensor<3>)>,
+        r_delta: Tensor<3>,
+    ) -> Tensor<3>;
+}
+
+/// burn's ops, on any backend.
+impl ActivationKernels for Burn {
+    fn forward(act: &Activation, z: Tensor<2>) -> Tensor<2> {
+        match act.kind {
+            ActivationKind::Tanh => z.tanh(),
+            ActivationKind::Relu => relu(z),
+            ActivationKind::Identity => z,
+        }
+    }
+
+    fn backward(act: &Activation, io: &LayerIo, delta: Tensor<2>) -> Tensor<2> {
+        match act.slope(io) {
+            Some(s) => s * delta,
+            None => delta,
+        }
+    }
+
+    fn r_forward(act: &Activation, io: &LayerIo, rz: &Tensor<3>) -> Tensor<3> {
+        match act.slope(io) {
+            Some(s) => lift(&s) * rz.clone(),
+            None => rz.clone(),
+        }
+    }
+
+    fn r_backward(
+        act: &Activation,
+        io: &LayerIo,
+        cross: Option<(&Tensor<2>, &Tensor<3>)>,
+        r_delta: Tensor<3>,
+    ) -> Tensor<3> {
+        let mut rd = match act.slope(io) {
+            Some(s) => lift(&s) * r_delta,
+            None => r_delta,
+        };
+        if let (Some((delta, rz)), Some(c)) = (cross, act.curvature(io)) {
+            rd = rd + lift(&(c * delta.clone())) * rz.clone();
+        }
+        rd
+    }
+}
+
+/// The host kernels of [`host_activation`] where they apply: tanh in f32, tanh's backward
+/// product, and the R-passes of tanh and of ReLU over row-major blocks; burn's ops for the
+/// rest (f64 tanh, ReLU's forward and backward, the identity, strided blocks).
+impl<T: host_activation::Float> ActivationKernels for Host<T> {
+    fn forward(act: &Activation, z: Tensor<2>) -> Tensor<2> {
+        match act.kind {
+            ActivationKind::Tanh if T::dtype() == DType::F32 => host_activation::tanh(z),
+            _ => Burn::forward(act, z),
+        }
+    }
+
+    fn backward(act: &Activation, io: &LayerIo, delta: Tensor<2>) -> Tensor<2> {
+        match act.kind {
+            ActivationKind::Tanh => host_activation::tanh_backward::<T>(io.a_out, delta),
+            _ => Burn::backward(act, io, delta),
+        }
+    }
+
+    fn r_forward(act: &Activation, io: &LayerIo, rz: &Tensor<3>) -> Tensor<3> {
+        let host = match act.kind {
+            ActivationKind::Tanh => host_activation::tanh_r_forward::<T>(io.a_out, rz),
+            ActivationKind::Relu => host_activation::relu_r::<T>(io.a_in, rz),
+            ActivationKind::Identity => None,
+        };
+        host.unwrap_or_else(|| Burn::r_forward(act, io, rz))
+    }
+
+    fn r_backward(
+        act: &Activation,
+        io: &LayerIo,
+        cross: Option<(&Tensor<2>, &Tensor<3>)>,
+        r_delta: Tensor<3>,
+    ) -> Tensor<3> {
+        let host = match act.kind {
+            ActivationKind::Tanh => {
+                host_activation::tanh_r_backward::<T>(io.a_out, &r_delta, cross)
+            }
+            ActivationKind::Relu => host_activation::relu_r::<T>(io.a_in, &r_delta),
+            ActivationKind::Identity => None,
+        };
+        host.unwrap_or_else(|| Burn::r_backward(act, io, cross, r_delta))
     }
 }

@@ -14,8 +14,9 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
-use crate::host_conv::{self, Geometry, host_dtype, tensor, values, with_real};
+use crate::host_conv::{self, Geometry, Real, tensor, values};
 use crate::host_ops;
+use crate::kernels::{Burn, Engine, Host, with_kernels};
 use crate::layer::{Backward, Layer, LayerIo, RBackward, RIo, add_terms};
 
 /// A valid, stride-1 convolution on `[c_i, h, w]` inputs.
@@ -209,90 +210,21 @@ impl Layer for Conv2d {
 
     fn forward(&self, theta: Option<&Tensor<1>>, a_in: Tensor<2>) -> Tensor<2> {
         let theta = theta.expect("a convolution has parameters");
-        if let Some(dt) = host_dtype(&a_in, Some(theta)) {
-            let (n, device, p) = (a_in.dims()[0], a_in.device(), self.n_weights());
-            return with_real!(dt, T => {
-                let th = values::<T, 1>(theta.clone());
-                let z = host_conv::forward(&self.geometry(), 1, n, &values::<T, 2>(a_in), &th[..p], Some(&th[p..]));
-                tensor(z, [n, self.out_dim()], &device)
-            });
-        }
-        let (w, b) = self.weights(theta);
-        self.convolve(a_in, w, Some(b))
+        with_kernels!(Engine::of(&a_in).and(theta), K => K::forward(self, theta, a_in))
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
-        if let Some(dt) = host_dtype(&delta, io.theta) {
-            return with_real!(dt, T => self.host_backward::<T>(io, delta, need_delta_in));
-        }
-        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
-        let n = delta.dims()[0];
-        let d = self
-            .by_channel(delta.clone().unsqueeze_dim(0))
-            .reshape([self.c_out, n * self.positions()]);
-        let gw = d
-            .clone()
-            .matmul(self.patch_rows(self.patches(io.a_in)))
-            .reshape([self.c_out * self.patch()]);
-        let gb = d.sum_dim(1).reshape([self.c_out]);
-        Backward {
-            grad: vec![gw, gb],
-            delta_in: need_delta_in
-                .then(|| self.transpose_conv(w.reshape([self.c_out, self.patch()]), delta)),
-        }
+        let engine = Engine::of(&delta).and_theta(io.theta);
+        with_kernels!(engine, K => K::backward(self, io, delta, need_delta_in))
     }
 
     fn per_sample_grads(&self, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>> {
-        let n = delta.dims()[0];
-        if let Some(dt) = host_dtype(delta, io.theta) {
-            return Some(with_real!(dt, T => {
-                let g = host_conv::per_sample_grads(
-                    &self.geometry(),
-                    n,
-                    &values::<T, 2>(io.a_in.clone()),
-                    &values::<T, 2>(delta.clone()),
-                );
-                tensor(g, [n, self.n_params()], &delta.device())
-            }));
-        }
-        let d = delta.clone().reshape([n, self.c_out, self.positions()]);
-        // [n, c_o, L] @ [n, L, c_i·kh·kw] → [n, c_o, c_i·kh·kw].
-        let gw = d
-            .clone()
-            .matmul(self.patches(io.a_in).swap_dims(1, 2))
-            .reshape([n, self.c_out * self.patch()]);
-        let gb = d.sum_dim(2).reshape([n, self.c_out]);
-        Some(host_ops::cat(vec![gw, gb], 1))
+        let engine = Engine::of(delta).and_theta(io.theta);
+        with_kernels!(engine, K => K::per_sample_grads(self, io, delta))
     }
 
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
-        if let Some(dt) = host_dtype(io.a_in, io.theta) {
-            return with_real!(dt, T => self.host_r_forward::<T>(io, r));
-        }
-        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
-        let n = io.a_in.dims()[0];
-        let from_input = r.ra_in.map(|ra| {
-            let k = ra.dims()[0];
-            let x = ra.clone().reshape([k * n, self.in_dim()]);
-            self.convolve(x, w.clone(), None)
-                .reshape([k, n, self.out_dim()])
-        });
-        let from_params = r.v.map(|v| {
-            let k = v.dims()[0];
-            let p = self.c_out * self.patch();
-            // The k weight directions as k·c_o output channels of one convolution.
-            let vw = v.clone().narrow(1, 0, p).reshape([
-                k * self.c_out,
-                self.c_in,
-                self.kernel[0],
-                self.kernel[1],
-            ]);
-            let vb = v.clone().narrow(1, p, self.c_out).reshape([k * self.c_out]);
-            self.convolve(io.a_in.clone(), vw, Some(vb))
-                .reshape([n, k, self.out_dim()])
-                .swap_dims(0, 1)
-        });
-        add_terms(from_input, from_params)
+        with_kernels!(Engine::of(io.a_in).and_theta(io.theta), K => K::r_forward(self, io, r))
     }
 
     fn r_backward(
@@ -303,57 +235,149 @@ impl Layer for Conv2d {
         r_delta: Tensor<3>,
         need_delta_in: bool,
     ) -> RBackward {
-        if let Some(dt) = host_dtype(&r_delta, io.theta) {
-            return with_real!(dt, T => self.host_r_backward::<T>(io, r, delta, r_delta, need_delta_in));
+        let engine = Engine::of(&r_delta).and_theta(io.theta);
+        with_kernels!(engine, K => K::r_backward(self, io, r, delta, r_delta, need_delta_in))
+    }
+}
+
+/// A convolution's passes as a kernel object runs them ([`crate::kernels`]); each is the
+/// [`Layer`] method of the same name.
+trait ConvKernels {
+    fn forward(c: &Conv2d, theta: &Tensor<1>, a_in: Tensor<2>) -> Tensor<2>;
+
+    fn backward(c: &Conv2d, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward;
+
+    fn per_sample_grads(c: &Conv2d, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>>;
+
+    fn r_forward(c: &Conv2d, io: LayerIo, r: RIo) -> Option<Tensor<3>>;
+
+    fn r_backward(
+        c: &Conv2d,
+        io: LayerIo,
+        r: RIo,
+        delta: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need_delta_in: bool,
+    ) -> RBackward;
+}
+
+/// burn's ops on any backend: the module's formulas over the patches and burn's `conv2d`.
+impl ConvKernels for Burn {
+    fn forward(c: &Conv2d, theta: &Tensor<1>, a_in: Tensor<2>) -> Tensor<2> {
+        let (w, b) = c.weights(theta);
+        c.convolve(a_in, w, Some(b))
+    }
+
+    fn backward(c: &Conv2d, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        let (w, _) = c.weights(io.theta.expect("a convolution has parameters"));
+        let n = delta.dims()[0];
+        let d = c
+            .by_channel(delta.clone().unsqueeze_dim(0))
+            .reshape([c.c_out, n * c.positions()]);
+        let gw = d
+            .clone()
+            .matmul(c.patch_rows(c.patches(io.a_in)))
+            .reshape([c.c_out * c.patch()]);
+        let gb = d.sum_dim(1).reshape([c.c_out]);
+        Backward {
+            grad: vec![gw, gb],
+            delta_in: need_delta_in
+                .then(|| c.transpose_conv(w.reshape([c.c_out, c.patch()]), delta)),
         }
-        let (w, _) = self.weights(io.theta.expect("a convolution has parameters"));
+    }
+
+    fn per_sample_grads(c: &Conv2d, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>> {
+        let n = delta.dims()[0];
+        let d = delta.clone().reshape([n, c.c_out, c.positions()]);
+        // [n, c_o, L] @ [n, L, c_i·kh·kw] → [n, c_o, c_i·kh·kw].
+        let gw = d
+            .clone()
+            .matmul(c.patches(io.a_in).swap_dims(1, 2))
+            .reshape([n, c.c_out * c.patch()]);
+        let gb = d.sum_dim(2).reshape([n, c.c_out]);
+        Some(host_ops::cat(vec![gw, gb], 1))
+    }
+
+    fn r_forward(c: &Conv2d, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
+        let (w, _) = c.weights(io.theta.expect("a convolution has parameters"));
+        let n = io.a_in.dims()[0];
+        let from_input = r.ra_in.map(|ra| {
+            let k = ra.dims()[0];
+            let x = ra.clone().reshape([k * n, c.in_dim()]);
+            c.convolve(x, w.clone(), None).reshape([k, n, c.out_dim()])
+        });
+        let from_params = r.v.map(|v| {
+            let k = v.dims()[0];
+            let p = c.c_out * c.patch();
+            // The k weight directions as k·c_o output channels of one convolution.
+            let vw =
+                v.clone()
+                    .narrow(1, 0, p)
+                    .reshape([k * c.c_out, c.c_in, c.kernel[0], c.kernel[1]]);
+            let vb = v.clone().narrow(1, p, c.c_out).reshape([k * c.c_out]);
+            c.convolve(io.a_in.clone(), vw, Some(vb))
+                .reshape([n, k, c.out_dim()])
+                .swap_dims(0, 1)
+        });
+        add_terms(from_input, from_params)
+    }
+
+    fn r_backward(
+        c: &Conv2d,
+        io: LayerIo,
+        r: RIo,
+        delta: Option<&Tensor<2>>,
+        r_delta: Tensor<3>,
+        need_delta_in: bool,
+    ) -> RBackward {
+        let (w, _) = c.weights(io.theta.expect("a convolution has parameters"));
         let [k, n, _] = r_delta.dims();
-        let (pl, cp) = (n * self.positions(), self.patch());
-        let rd = self.by_channel(r_delta.clone()); // [k, c_o, n·L]
+        let (pl, cp) = (n * c.positions(), c.patch());
+        let rd = c.by_channel(r_delta.clone()); // [k, c_o, n·L]
         let mut rgw = rd
             .clone()
-            .reshape([k * self.c_out, pl])
-            .matmul(self.patch_rows(self.patches(io.a_in)))
-            .reshape([k, self.c_out * cp]);
+            .reshape([k * c.c_out, pl])
+            .matmul(c.patch_rows(c.patches(io.a_in)))
+            .reshape([k, c.c_out * cp]);
         if let (Some(delta), Some(ra)) = (delta, r.ra_in) {
-            let d = self
+            let d = c
                 .by_channel(delta.clone().unsqueeze_dim(0))
-                .reshape([self.c_out, pl]);
-            let rp = self.patches(&ra.clone().reshape([k * n, self.in_dim()])); // [k·n, cp, L]
+                .reshape([c.c_out, pl]);
+            let rp = c.patches(&ra.clone().reshape([k * n, c.in_dim()])); // [k·n, cp, L]
             let rp_rows = rp
-                .reshape([k, n, cp, self.positions()])
+                .reshape([k, n, cp, c.positions()])
                 .permute([1, 3, 0, 2])
                 .reshape([pl, k * cp]);
             let cross = d
                 .matmul(rp_rows)
-                .reshape([self.c_out, k, cp])
+                .reshape([c.c_out, k, cp])
                 .swap_dims(0, 1)
-                .reshape([k, self.c_out * cp]);
+                .reshape([k, c.c_out * cp]);
             rgw = rgw + cross;
         }
-        let rgb = rd.sum_dim(2).reshape([k, self.c_out]);
+        let rgb = rd.sum_dim(2).reshape([k, c.c_out]);
         let delta_in = need_delta_in.then(|| {
-            let w_flat = w.reshape([self.c_out, cp]);
-            let mut out = self
-                .transpose_conv(w_flat, r_delta.reshape([k * n, self.out_dim()]))
-                .reshape([k, n, self.in_dim()]);
+            let w_flat = w.reshape([c.c_out, cp]);
+            let mut out = c
+                .transpose_conv(w_flat, r_delta.reshape([k * n, c.out_dim()]))
+                .reshape([k, n, c.in_dim()]);
             if let (Some(delta), Some(v)) = (delta, r.v) {
                 // V_Wᵀ δ for all k: [k·cp, c_o] @ [c_o, n·L] → [k, n, cp, L] → fold.
                 let vw = v
                     .clone()
-                    .narrow(1, 0, self.c_out * cp)
-                    .reshape([k, self.c_out, cp]);
-                let d = self
+                    .narrow(1, 0, c.c_out * cp)
+                    .reshape([k, c.c_out, cp]);
+                let d = c
                     .by_channel(delta.clone().unsqueeze_dim(0))
-                    .reshape([self.c_out, pl]);
+                    .reshape([c.c_out, pl]);
                 let cols = vw
                     .swap_dims(1, 2)
-                    .reshape([k * cp, self.c_out])
+                    .reshape([k * cp, c.c_out])
                     .matmul(d)
-                    .reshape([k, cp, n, self.positions()])
+                    .reshape([k, cp, n, c.positions()])
                     .swap_dims(1, 2)
-                    .reshape([k * n, cp, self.positions()]);
-                out = out + self.fold(cols).reshape([k, n, self.in_dim()]);
+                    .reshape([k * n, cp, c.positions()]);
+                out = out + c.fold(cols).reshape([k, n, c.in_dim()]);
             }
             out
         });
@@ -364,29 +388,42 @@ impl Layer for Conv2d {
     }
 }
 
-/// The passes on host memory (`host_conv`): the same formulas as the burn passes above.
-impl Conv2d {
-    fn host_backward<T: host_conv::Real>(
-        &self,
-        io: LayerIo,
-        delta: Tensor<2>,
-        need_delta_in: bool,
-    ) -> Backward {
-        let (n, device, g) = (delta.dims()[0], delta.device(), self.geometry());
+/// The host kernels of `host_conv` on host memory: the same formulas.
+impl<T: Real> ConvKernels for Host<T> {
+    fn forward(c: &Conv2d, theta: &Tensor<1>, a_in: Tensor<2>) -> Tensor<2> {
+        let (n, device, p) = (a_in.dims()[0], a_in.device(), c.n_weights());
+        let th = values::<T, 1>(theta.clone());
+        let x = values::<T, 2>(a_in);
+        let z = host_conv::forward(&c.geometry(), 1, n, &x, &th[..p], Some(&th[p..]));
+        tensor(z, [n, c.out_dim()], &device)
+    }
+
+    fn backward(c: &Conv2d, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
+        let (n, device, g) = (delta.dims()[0], delta.device(), c.geometry());
         let th = values::<T, 1>(io.theta.expect("a convolution has parameters").clone());
         let d = values::<T, 2>(delta);
         let grad = host_conv::weight_grads(&g, 1, n, &values::<T, 2>(io.a_in.clone()), &d, true);
         Backward {
-            grad: vec![tensor(grad, [self.n_params()], &device)],
+            grad: vec![tensor(grad, [c.n_params()], &device)],
             delta_in: need_delta_in.then(|| {
-                let t = host_conv::transpose(&g, 1, n, &th[..self.n_weights()], &d);
-                tensor(t, [n, self.in_dim()], &device)
+                let t = host_conv::transpose(&g, 1, n, &th[..c.n_weights()], &d);
+                tensor(t, [n, c.in_dim()], &device)
             }),
         }
     }
 
-    fn host_r_forward<T: host_conv::Real>(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
-        let (n, device, g) = (io.a_in.dims()[0], io.a_in.device(), self.geometry());
+    fn per_sample_grads(c: &Conv2d, io: LayerIo, delta: &Tensor<2>) -> Option<Tensor<2>> {
+        let n = delta.dims()[0];
+        let (a, d) = (
+            values::<T, 2>(io.a_in.clone()),
+            values::<T, 2>(delta.clone()),
+        );
+        let g = host_conv::per_sample_grads(&c.geometry(), n, &a, &d);
+        Some(tensor(g, [n, c.n_params()], &delta.device()))
+    }
+
+    fn r_forward(c: &Conv2d, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
+        let (n, device, g) = (io.a_in.dims()[0], io.a_in.device(), c.geometry());
         let th = values::<T, 1>(io.theta.expect("a convolution has parameters").clone());
         let from_input = r.ra_in.map(|ra| {
             let k = ra.dims()[0];
@@ -395,23 +432,23 @@ impl Conv2d {
                 k,
                 n,
                 &values::<T, 3>(ra.clone()),
-                &th[..self.n_weights()],
+                &th[..c.n_weights()],
                 None,
             );
-            tensor(z, [k, n, self.out_dim()], &device)
+            tensor(z, [k, n, c.out_dim()], &device)
         });
         let from_params = r.v.map(|v| {
             let k = v.dims()[0];
-            let (vw, vb) = self.split_directions(&values::<T, 2>(v.clone()), k);
+            let (vw, vb) = c.split_directions(&values::<T, 2>(v.clone()), k);
             let x = values::<T, 2>(io.a_in.clone());
             let z = host_conv::forward(&g, k, n, &x, &vw, Some(&vb));
-            tensor(z, [k, n, self.out_dim()], &device)
+            tensor(z, [k, n, c.out_dim()], &device)
         });
         add_terms(from_input, from_params)
     }
 
-    fn host_r_backward<T: host_conv::Real>(
-        &self,
+    fn r_backward(
+        c: &Conv2d,
         io: LayerIo,
         r: RIo,
         delta: Option<&Tensor<2>>,
@@ -419,7 +456,7 @@ impl Conv2d {
         need_delta_in: bool,
     ) -> RBackward {
         let [k, n, _] = r_delta.dims();
-        let (device, g, p) = (r_delta.device(), self.geometry(), self.n_weights());
+        let (device, g, p) = (r_delta.device(), c.geometry(), c.n_weights());
         let th = values::<T, 1>(io.theta.expect("a convolution has parameters").clone());
         let rd = values::<T, 3>(r_delta);
         let d = delta.map(|d| values::<T, 2>(d.clone()));
@@ -428,7 +465,7 @@ impl Conv2d {
         if let (Some(d), Some(ra)) = (&d, r.ra_in) {
             // Σ δ (R P)ᵀ: the patches of R a_in against the shared δ.
             let cross = host_conv::weight_grads(&g, k, n, &values::<T, 3>(ra.clone()), d, false);
-            for (row, c) in grads.chunks_mut(self.n_params()).zip(cross.chunks(p)) {
+            for (row, c) in grads.chunks_mut(c.n_params()).zip(cross.chunks(p)) {
                 row[..p].iter_mut().zip(c).for_each(|(x, &y)| *x += y);
             }
         }
@@ -436,14 +473,14 @@ impl Conv2d {
             let mut out = host_conv::transpose(&g, k, n, &th[..p], &rd);
             if let (Some(d), Some(v)) = (&d, r.v) {
                 // fold(V_Wᵀ δ) for each direction's filters.
-                let (vw, _) = self.split_directions(&values::<T, 2>(v.clone()), k);
+                let (vw, _) = c.split_directions(&values::<T, 2>(v.clone()), k);
                 let extra = host_conv::transpose(&g, k, n, &vw, d);
                 out.iter_mut().zip(extra).for_each(|(x, y)| *x += y);
             }
-            tensor(out, [k, n, self.in_dim()], &device)
+            tensor(out, [k, n, c.in_dim()], &device)
         });
         RBackward {
-            grad: vec![tensor(grads, [k, self.n_params()], &device)],
+            grad: vec![tensor(grads, [k, c.n_params()], &device)],
             delta_in,
         }
     }

@@ -6,10 +6,8 @@
 //! 2026-12-06), where the matmuls took 42%. The backward product (1 − a²) ⊙ δ was four
 //! passes, each with its own buffer. f64 keeps burn's ops: it is the reference precision.
 
+use crate::host_conv::{Real, tensor, values, values_in_place};
 use burn::prelude::*;
-use burn::tensor::DType;
-
-use crate::host_conv::{host_dtype, tensor, values, values_in_place, with_real};
 
 /// tanh(x) by Eigen's single-precision rational approximation (`generic_fast_tanh_float`,
 /// Eigen 3.4): x clamped to ±7.90531, where tanh rounds to ±1 in f32, then an odd degree-13
@@ -38,38 +36,25 @@ pub(crate) fn tanh_f32(x: f32) -> f32 {
     if x.abs() < TINY { x } else { p / q }
 }
 
-/// a = tanh(z), elementwise.
+/// a = tanh(z), elementwise, for f32 on host memory (the caller's [`Engine`] says so).
+///
+/// [`Engine`]: crate::kernels::Engine
 ///
 /// # Shapes
 /// z [n, f] → [n, f].
 pub(crate) fn tanh(z: Tensor<2>) -> Tensor<2> {
-    if host_dtype(&z, None) != Some(DType::F32) {
-        return z.tanh();
-    }
     let (device, shape) = (z.device(), z.dims());
     let mut v = values::<f32, 2>(z).into_vec();
     v.iter_mut().for_each(|x| *x = tanh_f32(*x));
     tensor(v, shape, &device)
 }
 
-/// δ_z = (1 − a²) ⊙ δ_a, tanh's backward product from its output a, with burn's bits: the
-/// same three roundings (a², 1 − a², the product) in one pass.
+/// δ_z = (1 − a²) ⊙ δ_a, tanh's backward product from its output a, on host memory, with
+/// burn's bits: the same three roundings (a², 1 − a², the product) in one pass.
 ///
 /// # Shapes
 /// a [n, f], δ_a [n, f] → [n, f].
-pub(crate) fn tanh_backward(a: &Tensor<2>, delta: Tensor<2>) -> Tensor<2> {
-    let host = host_dtype(a, None).filter(|&dt| host_dtype(&delta, None) == Some(dt));
-    match host {
-        Some(DType::F32) => fused_backward::<f32>(a, delta),
-        Some(DType::F64) => fused_backward::<f64>(a, delta),
-        _ => (a.clone().powi_scalar(2).neg() + 1.0) * delta,
-    }
-}
-
-fn fused_backward<T>(a: &Tensor<2>, delta: Tensor<2>) -> Tensor<2>
-where
-    T: crate::host_conv::Real + std::ops::Mul<Output = T> + std::ops::Sub<Output = T>,
-{
+pub(crate) fn tanh_backward<T: Float>(a: &Tensor<2>, delta: Tensor<2>) -> Tensor<2> {
     let (device, shape) = (delta.device(), delta.dims());
     let av = values::<T, 2>(a.clone());
     let mut d = values::<T, 2>(delta).into_vec();
@@ -80,56 +65,57 @@ where
     tensor(d, shape, &device)
 }
 
-/// R a = φ'(z) ⊙ R z for tanh (φ' = 1 − a²), every direction in one pass, on host memory
-/// with R z stored row-major; `None` otherwise (the caller runs burn's ops). Same bits as burn's
+/// R a = φ'(z) ⊙ R z for tanh (φ' = 1 − a²), every direction in one pass, on host memory;
+/// `None` when R z is a strided view (the caller runs burn's ops). Same bits as burn's
 /// `lift((−a²) + 1) * R z`.
 ///
 /// # Shapes
 /// `a`: [n, f]; `rz`: [k, n, f] → [k, n, f].
-pub(crate) fn tanh_r_forward(a: &Tensor<2>, rz: &Tensor<3>) -> Option<Tensor<3>> {
-    tanh_r_backward(a, rz, None)
+pub(crate) fn tanh_r_forward<T: Float>(a: &Tensor<2>, rz: &Tensor<3>) -> Option<Tensor<3>> {
+    tanh_r_backward::<T>(a, rz, None)
 }
 
 /// R δ_z = φ'(z) ⊙ R δ_a + φ''(z) ⊙ R z ⊙ δ_a for tanh (φ' = 1 − a², φ'' = −2a(1 − a²)), every
 /// direction in one pass, on host memory; `cross` holds (δ_a [n, f], R z [k, n, f]) when the
-/// φ'' term is wanted. `None` off host memory, or when R δ or R z is a strided view. Same bits as burn's
+/// φ'' term is wanted. `None` when R δ or R z is a strided view. Same bits as burn's
 /// `lift(s) * R δ + lift(((s · a) · −2) * δ) * R z` with s = (−a²) + 1, term by term in that
 /// order.
 ///
 /// # Shapes
 /// `a`: [n, f]; `r_delta`: [k, n, f] → [k, n, f].
-pub(crate) fn tanh_r_backward(
+pub(crate) fn tanh_r_backward<T: Float>(
     a: &Tensor<2>,
     r_delta: &Tensor<3>,
     cross: Option<(&Tensor<2>, &Tensor<3>)>,
 ) -> Option<Tensor<3>> {
-    let dt = host_dtype(a, None)?;
-    let same = |d: Option<DType>| d == Some(dt);
-    if !same(host_dtype(r_delta, None))
-        || cross.is_some_and(|(d, rz)| !same(host_dtype(d, None)) || !same(host_dtype(rz, None)))
-    {
-        return None;
-    }
-    with_real!(dt, T => slope_pass::<T>(a, r_delta, cross, Slope::Tanh))
+    slope_pass::<T>(a, r_delta, cross, Slope::Tanh)
 }
 
 /// R a = 1[z > 0] ⊙ R z (and ReLU's R δ_z, the same product: φ'' = 0), every direction in one
-/// pass, on host memory for two or more directions stored row-major; `None` otherwise. Same bits as burn's `lift(indicator(z > 0)) * r`.
+/// pass, on host memory for two or more directions stored row-major; `None` otherwise. Same
+/// bits as burn's `lift(indicator(z > 0)) * r`.
 ///
 /// # Shapes
 /// `z`: [n, f]; `r`: [k, n, f] → [k, n, f].
-pub(crate) fn relu_r(z: &Tensor<2>, r: &Tensor<3>) -> Option<Tensor<3>> {
+pub(crate) fn relu_r<T: Float>(z: &Tensor<2>, r: &Tensor<3>) -> Option<Tensor<3>> {
     // For one direction burn's mask-and-multiply was faster (0.10 against 0.24–0.37 ms on
     // [512, 512], 2026-12-06); for a block of 20 the kernel is 10× faster (0.36 against
     // 4.1 ms on [20, 128, 512]).
     if r.dims()[0] < 2 {
         return None;
     }
-    let dt = host_dtype(z, None)?;
-    if host_dtype(r, None) != Some(dt) {
-        return None;
-    }
-    with_real!(dt, T => slope_pass::<T>(z, r, None, Slope::Relu))
+    slope_pass::<T>(z, r, None, Slope::Relu)
+}
+
+/// The host floats with the arithmetic these kernels use.
+pub(crate) trait Float:
+    Real + std::ops::Mul<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Add<Output = Self>
+{
+}
+
+impl<T> Float for T where
+    T: Real + std::ops::Mul<Output = T> + std::ops::Sub<Output = T> + std::ops::Add<Output = T>
+{
 }
 
 /// Which φ' the slope pass reads from its [n, f] input.
@@ -143,18 +129,12 @@ enum Slope {
 
 /// out_j = s ⊙ r_j (+ t ⊙ rz_j with t = ((s ⊙ a) · −2) ⊙ δ when `cross` is given), for every
 /// direction j, with s = φ' from `x`.
-fn slope_pass<T>(
+fn slope_pass<T: Float>(
     x: &Tensor<2>,
     r: &Tensor<3>,
     cross: Option<(&Tensor<2>, &Tensor<3>)>,
     slope: Slope,
-) -> Option<Tensor<3>>
-where
-    T: crate::host_conv::Real
-        + std::ops::Mul<Output = T>
-        + std::ops::Sub<Output = T>
-        + std::ops::Add<Output = T>,
-{
+) -> Option<Tensor<3>> {
     if x.dims().iter().product::<usize>() == 0 || r.dims()[1..] != x.dims()[..] {
         return None;
     }
@@ -210,7 +190,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_conv::with_real;
     use crate::testing::cpu;
+    use burn::tensor::DType;
 
     /// Distance in ulps between two finite f32 of the same sign.
     fn ulps(a: f32, b: f32) -> u32 {
@@ -260,7 +242,7 @@ mod tests {
         for dtype in [DType::F32, DType::F64] {
             let a = z.clone().cast(dtype).tanh();
             let delta = (z.clone().cast(dtype) * 0.61).sin();
-            let ours = tanh_backward(&a, delta.clone());
+            let ours = with_real!(dtype, T => tanh_backward::<T>(&a, delta.clone()));
             let theirs = (a.powi_scalar(2).neg() + 1.0) * delta;
             let bits = |t: Tensor<2>| {
                 let d = t.into_data().convert::<f64>();
@@ -300,6 +282,14 @@ mod tests {
             let rz = wave(180, 0.29, dtype).reshape([3, 5, 12]);
             let s = crate::layer::lift(&(a.clone().powi_scalar(2).neg() + 1.0));
             let c = (a.clone().powi_scalar(2).neg() + 1.0) * a.clone() * (-2.0);
+            type Pass = fn(&Tensor<2>, &Tensor<3>) -> Option<Tensor<3>>;
+            type Cross = fn(&Tensor<2>, &Tensor<3>, Cross3) -> Option<Tensor<3>>;
+            type Cross3<'a> = Option<(&'a Tensor<2>, &'a Tensor<3>)>;
+            let (tanh_r_forward, tanh_r_backward, relu_r): (Pass, Cross, Pass) = with_real!(dtype, T => (
+                tanh_r_forward::<T>,
+                tanh_r_backward::<T>,
+                relu_r::<T>,
+            ));
             let cases = [
                 (tanh_r_forward(&a, &r), s.clone() * r.clone()),
                 (tanh_r_backward(&a, &r, None), s.clone() * r.clone()),
@@ -320,7 +310,7 @@ mod tests {
             assert!(relu_r(&z, &r.clone().narrow(0, 0, 1)).is_none());
             assert!(tanh_r_backward(&a, &r, Some((&delta, &strided))).is_none());
             for (j, (ours, theirs)) in cases.into_iter().enumerate() {
-                let ours = ours.expect("host memory takes the kernel");
+                let ours = ours.expect("a row-major block takes the kernel");
                 assert_eq!(bits(ours), bits(theirs), "case {j}, {dtype:?}");
             }
         }

@@ -23,7 +23,7 @@ use std::ops::Range;
 use burn::backend::NdArray;
 use burn::backend::ndarray::NdArrayTensor;
 use burn::prelude::*;
-use burn::tensor::{DType, Element, TensorData};
+use burn::tensor::{Element, TensorData};
 
 /// `matrixmultiply`'s `?gemm(m, k, n, α, A, rsa, csa, B, rsb, csb, β, C, rsc, csc)`:
 /// C ← α A B + β C with row and column strides.
@@ -868,22 +868,6 @@ pub(crate) fn tensor<T: Real, const D: usize>(
 ) -> Tensor<D> {
     let dtype = T::dtype();
     Tensor::from_data(TensorData::new(v, shape), (device, dtype))
-}
-
-/// The float type of `t` when the host kernels take it: f32 or f64 on a host-memory device,
-/// with neither `t` nor the layer's θ `theta` tracked by burn's autodiff (the host kernels
-/// would cut the graph that the autodiff reference checks differentiate through).
-pub(crate) fn host_dtype<const D: usize>(
-    t: &Tensor<D>,
-    theta: Option<&Tensor<1>>,
-) -> Option<DType> {
-    let plain = !t.is_autodiff() && !theta.is_some_and(Tensor::is_autodiff);
-    match t.dtype() {
-        d @ (DType::F32 | DType::F64) if plain && noisescope_data::in_host_memory(&t.device()) => {
-            Some(d)
-        }
-        _ => None,
-    }
 }
 
 /// Runs `$body` with `$T` the Rust float type of the host dtype `$dt` (f32 or f64).

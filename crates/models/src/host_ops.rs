@@ -16,9 +16,9 @@
 //! burn's values moved. Elsewhere (wgpu, autodiff) both are burn's ops.
 
 use burn::prelude::*;
-use burn::tensor::DType;
 
-use crate::host_conv::{Mat, Real, Values, host_dtype, tensor, values, with_real};
+use crate::host_conv::{Mat, Real, Values, tensor, values, with_real};
+use crate::kernels::Engine;
 
 /// op(A) op(B), where op transposes the operand when its flag is set: `a.matmul(b)` with `a`
 /// read as Aᵀ when `ta` and `b` as Bᵀ when `tb`.
@@ -26,7 +26,7 @@ use crate::host_conv::{Mat, Real, Values, host_dtype, tensor, values, with_real}
 /// # Shapes
 /// op(A) [m, k], op(B) [k, n] → [m, n].
 pub fn matmul(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> Tensor<2> {
-    match host_pair(&a, &b) {
+    match Engine::of(&a).and(&b).host() {
         Some(dt) => with_real!(dt, T => host_matmul::<T>(a, ta, b, tb)),
         None => {
             let a = if ta { a.transpose() } else { a };
@@ -42,7 +42,7 @@ pub fn matmul(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> Tensor<2> {
 /// A [ka, ·, ·], B [kb, ·, ·] with ka = kb, or either 1; op(A_j) [m, k], op(B_j) [k, n] →
 /// [max(ka, kb), m, n].
 pub fn batched_matmul(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) -> Tensor<3> {
-    match host_pair(&a, &b) {
+    match Engine::of(&a).and(&b).host() {
         Some(dt) => with_real!(dt, T => host_batched_matmul::<T>(a, ta, b, tb)),
         None => {
             let a = if ta { a.swap_dims(1, 2) } else { a };
@@ -62,7 +62,7 @@ pub fn batched_matmul(a: Tensor<3>, ta: bool, b: Tensor<3>, tb: bool) -> Tensor<
 /// # Shapes
 /// op(A) [m, k], op(B) [k, n], `c` [n] → [m, n].
 pub fn matmul_plus_row(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool, c: Tensor<1>) -> Tensor<2> {
-    match host_pair(&a, &b).filter(|&dt| host_dtype(&c, None) == Some(dt)) {
+    match Engine::of(&a).and(&b).and(&c).host() {
         Some(dt) => with_real!(dt, T => host_matmul_plus_row::<T>(a, ta, b, tb, c)),
         None => matmul(a, ta, b, tb) + c.unsqueeze_dim::<2>(0),
     }
@@ -98,7 +98,7 @@ pub fn narrow<const D: usize>(t: Tensor<D>, dim: usize, start: usize, len: usize
     use burn::backend::NdArray;
     use burn::backend::ndarray::NdArrayTensor;
     use ndarray::{Axis, Slice};
-    if host_dtype(&t, None).is_some()
+    if Engine::of(&t).host().is_some()
         && start + len <= t.dims()[dim]
         && let Ok(p) = t.clone().try_into_primitive::<NdArray>()
     {
@@ -159,7 +159,7 @@ pub fn sum_dim<const D: usize>(t: Tensor<D>, dim: usize) -> Tensor<D> {
         )
     }
     let mut shape = t.dims();
-    if dim < D && host_dtype(&t, None).is_some() {
+    if dim < D && Engine::of(&t).host().is_some() {
         shape[dim] = 1;
         let device = t.device();
         match t.clone().try_into_primitive::<NdArray>() {
@@ -187,7 +187,7 @@ pub fn sum_dim<const D: usize>(t: Tensor<D>, dim: usize) -> Tensor<D> {
 /// Any shape of the same number of elements.
 pub fn reshape<const D: usize, const D2: usize>(t: Tensor<D>, shape: [usize; D2]) -> Tensor<D2> {
     // A view read in place reshapes for free in burn; only one that would be copied is ours.
-    let copied = host_dtype(&t, None).and_then(|dt| {
+    let copied = Engine::of(&t).host().and_then(|dt| {
         with_real!(dt, T => {
             if crate::host_conv::values_in_place::<T, D>(&t).is_some() {
                 return None;
@@ -228,7 +228,7 @@ pub fn batched_matmul_rows(
     );
     if len >= ROWS_IN_PLACE
         && a.dims()[0] == 1
-        && let Some(dt) = host_dtype(&a, None).filter(|&d| host_dtype(&rows, None) == Some(d))
+        && let Some(dt) = Engine::of(&a).and(&rows).host()
         && let Some(c) = with_real!(dt, T => host_batched_rows::<T>(&a, ta, &rows, block, tb))
     {
         return c;
@@ -280,18 +280,12 @@ fn host_batched_rows<T: Real>(
 /// `a`: [n, i]; `b`: [k, o, i] → [k, n, o].
 pub fn matmul_each(a: Tensor<2>, b: Tensor<3>) -> Tensor<3> {
     let ([n, _], [k, o, i]) = (a.dims(), b.dims());
-    match host_dtype(&a, None).filter(|_| host_dtype(&b, None).is_some()) {
+    match Engine::of(&a).and(&b).host() {
         Some(_) => matmul(a, false, b.reshape([k * o, i]), true)
             .reshape([n, k, o])
             .swap_dims(0, 1),
         None => batched_matmul(a.unsqueeze_dim::<3>(0), false, b, true),
     }
-}
-
-/// The host dtype both operands share, if they are host tensors that the host path takes.
-fn host_pair<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Option<DType> {
-    let (da, db) = (host_dtype(a, None)?, host_dtype(b, None)?);
-    (da == db).then_some(da)
 }
 
 fn host_matmul<T: Real>(a: Tensor<2>, ta: bool, b: Tensor<2>, tb: bool) -> Tensor<2> {
@@ -390,11 +384,10 @@ fn packed_product<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T]) {
 /// Parts that agree on every dimension but `dim` → the sum of their `dim` sizes there.
 pub fn cat<const D: usize>(parts: Vec<Tensor<D>>, dim: usize) -> Tensor<D> {
     let first = parts.first().expect("cat of no tensors");
-    let host = host_dtype(first, None).filter(|&dt| {
-        parts
-            .iter()
-            .all(|p| host_dtype(p, None) == Some(dt) && same_except(p, first, dim))
-    });
+    let engine = parts.iter().fold(Engine::of(first), |e, p| e.and(p));
+    let host = engine
+        .host()
+        .filter(|_| parts.iter().all(|p| same_except(p, first, dim)));
     match host {
         Some(dt) => with_real!(dt, T => host_cat::<T, D>(parts, dim)),
         None => Tensor::cat(parts, dim),
@@ -431,6 +424,7 @@ fn host_cat<T: Real, const D: usize>(parts: Vec<Tensor<D>>, dim: usize) -> Tenso
 mod tests {
     use super::*;
     use crate::testing::cpu;
+    use burn::tensor::DType;
 
     fn filled<const D: usize>(shape: [usize; D], seed: usize, dtype: DType) -> Tensor<D> {
         let len: usize = shape.iter().product();

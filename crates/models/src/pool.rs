@@ -9,7 +9,8 @@ use burn::prelude::*;
 use burn::tensor::module::{max_pool2d_with_indices, max_pool2d_with_indices_backward};
 use burn::tensor::ops::MaxPoolOptions;
 
-use crate::host_conv::{self, host_dtype, tensor, values, with_real};
+use crate::host_conv::{self, Real, tensor, values};
+use crate::kernels::{Burn, Engine, Host, with_kernels};
 use std::sync::Arc;
 
 use crate::layer::{Backward, Layer, LayerIo, Memo, RBackward, RIo};
@@ -48,14 +49,14 @@ impl MaxPool2 {
 
     /// Host memory: the argmax of each window of a_in's values `a` [n, c·h·w] as flat
     /// in-plane positions [n·c, h/2·w/2].
-    fn host_argmax<T: host_conv::Real>(&self, a: &[T]) -> Vec<u32> {
+    fn host_argmax<T: Real>(&self, a: &[T]) -> Vec<u32> {
         let planes = a.len() / self.planes().0;
         host_conv::pool_argmax(planes, self.input, a)
     }
 
     /// Host memory: the argmax of the pass's a_in, from the forward pass's memo when it left
     /// one, else from a_in's values.
-    fn host_argmax_of<T: host_conv::Real>(&self, io: &LayerIo) -> Arc<Vec<u32>> {
+    fn host_argmax_of<T: Real>(&self, io: &LayerIo) -> Arc<Vec<u32>> {
         match io.memo {
             Some(Memo::PoolArgmax(arg)) => arg.clone(),
             None => Arc::new(self.host_argmax(&values::<T, 2>(io.a_in.clone()))),
@@ -70,14 +71,14 @@ impl MaxPool2 {
 
     /// Host memory: the gather z[r] = src[r][argmax], for `src` [m, c·h·w] with m a multiple
     /// of a_in's n, [m, c·h'·w'].
-    fn host_gather<T: host_conv::Real>(&self, arg: &[u32], src: &[T]) -> Vec<T> {
+    fn host_gather<T: Real>(&self, arg: &[u32], src: &[T]) -> Vec<T> {
         let (plane, outs) = self.planes();
         host_conv::pool_gather(arg, outs, plane, src)
     }
 
     /// Host memory: the scatter of cotangents t [m, c·h'·w'] to the argmax positions,
     /// [m, c·h·w].
-    fn host_scatter<T: host_conv::Real>(&self, arg: &[u32], t: &[T]) -> Vec<T> {
+    fn host_scatter<T: Real>(&self, arg: &[u32], t: &[T]) -> Vec<T> {
         let (plane, outs) = self.planes();
         host_conv::pool_scatter(arg, outs, plane, t)
     }
@@ -131,40 +132,14 @@ impl Layer for MaxPool2 {
     }
 
     fn forward_memo(&self, _: Option<&Tensor<1>>, a_in: Tensor<2>) -> (Tensor<2>, Option<Memo>) {
-        let n = a_in.dims()[0];
-        if let Some(dt) = host_dtype(&a_in, None) {
-            return with_real!(dt, T => {
-                let a = values::<T, 2>(a_in.clone());
-                let arg = self.host_argmax(&a);
-                let z = self.host_gather(&arg, &a);
-                (
-                    tensor(z, [n, self.out_dim()], &a_in.device()),
-                    Some(Memo::PoolArgmax(Arc::new(arg))),
-                )
-            });
-        }
-        let z = max_pool2d_with_indices(self.image(a_in), MaxPoolOptions::new([2, 2]))
-            .0
-            .reshape([n, self.out_dim()]);
-        (z, None)
+        with_kernels!(Engine::of(&a_in), K => K::forward_memo(self, a_in))
     }
 
     fn backward(&self, io: LayerIo, delta: Tensor<2>, need_delta_in: bool) -> Backward {
-        if let Some(dt) = host_dtype(&delta, None) {
-            let (n, device) = (delta.dims()[0], delta.device());
-            return Backward {
-                grad: Vec::new(),
-                delta_in: need_delta_in.then(|| {
-                    with_real!(dt, T => {
-                        let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 2>(delta));
-                        tensor(t, [n, self.in_dim()], &device)
-                    })
-                }),
-            };
-        }
         Backward {
             grad: Vec::new(),
-            delta_in: need_delta_in.then(|| self.scatter(delta, &self.indices(io.a_in))),
+            delta_in: need_delta_in
+                .then(|| with_kernels!(Engine::of(&delta), K => K::scatter(self, &io, delta))),
         }
     }
 
@@ -174,24 +149,7 @@ impl Layer for MaxPool2 {
 
     fn r_forward(&self, io: LayerIo, r: RIo) -> Option<Tensor<3>> {
         let ra = r.ra_in?;
-        let [k, n, _] = ra.dims();
-        if let Some(dt) = host_dtype(ra, None) {
-            return Some(with_real!(dt, T => {
-                let z = self.host_gather(&self.host_argmax_of::<T>(&io), &values::<T, 3>(ra.clone()));
-                tensor(z, [k, n, self.out_dim()], &ra.device())
-            }));
-        }
-        let [h2, w2] = self.output();
-        let plane = self.input[0] * self.input[1];
-        let idx = self
-            .indices(io.a_in)
-            .reshape([n, self.channels, h2 * w2])
-            .repeat_dim(0, k);
-        let gathered = ra
-            .clone()
-            .reshape([k * n, self.channels, plane])
-            .gather(2, idx);
-        Some(gathered.reshape([k, n, self.out_dim()]))
+        Some(with_kernels!(Engine::of(ra), K => K::r_gather(self, &io, ra)))
     }
 
     fn r_backward(
@@ -202,29 +160,96 @@ impl Layer for MaxPool2 {
         r_delta: Tensor<3>,
         need: bool,
     ) -> RBackward {
-        let [k, n, _] = r_delta.dims();
-        if let Some(dt) = host_dtype(&r_delta, None) {
-            let device = r_delta.device();
-            return RBackward {
-                grad: Vec::new(),
-                delta_in: need.then(|| {
-                    with_real!(dt, T => {
-                        let t = self.host_scatter(&self.host_argmax_of::<T>(&io), &values::<T, 3>(r_delta));
-                        tensor(t, [k, n, self.in_dim()], &device)
-                    })
-                }),
-            };
-        }
         RBackward {
             grad: Vec::new(),
-            delta_in: need.then(|| {
-                self.scatter(
-                    r_delta.reshape([k * n, self.out_dim()]),
-                    &self.indices(io.a_in),
-                )
-                .reshape([k, n, self.in_dim()])
-            }),
+            delta_in: need.then(
+                || with_kernels!(Engine::of(&r_delta), K => K::r_scatter(self, &io, r_delta)),
+            ),
         }
+    }
+}
+
+/// Pooling's passes as a kernel object runs them ([`crate::kernels`]).
+trait PoolKernels {
+    /// [`Layer::forward_memo`]: z = a[m], and m when the kernels keep it.
+    fn forward_memo(p: &MaxPool2, a_in: Tensor<2>) -> (Tensor<2>, Option<Memo>);
+
+    /// δ_in: δ [n, c·h'·w'] scattered to m, [n, c·h·w].
+    fn scatter(p: &MaxPool2, io: &LayerIo, delta: Tensor<2>) -> Tensor<2>;
+
+    /// R z = (R a)[m] for R a [k, n, c·h·w], [k, n, c·h'·w'].
+    fn r_gather(p: &MaxPool2, io: &LayerIo, ra: &Tensor<3>) -> Tensor<3>;
+
+    /// R δ_in: R δ [k, n, c·h'·w'] scattered to m, [k, n, c·h·w].
+    fn r_scatter(p: &MaxPool2, io: &LayerIo, r_delta: Tensor<3>) -> Tensor<3>;
+}
+
+/// burn's pooling kernels, m recomputed from a_in by each pass.
+impl PoolKernels for Burn {
+    fn forward_memo(p: &MaxPool2, a_in: Tensor<2>) -> (Tensor<2>, Option<Memo>) {
+        let n = a_in.dims()[0];
+        let z = max_pool2d_with_indices(p.image(a_in), MaxPoolOptions::new([2, 2]))
+            .0
+            .reshape([n, p.out_dim()]);
+        (z, None)
+    }
+
+    fn scatter(p: &MaxPool2, io: &LayerIo, delta: Tensor<2>) -> Tensor<2> {
+        p.scatter(delta, &p.indices(io.a_in))
+    }
+
+    fn r_gather(p: &MaxPool2, io: &LayerIo, ra: &Tensor<3>) -> Tensor<3> {
+        let [k, n, _] = ra.dims();
+        let [h2, w2] = p.output();
+        let plane = p.input[0] * p.input[1];
+        let idx = p
+            .indices(io.a_in)
+            .reshape([n, p.channels, h2 * w2])
+            .repeat_dim(0, k);
+        let gathered = ra
+            .clone()
+            .reshape([k * n, p.channels, plane])
+            .gather(2, idx);
+        gathered.reshape([k, n, p.out_dim()])
+    }
+
+    fn r_scatter(p: &MaxPool2, io: &LayerIo, r_delta: Tensor<3>) -> Tensor<3> {
+        let [k, n, _] = r_delta.dims();
+        p.scatter(r_delta.reshape([k * n, p.out_dim()]), &p.indices(io.a_in))
+            .reshape([k, n, p.in_dim()])
+    }
+}
+
+/// The host kernels of `host_conv`, routing by the forward pass's memo.
+impl<T: Real> PoolKernels for Host<T> {
+    fn forward_memo(p: &MaxPool2, a_in: Tensor<2>) -> (Tensor<2>, Option<Memo>) {
+        let (n, device) = (a_in.dims()[0], a_in.device());
+        let a = values::<T, 2>(a_in);
+        let arg = p.host_argmax(&a);
+        let z = p.host_gather(&arg, &a);
+        (
+            tensor(z, [n, p.out_dim()], &device),
+            Some(Memo::PoolArgmax(Arc::new(arg))),
+        )
+    }
+
+    fn scatter(p: &MaxPool2, io: &LayerIo, delta: Tensor<2>) -> Tensor<2> {
+        let (n, device) = (delta.dims()[0], delta.device());
+        let t = p.host_scatter(&p.host_argmax_of::<T>(io), &values::<T, 2>(delta));
+        tensor(t, [n, p.in_dim()], &device)
+    }
+
+    fn r_gather(p: &MaxPool2, io: &LayerIo, ra: &Tensor<3>) -> Tensor<3> {
+        let [k, n, _] = ra.dims();
+        let z = p.host_gather(&p.host_argmax_of::<T>(io), &values::<T, 3>(ra.clone()));
+        tensor(z, [k, n, p.out_dim()], &ra.device())
+    }
+
+    fn r_scatter(p: &MaxPool2, io: &LayerIo, r_delta: Tensor<3>) -> Tensor<3> {
+        let [k, n, _] = r_delta.dims();
+        let device = r_delta.device();
+        let t = p.host_scatter(&p.host_argmax_of::<T>(io), &values::<T, 3>(r_delta));
+        tensor(t, [k, n, p.in_dim()], &device)
     }
 }
 

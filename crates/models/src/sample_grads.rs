@@ -7,8 +7,9 @@
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::host_conv::{Real, Values, host_dtype, split_rows, tensor, values, with_real};
+use crate::host_conv::{Real, Values, split_rows, tensor, values, with_real};
 use crate::host_ops::{self, matmul};
+use crate::kernels::Engine;
 use crate::layer::Factors;
 
 /// G, the per-sample gradients ∇ℓ_n (without the 1/N), [N, D], in factored form.
@@ -186,13 +187,11 @@ impl SampleGradients {
     /// # Shapes
     /// Returns [N, D].
     pub fn materialize(&self) -> Tensor<2> {
-        let first = self.factors.first().map(|f| f.tensors()[0]);
-        let host = first.and_then(|t| host_dtype(t, None)).filter(|&dt| {
-            self.factors
-                .iter()
-                .all(|f| f.tensors().iter().all(|t| host_dtype(t, None) == Some(dt)))
-        });
-        match host {
+        let engine = (self.factors.iter().flat_map(Factors::tensors))
+            .fold(None, |e: Option<Engine>, t| {
+                Some(e.map_or(Engine::of(t), |e| e.and(t)))
+            });
+        match engine.and_then(Engine::host) {
             Some(dt) => with_real!(dt, T => self.host_materialize::<T>()),
             None => host_ops::cat(self.factors.iter().map(Factors::materialize).collect(), 1),
         }
@@ -355,7 +354,7 @@ impl Factors {
                 let (a, bias) = (first.clone().narrow(1, 0, i), first.narrow(1, i, 1));
                 let w = v.clone().narrow(1, 0, o * i).reshape([k * o, i]);
                 let b = v.clone().narrow(1, o * i, o);
-                let va = if noisescope_data::in_host_memory(&v.device()) {
+                let va = if Engine::of(v).host().is_some() {
                     // matrixmultiply runs [k·o, i] × [i, n] about 2× faster than the transpose
                     // (0.23 against 0.44 s at n = 128, i = 784, k·o = 20 480).
                     (matmul(w, false, a, true) + b.reshape([k * o, 1]) * bias.transpose())

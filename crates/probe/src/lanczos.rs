@@ -111,7 +111,10 @@ pub fn lanczos_tridiagonal_until(
     steps: usize,
     converged: Option<Convergence>,
 ) -> Tridiagonal {
-    if crate::linalg::in_host_memory(&op.device()) {
+    if noisescope_models::Engine::of_device(&op.device(), op.dtype())
+        .host()
+        .is_some()
+    {
         lanczos_in_host_memory(op, start, steps, converged)
     } else {
         lanczos_on_device(op, start, steps, converged)

@@ -100,10 +100,6 @@ pub fn tridiagonal_eigen(alpha: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     symmetric_eigen(&t, m)
 }
 
-/// Whether `device` computes in host memory (burn's ndarray backend); see
-/// [`noisescope_data::in_host_memory`].
-pub use noisescope_data::in_host_memory;
-
 /// Columns per chunk of a reduction over the parameter axis. burn 0.22.1's wgpu `sum_dim`
 /// along an axis much longer than 2¹⁵, and matmuls with such an inner dimension, were seen to
 /// return wrong sums on lavapipe (a row of 407 050 normals summed to −362 instead of 627; the
@@ -206,14 +202,6 @@ mod tests {
 
     /// Chunked products and sums equal the plain ones across chunk boundaries (D a multiple
     /// of the chunk plus a ragged tail, and D below one chunk).
-    #[test]
-    #[allow(deprecated)] // Device::ndarray: the CPU backend recognized here
-    fn ndarray_devices_are_recognized_as_host_memory() {
-        assert!(in_host_memory(&Device::ndarray()));
-        // burn must see an autodiff device's ops, so its tensors are not the host kernels'.
-        assert!(!in_host_memory(&Device::ndarray().autodiff()));
-    }
-
     #[test]
     #[allow(deprecated)] // Device::ndarray: still the f64 CPU reference backend here
     fn chunked_reductions_match_plain_ones() {
