@@ -11,6 +11,7 @@
 #      scripts/zhu2019-campaign.sh --first-core 1 2   (seed 2 on core 1, beside a run on core 0)
 #
 # The i-th seed given runs on core (K + i) mod the number of cores (K = 0 by default).
+# Without --bin the script builds and runs the release binary (`cargo build --release`).
 #
 # Each process runs on one core (taskset): the host kernels split their sums over the cores
 # they see, so the thread count is part of a trajectory's bits. One core per process keeps a
@@ -28,7 +29,7 @@ while [[ $# -gt 0 ]]; do
         --until) until_arg=(--until "$2"); shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         --first-core) first_core="$2"; shift 2 ;;
-        -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,20p "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -37,8 +38,11 @@ if [[ $# -eq 0 ]]; then
     exit 2
 fi
 if [[ -z "$bin" ]]; then
-    cargo build --quiet
-    bin="${CARGO_TARGET_DIR:-target}/debug/noisescope"
+    # The release build: a unit runs days, and the dev build's own crates (opt-level 1 and
+    # overflow checks) made `hessian-20` 10-25% slower (docs/performance.md, attempt 13).
+    # Both builds give the same bits. Building burn a second time takes about 20 minutes once.
+    cargo build --quiet --release
+    bin="${CARGO_TARGET_DIR:-target}/release/noisescope"
 fi
 data="${NOISESCOPE_DATA:-$(cd ../shared/datasets 2>/dev/null && pwd || true)}"
 if [[ -z "$data" ]]; then

@@ -5,12 +5,20 @@
 //! back to the kernel as soon as 128 KiB of it are free, so the next pass's buffer of the same
 //! size is faulted in again, page by page: ≈ 0.5 ms per MB on this project's machines, about 15%
 //! of a convyu GD step (docs/performance.md, attempt 6). Raising the trim threshold and the
-//! top pad keeps that memory mapped, and the largest buffers below glibc's 32 MiB ceiling
-//! come from the heap rather than from fresh mappings. Results are unchanged: only where the
-//! bytes live differs. A user's own `MALLOC_*` settings win.
+//! top pad keeps that memory mapped.
+//!
+//! Blocks above glibc's mmap threshold (32 MiB at most) are mappings of their own, unmapped on
+//! free, so they were faulted in afresh on every pass too: a block of 20 directions of the
+//! 784–2048–10 net is 130 MB, a convyu R-pass block over 1200 images 550 MB. Turning glibc's
+//! own mappings off (`M_MMAP_MAX` = 0) serves them from the heap as well, whose pages stay:
+//! burn's 128 MiB `x · 1` went from 3.1–4.0 to 13–14.6 GB/s, and a block of 20 Hessian products
+//! of that net from 12.9–14.3 to 6.8–7.7 ms per direction (attempt 13). The price: freed heap
+//! stays mapped, so a process's resident memory stays near its peak between passes. Results are unchanged: only
+//! where the bytes live differs. A user's own `MALLOC_*` settings win.
 
 /// Sets glibc's trim threshold (1 GiB), top pad (64 MiB) and mmap threshold (32 MiB, its
-/// maximum), unless the environment sets any `MALLOC_*` tunable. Call before threads start.
+/// maximum), and turns its own mappings of large blocks off, unless the environment sets any
+/// `MALLOC_*` tunable. Call before threads start.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -28,6 +36,7 @@ pub fn keep_freed_memory() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             libc::mallopt(libc::M_TOP_PAD, 64 << 20);
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_MMAP_MAX, 0);
         }
     }
 }
