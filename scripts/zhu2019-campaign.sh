@@ -38,8 +38,9 @@ if [[ $# -eq 0 ]]; then
     exit 2
 fi
 if [[ -z "$bin" ]]; then
-    # The release build: a unit runs days, and the dev build's own crates (opt-level 1 and
-    # overflow checks) made `hessian-20` 10-25% slower (docs/performance.md, attempt 13).
+    # The release build: a unit runs days, and the dev build (our crates' overflow checks,
+    # opt-level 1 outside the kernel crates) ran `hessian-20` up to 20% slower
+    # (docs/performance.md, attempt 13).
     # Both builds give the same bits. Building burn a second time takes about 20 minutes once.
     cargo build --quiet --release
     bin="${CARGO_TARGET_DIR:-target}/release/noisescope"

@@ -13,7 +13,9 @@
 //! own mappings off (`M_MMAP_MAX` = 0) serves them from the heap as well, whose pages stay:
 //! burn's 128 MiB `x · 1` went from 3.1–4.0 to 13–14.6 GB/s, and a block of 20 Hessian products
 //! of that net from 12.9–14.3 to 6.8–7.7 ms per direction (attempt 13). The price: freed heap
-//! stays mapped, so a process's resident memory stays near its peak between passes. Results are unchanged: only
+//! stays mapped, so a process's resident memory stays near its peak between passes, or above
+//! it where the heap fragments. A worker thread's block beyond its arena's 64 MiB heap is still a
+//! mapping of its own (glibc maps it whatever `M_MMAP_MAX` says). Results are unchanged: only
 //! where the bytes live differs. A user's own `MALLOC_*` settings win.
 
 /// Sets glibc's trim threshold (1 GiB), top pad (64 MiB) and mmap threshold (32 MiB, its
