@@ -124,12 +124,10 @@ impl Layer for Activation {
     ) -> RBackward {
         // The φ'' term's operands join the engine's choice only when the term is formed.
         let cross = delta.zip(r.ra_in);
-        let engine = cross
-            .map_or(Engine::of(&r_delta), |(d, rz)| {
-                Engine::of(&r_delta).and(d).and(rz)
-            })
-            .and(io.a_in)
-            .and(io.a_out);
+        let mut engine = Engine::of(&r_delta).and(io.a_in).and(io.a_out);
+        if let Some((d, rz)) = cross {
+            engine = engine.and(d).and(rz);
+        }
         RBackward {
             grad: Vec::new(),
             delta_in: need_delta_in

@@ -465,8 +465,8 @@ impl<T: Real> ConvKernels for Host<T> {
         if let (Some(d), Some(ra)) = (&d, r.ra_in) {
             // Σ δ (R P)ᵀ: the patches of R a_in against the shared δ.
             let cross = host_conv::weight_grads(&g, k, n, &values::<T, 3>(ra.clone()), d, false);
-            for (row, c) in grads.chunks_mut(c.n_params()).zip(cross.chunks(p)) {
-                row[..p].iter_mut().zip(c).for_each(|(x, &y)| *x += y);
+            for (row, extra) in grads.chunks_mut(c.n_params()).zip(cross.chunks(p)) {
+                row[..p].iter_mut().zip(extra).for_each(|(x, &y)| *x += y);
             }
         }
         let delta_in = need_delta_in.then(|| {
