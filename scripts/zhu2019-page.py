@@ -4,7 +4,8 @@
 Run `noisescope plot results/zhu2019-fashionmnist` first: it writes the figure, table.md and
 summary.json that this script reads. The page's units line and table sit between
 `<!-- units:begin -->…<!-- units:end -->` and `<!-- table:begin -->…<!-- table:end -->`;
-the figure is copied to docs/figures/zhu2019-fashionmnist.svg.
+the figure is copied to docs/figures/zhu2019-fashionmnist.svg. The wall-time table between
+`<!-- costs:begin -->…<!-- costs:end -->` comes from the units' own metric lines.
 
     python3 scripts/zhu2019-page.py
 """
@@ -19,6 +20,61 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "zhu2019-fashionmnist"
 PAGE = ROOT / "docs" / "zhu2019-fashionmnist.md"
 SEEDS_PLANNED = 3  # the issue's three seeds
+ORDER = ["gd", "sgd", "iso-const", "iso-dynamic", "diag", "lowrank-20", "hessian-20",
+         "hessian-top1", "ggn"]
+BLOCK = 1000  # steps between probe points
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def costs() -> str:
+    """Wall time per dynamic from every unit's metrics.jsonl.
+
+    A unit's `time_s` is its clock since step 0, summed over resumed runs; `probe_time_s` is
+    the probe point logged on that line. A block's training time is the clock's increase from
+    one probe point to the next less the later point's probe time. The clocks count whatever
+    else shared the machine (builds, tests, paused processes), so the fastest block is the
+    cleanest figure and the total is an upper bound.
+    """
+    rows = []
+    for dyn in ORDER:
+        blocks, probes, totals, seeds = [], [], [], 0
+        for seed_dir in sorted(RESULTS.glob("seed-*")):
+            metrics = seed_dir / dyn / "metrics.jsonl"
+            if not metrics.is_file():
+                continue
+            seeds += 1
+            points = {}
+            for line in metrics.read_text().splitlines():
+                try:
+                    m = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a stop mid-write
+                if "time_s" in m and "probe_time_s" in m and m.get("step", -1) % BLOCK == 0:
+                    points[m["step"]] = m
+            probes += [m["probe_time_s"] for m in points.values()]
+            for step, m in points.items():
+                before = points.get(step - BLOCK)
+                if before is not None:
+                    blocks.append((m["time_s"] - before["time_s"] - m["probe_time_s"]) / BLOCK)
+            if points:
+                totals.append(max(m["time_s"] for m in points.values()) / 3600)
+        if not blocks:
+            continue
+        rows.append(
+            f"| `{dyn}` | {seeds} | {len(blocks)} | {min(blocks):.3f} s | {median(blocks):.3f} s "
+            f"| {min(probes):.0f} s | {median(probes):.0f} s | {sum(totals) / len(totals):.1f} h |"
+        )
+    head = (
+        "| dynamic | seeds | blocks of 1000 steps | per step, fastest block | per step, median "
+        "block | probe point, fastest | probe point, median | clock per unit so far (mean) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    return "\n" + head + "\n".join(rows) + "\n"
 
 
 def replace(text: str, name: str, body: str) -> str:
@@ -48,6 +104,7 @@ def main() -> None:
     # table.md: a first line about the units, a blank line, then the table.
     body = table.split("\n\n", 1)[1] if "\n\n" in table else table
     text = replace(text, "table", "\n" + body.rstrip("\n") + "\n")
+    text = replace(text, "costs", costs())
     PAGE.write_text(text)
     shutil.copyfile(
         RESULTS / "figures" / "escape-seeds.svg",
