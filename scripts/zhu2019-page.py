@@ -5,12 +5,14 @@ Run `noisescope plot results/zhu2019-fashionmnist` first: it writes the figure, 
 summary.json that this script reads. The page's units line and table sit between
 `<!-- units:begin -->…<!-- units:end -->` and `<!-- table:begin -->…<!-- table:end -->`;
 the figure is copied to docs/figures/zhu2019-fashionmnist.svg. The wall-time table between
-`<!-- costs:begin -->…<!-- costs:end -->` comes from the units' own metric lines.
+`<!-- costs:begin -->…<!-- costs:end -->` and the paired comparison with GD between
+`<!-- paired:begin -->…<!-- paired:end -->` come from the units' own metric lines.
 
     python3 scripts/zhu2019-page.py
 """
 
 import json
+import math
 import re
 import shutil
 import sys
@@ -29,6 +31,70 @@ def median(xs: list[float]) -> float:
     xs = sorted(xs)
     m = len(xs) // 2
     return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def probe_points(seed_dir: Path, dyn: str) -> dict[int, dict]:
+    """A unit's metric lines that hold a probe point, by step; {} without a unit."""
+    metrics = seed_dir / dyn / "metrics.jsonl"
+    if not metrics.is_file():
+        return {}
+    points = {}
+    for line in metrics.read_text().splitlines():
+        try:
+            m = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a stop mid-write
+        if "probes" in m and "step" in m:
+            points[m["step"]] = m
+    return points
+
+
+def signed(x: float, digits: int) -> str:
+    """+0.12 or −0.12 (the typographic minus of the page's prose)."""
+    return f"{x:+.{digits}f}".replace("-", "\u2212")
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    n = len(xs)
+    m = sum(xs) / n
+    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n) if n > 1 else float("nan")
+    return m, se
+
+
+def paired() -> str:
+    """Each dynamic against GD from the same seed's θ*, at the last step every unit has
+    probed: the differences in test accuracy and in expected sharpness, mean ± s.e. over the
+    seeds, and the accuracy differences seed by seed."""
+    seeds = sorted(RESULTS.glob("seed-*"), key=lambda d: int(d.name.split("-")[1]))
+    points = {(d.name, dyn): probe_points(d, dyn) for d in seeds for dyn in ORDER}
+    started = [p for p in points.values() if p]
+    if not started:
+        return "\n(no unit has a probe point yet)\n"
+    step = min(max(p) for p in started)
+    rows = []
+    for dyn in ORDER[1:]:
+        pairs = [
+            (points[(d.name, dyn)].get(step), points[(d.name, "gd")].get(step), d.name)
+            for d in seeds
+        ]
+        pairs = [(a, g, name) for a, g, name in pairs if a and g]
+        if not pairs:
+            continue
+        gain = [100 * (a["test_acc"] - g["test_acc"]) for a, g, _ in pairs]
+        sharp = [a["probes"]["sharpness"] - g["probes"]["sharpness"] for a, g, _ in pairs]
+        (gm, gse), (sm, sse) = mean_se(gain), mean_se(sharp)
+        per_seed = ", ".join(signed(x, 2) for x in gain)
+        rows.append(
+            f"| `{dyn}` | {len(pairs)} | {signed(gm, 2)} ± {gse:.2f} | {per_seed} "
+            f"| {signed(sm, 5)} ± {sse:.5f} |"
+        )
+    head = (
+        f"Paired with GD at step {step} (each dynamic minus GD from the same seed's θ*; mean ± "
+        "s.e. over the seeds):\n\n"
+        "| dynamic | seeds | test accuracy − GD's (points) | per seed | expected sharpness − "
+        "GD's |\n|---|---:|---:|---|---:|\n"
+    )
+    return "\n" + head + "\n".join(rows) + "\n"
 
 
 def costs() -> str:
@@ -105,6 +171,7 @@ def main() -> None:
     body = table.split("\n\n", 1)[1] if "\n\n" in table else table
     text = replace(text, "table", "\n" + body.rstrip("\n") + "\n")
     text = replace(text, "costs", costs())
+    text = replace(text, "paired", paired())
     PAGE.write_text(text)
     shutil.copyfile(
         RESULTS / "figures" / "escape-seeds.svg",
