@@ -651,6 +651,20 @@ fn broken_checkpoints_and_run_folders_are_named_errors() {
         "NaN or infinite",
     );
     fails_naming(
+        "probe at a step without a checkpoint",
+        &[
+            "--quiet",
+            "probe",
+            "--run",
+            path(&sgd),
+            "--step",
+            "999999",
+            "--probes",
+            "spectrum",
+        ],
+        "no checkpoint at step 999999 (kept:",
+    );
+    fails_naming(
         "probe unknown",
         &["--quiet", "probe", "--run", path(&sgd), "--probes", "bogus"],
         "direction",

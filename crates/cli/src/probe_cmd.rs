@@ -29,6 +29,11 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         );
     }
     let cfg: RunConfig = config::load(&rd.path.join("config.toml"), &a.set)?;
+    // Before the data are loaded: a missing checkpoint is the commonest slip.
+    let ck = match a.step {
+        Some(s) => rd.checkpoint_at(s)?,
+        None => rd.latest_checkpoint()?,
+    };
     let list: Vec<Probe> = a
         .probes
         .iter()
@@ -37,10 +42,6 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let exp = experiment::build(&cfg, &opened, &search)?;
-    let ck = match a.step {
-        Some(s) => rd.path.join(format!("checkpoints/step-{s:07}")),
-        None => rd.latest_checkpoint()?,
-    };
     cfg.probes
         .check(exp.net.dim())
         .map_err(anyhow::Error::msg)?;

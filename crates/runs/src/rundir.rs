@@ -293,6 +293,28 @@ impl RunDir {
         })
     }
 
+    /// The checkpoint folder of step `step`; an error naming the steps this run keeps when
+    /// there is none (runs keep their newest `keep_checkpoints` only).
+    pub fn checkpoint_at(&self, step: u64) -> Result<PathBuf> {
+        let dir = self.path.join("checkpoints");
+        let mut kept = step_folders(&dir);
+        if let Some((_, p)) = kept.iter().find(|(n, _)| *n == step) {
+            return Ok(p.clone());
+        }
+        kept.sort_by_key(|(n, _)| *n);
+        let kept: Vec<String> = kept.iter().map(|(n, _)| n.to_string()).collect();
+        bail!(
+            "{}: no checkpoint at step {step} (kept: {}; `keep_checkpoints` in the run's \
+             config says how many are kept)",
+            dir.display(),
+            if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            }
+        )
+    }
+
     /// Removes all but the newest `keep` checkpoint folders (`keep` = 0: keeps all), never the
     /// one `latest` names. Each is renamed to a `.tmp-` name before its removal, so that a
     /// kill mid-removal leaves no partial `step-N` folder behind (leftovers go with
@@ -949,6 +971,26 @@ mod tests {
     #[allow(deprecated)]
     fn device() -> Device {
         Device::ndarray()
+    }
+
+    #[test]
+    fn a_checkpoint_by_step_is_found_or_the_kept_steps_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rd = RunDir::at(tmp.path());
+        let err = rd.checkpoint_at(5).unwrap_err().to_string();
+        assert!(err.contains("no checkpoint at step 5 (kept: none"), "{err}");
+        for n in [20u64, 3] {
+            fs::create_dir_all(tmp.path().join(format!("checkpoints/step-{n:07}"))).unwrap();
+        }
+        assert_eq!(
+            rd.checkpoint_at(20).unwrap(),
+            tmp.path().join("checkpoints/step-0000020")
+        );
+        let err = rd.checkpoint_at(10).unwrap_err().to_string();
+        assert!(
+            err.contains("no checkpoint at step 10 (kept: 3, 20;"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {
