@@ -175,13 +175,14 @@ pub enum EigenSolver {
         /// Stop once the top-k Ritz pairs have residuals ‖H u − λ u‖ ≤ tol · λ_1 (0: always
         /// `steps` steps). Each value found is then within its residual of an eigenvalue, but
         /// one the Krylov space has not picked up yet can be missing from the top k: at full
-        /// size on the Zhu et al. campaign, one of the 20 near the bottom of the window went
-        /// missing at three of four points checked (docs/zhu2019-fashionmnist.md).
+        /// size on the Zhu et al. campaign (with `warm_start`), one or two of the 20 near the
+        /// bottom of the window went missing at three of four points checked; a cold start
+        /// missed one at one of three (docs/zhu2019-fashionmnist.md).
         #[serde(default, skip_serializing_if = "is_zero")]
         tol: f64,
         /// Start from the previous refresh's eigenvectors ([`noisescope_probe::warm_start`])
         /// instead of a random vector. With `tol`, a direction that the previous refresh
-        /// missed starts with little weight and tends to stay missing.
+        /// missed starts with little weight, so it can stay missing for later refreshes.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         warm_start: bool,
     },

@@ -302,10 +302,18 @@ impl RunDir {
             return Ok(p.clone());
         }
         kept.sort_by_key(|(n, _)| *n);
+        let why = match kept.last() {
+            None => "the run has none yet".to_string(),
+            Some((newest, _)) if step > *newest => {
+                format!("the run's newest checkpoint is at step {newest}")
+            }
+            Some(_) => "`keep_checkpoints` in the run's config says how many are kept, \
+                        `checkpoint_every` how often"
+                .to_string(),
+        };
         let kept: Vec<String> = kept.iter().map(|(n, _)| n.to_string()).collect();
         bail!(
-            "{}: no checkpoint at step {step} (kept: {}; `keep_checkpoints` in the run's \
-             config says how many are kept)",
+            "{}: no checkpoint at step {step} (kept: {}; {why})",
             dir.display(),
             if kept.is_empty() {
                 "none".to_string()
@@ -978,7 +986,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let rd = RunDir::at(tmp.path());
         let err = rd.checkpoint_at(5).unwrap_err().to_string();
-        assert!(err.contains("no checkpoint at step 5 (kept: none"), "{err}");
+        assert!(
+            err.contains("no checkpoint at step 5 (kept: none; the run has none yet)"),
+            "{err}"
+        );
         for n in [20u64, 3] {
             fs::create_dir_all(tmp.path().join(format!("checkpoints/step-{n:07}"))).unwrap();
         }
@@ -988,7 +999,12 @@ mod tests {
         );
         let err = rd.checkpoint_at(10).unwrap_err().to_string();
         assert!(
-            err.contains("no checkpoint at step 10 (kept: 3, 20;"),
+            err.contains("no checkpoint at step 10 (kept: 3, 20; `keep_checkpoints`"),
+            "{err}"
+        );
+        let err = rd.checkpoint_at(30).unwrap_err().to_string();
+        assert!(
+            err.contains("(kept: 3, 20; the run's newest checkpoint is at step 20)"),
             "{err}"
         );
     }
