@@ -16,15 +16,28 @@ import math
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "zhu2019-fashionmnist"
 PAGE = ROOT / "docs" / "zhu2019-fashionmnist.md"
+CONFIG = ROOT / "configs" / "zhu2019" / "fashionmnist-escape.toml"
 SEEDS_PLANNED = 3  # the issue's three seeds
 ORDER = ["gd", "sgd", "iso-const", "iso-dynamic", "diag", "lowrank-20", "hessian-20",
          "hessian-top1", "ggn"]
-BLOCK = 1000  # steps between probe points
+# Steps between probe points: the campaign config's run.probes.every.
+BLOCK = tomllib.loads(CONFIG.read_text())["run"]["probes"]["every"]
+
+
+def seed_dirs() -> list[tuple[int, Path]]:
+    """The campaign's seed-N folders, by N (other names are ignored)."""
+    found = []
+    for d in RESULTS.glob("seed-*"):
+        tail = d.name.removeprefix("seed-")
+        if d.is_dir() and tail.isdigit():
+            found.append((int(tail), d))
+    return sorted(found)
 
 
 def median(xs: list[float]) -> float:
@@ -50,22 +63,27 @@ def probe_points(seed_dir: Path, dyn: str) -> dict[int, dict]:
 
 
 def signed(x: float, digits: int) -> str:
-    """+0.12 or −0.12 (the typographic minus of the page's prose)."""
-    return f"{x:+.{digits}f}".replace("-", "\u2212")
+    """+0.12 or −0.12 (the typographic minus of the page's prose; ±0 prints as +0.00)."""
+    text = f"{x:+.{digits}f}"
+    if float(text) == 0.0:
+        text = "+" + text[1:]
+    return text.replace("-", "\u2212")
 
 
-def mean_se(xs: list[float]) -> tuple[float, float]:
-    n = len(xs)
-    m = sum(xs) / n
-    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n) if n > 1 else float("nan")
-    return m, se
+def mean_se(xs: list[float], digits: int) -> str:
+    """mean ± s.e. over the seeds (the mean alone for one seed)."""
+    m = signed(sum(xs) / len(xs), digits)
+    if len(xs) < 2:
+        return m
+    se = math.sqrt(sum((x - sum(xs) / len(xs)) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return f"{m} ± {se:.{digits}f}"
 
 
 def paired() -> str:
     """Each dynamic against GD from the same seed's θ*, at the last step every unit has
     probed: the differences in test accuracy and in expected sharpness, mean ± s.e. over the
     seeds, and the accuracy differences seed by seed."""
-    seeds = sorted(RESULTS.glob("seed-*"), key=lambda d: int(d.name.split("-")[1]))
+    seeds = [d for _, d in seed_dirs()]
     points = {(d.name, dyn): probe_points(d, dyn) for d in seeds for dyn in ORDER}
     started = [p for p in points.values() if p]
     if not started:
@@ -82,16 +100,18 @@ def paired() -> str:
             continue
         gain = [100 * (a["test_acc"] - g["test_acc"]) for a, g, _ in pairs]
         sharp = [a["probes"]["sharpness"] - g["probes"]["sharpness"] for a, g, _ in pairs]
-        (gm, gse), (sm, sse) = mean_se(gain), mean_se(sharp)
-        per_seed = ", ".join(signed(x, 2) for x in gain)
+        per_seed = ", ".join(
+            f"{signed(x, 2)} ({name.removeprefix('seed-')})"
+            for x, (_, _, name) in zip(gain, pairs)
+        )
         rows.append(
-            f"| `{dyn}` | {len(pairs)} | {signed(gm, 2)} ± {gse:.2f} | {per_seed} "
-            f"| {signed(sm, 5)} ± {sse:.5f} |"
+            f"| `{dyn}` | {len(pairs)} | {mean_se(gain, 2)} | {per_seed} "
+            f"| {mean_se(sharp, 5)} |"
         )
     head = (
         f"Paired with GD at step {step} (each dynamic minus GD from the same seed's θ*; mean ± "
         "s.e. over the seeds):\n\n"
-        "| dynamic | seeds | test accuracy − GD's (points) | per seed | expected sharpness − "
+        "| dynamic | seeds | test accuracy − GD's (points) | per seed (seed) | expected sharpness − "
         "GD's |\n|---|---:|---:|---|---:|\n"
     )
     return "\n" + head + "\n".join(rows) + "\n"
@@ -101,34 +121,30 @@ def costs() -> str:
     """Wall time per dynamic from every unit's metrics.jsonl.
 
     A unit's `time_s` is its clock since step 0, summed over resumed runs; `probe_time_s` is
-    the probe point logged on that line. A block's training time is the clock's increase from
-    one probe point to the next less the later point's probe time. The clocks count whatever
-    else shared the machine (builds, tests, paused processes), so the fastest block is the
-    cleanest figure and the total is an upper bound.
+    the probe point logged on that line. A block's time is the clock's increase from one probe
+    point to the next less the later point's probe time: the steps, plus the evaluation logged
+    at the point (test and training sets), the checkpoint writes and, where a process resumed,
+    its start-up. The clocks count whatever else shared the machine (builds, tests, paused
+    processes), so the fastest block is the cleanest figure and the total is an upper bound.
     """
     rows = []
     for dyn in ORDER:
         blocks, probes, totals, seeds = [], [], [], 0
-        for seed_dir in sorted(RESULTS.glob("seed-*")):
-            metrics = seed_dir / dyn / "metrics.jsonl"
-            if not metrics.is_file():
+        for _, seed_dir in seed_dirs():
+            points = {
+                step: m
+                for step, m in probe_points(seed_dir, dyn).items()
+                if "time_s" in m and "probe_time_s" in m and step % BLOCK == 0
+            }
+            if not points:
                 continue
             seeds += 1
-            points = {}
-            for line in metrics.read_text().splitlines():
-                try:
-                    m = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a stop mid-write
-                if "time_s" in m and "probe_time_s" in m and m.get("step", -1) % BLOCK == 0:
-                    points[m["step"]] = m
             probes += [m["probe_time_s"] for m in points.values()]
             for step, m in points.items():
                 before = points.get(step - BLOCK)
                 if before is not None:
                     blocks.append((m["time_s"] - before["time_s"] - m["probe_time_s"]) / BLOCK)
-            if points:
-                totals.append(max(m["time_s"] for m in points.values()) / 3600)
+            totals.append(max(m["time_s"] for m in points.values()) / 3600)
         if not blocks:
             continue
         rows.append(
