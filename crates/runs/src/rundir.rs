@@ -642,8 +642,13 @@ pub fn check_folder_name(what: &str, name: &str) -> Result<()> {
 pub fn load_theta(path: &Path, device: &Device, precision: Precision) -> Result<Tensor<1>> {
     let dir = if path.join("model.safetensors").is_file() {
         path.to_path_buf()
-    } else {
+    } else if path.join("config.toml").is_file() {
         RunDir::open(path)?.latest_checkpoint()?
+    } else {
+        bail!(
+            "{}: neither a checkpoint (no model.safetensors) nor a run directory (no config.toml)",
+            path.display()
+        );
     };
     let file = dir.join("model.safetensors");
     let bytes = read_file(&file)?;
@@ -979,6 +984,21 @@ mod tests {
     #[allow(deprecated)]
     fn device() -> Device {
         Device::ndarray()
+    }
+
+    #[test]
+    fn theta_from_a_folder_that_is_neither_checkpoint_nor_run_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let half = tmp.path().join("checkpoints/step-0000010");
+        fs::create_dir_all(&half).unwrap();
+        fs::write(half.join("state.json"), "{}").unwrap();
+        let err = load_theta(&half, &device(), Precision::F32)
+            .expect_err("no model.safetensors")
+            .to_string();
+        assert!(
+            err.contains("neither a checkpoint (no model.safetensors) nor a run directory"),
+            "{err}"
+        );
     }
 
     #[test]
