@@ -176,7 +176,7 @@ pub enum EigenSolver {
         /// `steps` steps). Each value found is then within its residual of an eigenvalue, but
         /// one the Krylov space has not picked up yet can be missing from the top k: at full
         /// size on the Zhu et al. campaign (with `warm_start`), one or two of the 20 near the
-        /// bottom of the window went missing at three of four points checked; a cold start
+        /// bottom of the window went missing at four of six points checked; a cold start
         /// missed one at one of three (docs/zhu2019-fashionmnist.md).
         #[serde(default, skip_serializing_if = "is_zero")]
         tol: f64,
