@@ -157,7 +157,7 @@ pub fn unit_config(sweep: &SweepConfig, r: &SweepRun, config: &Path) -> Result<R
             .find(|s| &s.name == sname)
             .expect("runs() names a series of the sweep");
         for (k, v) in &spec.set {
-            config::set_key(&mut table, k, &v.to_string())
+            apply_series_value(&mut table, k, v)
                 .with_context(|| format!("series {sname}: key {k}"))?;
         }
     }
@@ -167,6 +167,45 @@ pub fn unit_config(sweep: &SweepConfig, r: &SweepRun, config: &Path) -> Result<R
     }
     config::parse_with_overrides(&toml::to_string(&table)?, config, &[])
         .with_context(|| r.name.clone())
+}
+
+/// The keys that name a tagged variant in a config table (serde's `tag`), in the order they
+/// are looked for: `data`'s `kind` comes before its dataset `name`.
+const VARIANT_TAGS: [&str; 4] = ["kind", "method", "model", "name"];
+
+/// Sets `key` of the base run to a series' value. A table value over an existing table is
+/// applied field by field, because TOML reads `set = { optimizer.lr = 0.5 }` (an unquoted
+/// dotted key) as `{ optimizer = { lr = 0.5 } }`: replacing the run's whole `optimizer` table
+/// would silently reset its momentum, schedule and algorithm to their defaults. A table that
+/// names another variant (a different `kind`, `method`, `model` or `name` from the one the
+/// base table has) replaces it, as `"optimizer.algorithm" = { name = "adam", … }` means to.
+fn apply_series_value(table: &mut toml::Table, key: &str, value: &toml::Value) -> Result<()> {
+    if let toml::Value::Table(fields) = value
+        && let Some(toml::Value::Table(base)) = table_at(table, key)
+    {
+        let tag = VARIANT_TAGS.iter().find(|t| base.contains_key(**t));
+        let switches = tag.is_some_and(|t| fields.get(*t).is_some_and(|v| Some(v) != base.get(*t)));
+        if !switches {
+            for (k, v) in fields {
+                apply_series_value(table, &format!("{key}.{k}"), v)?;
+            }
+            return Ok(());
+        }
+    }
+    config::set_key(table, key, &value.to_string())
+}
+
+/// The value at a dotted path of tables, if there is one.
+fn table_at<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let (first, rest) = key
+        .split_once('.')
+        .map_or((key, None), |(a, b)| (a, Some(b)));
+    let v = table.get(first)?;
+    match (rest, v) {
+        (None, v) => Some(v),
+        (Some(rest), toml::Value::Table(t)) => table_at(t, rest),
+        _ => None,
+    }
 }
 
 /// The combined summary of the sweep in `out`, built from its unit folders alone (so it is
@@ -373,6 +412,63 @@ mod tests {
         // adam at γ = 0: runs 4 and 5, mean 4.5, s.e. (sd 1/√2) / √2 = 0.5.
         assert!((rows[2]["mean"].as_f64().unwrap() - 4.5).abs() < 1e-12);
         assert!((rows[2]["se"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_series_table_value_sets_fields_unless_it_switches_the_variant() {
+        let text = r#"
+key = "seed"
+values = [0]
+[[series]]
+name = "dotted"
+set = { optimizer.lr = 0.5, noise.eigensolver = { steps = 60 } }
+[[series]]
+name = "adam"
+set = { "optimizer.algorithm" = { name = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8 } }
+[[series]]
+name = "power"
+set = { "noise.eigensolver" = { method = "power", iterations = 30 } }
+[run]
+steps = 10
+optimizer = { lr = 0.1, momentum = 0.9, algorithm = { name = "sgd" } }
+noise = { dynamic = "gd", eigensolver = { method = "lanczos", steps = 100 } }
+[run.data]
+kind = "toy2d"
+n = 10
+[run.model]
+model = "toy2d"
+"#;
+        let sweep: SweepConfig = toml::from_str(text).unwrap();
+        let all = runs(&sweep).unwrap();
+        let unit = |i: usize| {
+            let c = unit_config(&sweep, &all[i], Path::new("sweep.toml")).unwrap();
+            toml::Table::try_from(&c).unwrap()
+        };
+        // An unquoted dotted key keeps the rest of the table.
+        let dotted = unit(0);
+        assert_eq!(dotted["optimizer"]["lr"].as_float(), Some(0.5));
+        assert_eq!(dotted["optimizer"]["momentum"].as_float(), Some(0.9));
+        assert_eq!(dotted["noise"]["dynamic"].as_str(), Some("gd"));
+        assert_eq!(
+            dotted["noise"]["eigensolver"]["method"].as_str(),
+            Some("lanczos")
+        );
+        assert_eq!(
+            dotted["noise"]["eigensolver"]["steps"].as_integer(),
+            Some(60)
+        );
+        // Another variant replaces the table.
+        assert_eq!(
+            unit(1)["optimizer"]["algorithm"]["name"].as_str(),
+            Some("adam")
+        );
+        assert_eq!(unit(1)["optimizer"]["momentum"].as_float(), Some(0.9));
+        let power = unit(2);
+        assert_eq!(
+            power["noise"]["eigensolver"]["method"].as_str(),
+            Some("power")
+        );
+        assert!(power["noise"]["eigensolver"].get("steps").is_none());
     }
 
     #[test]
