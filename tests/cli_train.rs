@@ -328,6 +328,21 @@ fn probes_on_a_checkpoint_match_the_online_probes() {
     }
     assert!(run.join("figures/spectrum-step-0000020.svg").exists());
     assert!(run.join("figures/density-step-0000020.svg").exists());
+    // A second probe of the step keeps the first one's values and record.
+    ok(&noisescope(&[
+        "--quiet",
+        "probe",
+        "--run",
+        run.to_str().unwrap(),
+        "--probes",
+        "spectrum",
+    ]));
+    let q: Value =
+        serde_json::from_slice(&std::fs::read(run.join("probes-step-0000020.json")).unwrap())
+            .unwrap();
+    assert_eq!(q["probes"]["alignment_mu"], p["probes"]["alignment_mu"]);
+    assert_eq!(q["earlier"].as_array().unwrap().len(), 1);
+    assert_eq!(q["earlier"][0]["probes"], p["probes"]);
 }
 
 /// SPEC §5.2's config runs end to end with every dynamic on a few bundled images (the full run

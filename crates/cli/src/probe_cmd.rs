@@ -1,13 +1,14 @@
 //! `noisescope probe`: the probes of SPEC §3 on a run's checkpoint, written as
 //! `probes-step-NNNNNNN.json` beside the run's metrics, with figures of the Hessian spectrum
-//! and its density.
+//! and its density. A later probe of the same step adds to that file; earlier records stay
+//! under `earlier`.
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
 use noisescope_probe::Session;
 use noisescope_runs::config::{self, Probe, RunConfig};
 use noisescope_runs::rundir::{self, RunDir};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::args::{Global, ProbeArgs};
 use crate::backend;
@@ -39,6 +40,11 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         .iter()
         .map(|s| s.parse().map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
+    if list.contains(&Probe::Direction) {
+        bail!(
+            "--probes direction: the escape direction is θ − θ₀ against the top Hessian eigenvectors at θ₀, which only a run that probes while it trains keeps; `probe` of one checkpoint has no θ₀ (add \"direction\" to the run's probes.list instead)"
+        );
+    }
     let opened = backend::open(g.backend, g.device)?;
     let search = SearchPath::from_env(g.data_dir.clone());
     let exp = experiment::build(&cfg, &opened, &search)?;
@@ -63,6 +69,12 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     {
         bail!("{}: θ holds NaN or infinite entries", ck.display());
     }
+    if list.contains(&Probe::Noise) {
+        experiment::check_gram_memory(
+            cfg.probes.samples.unwrap_or(exp.train.n).min(exp.train.n),
+            "--probes noise on probes.samples",
+        )?;
+    }
     let data = match cfg.probes.samples {
         Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
         _ => exp.train.clone(),
@@ -73,6 +85,20 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         .and_then(|n| n.strip_prefix("step-"))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
+    // A second `probe` of the same step adds to what the first wrote (read first, so that a
+    // damaged file stops the command before the probes run rather than after).
+    let name = format!("probes-step-{step:07}.json");
+    let file = rd.path.join(&name);
+    let before: Option<Value> = match std::fs::read(&file) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not JSON (an earlier probe's results); move it aside to probe step {step} again",
+                file.display()
+            )
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
     let spinner = crate::output::spinner(
         g.quiet,
         &format!(
@@ -93,8 +119,10 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     .run(&list);
     let elapsed = start.elapsed().as_secs_f64();
     spinner.finish_and_clear();
-    let out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": report, "provenance": noisescope_runs::provenance::this_process(&opened.description)});
-    let name = format!("probes-step-{step:07}.json");
+    let mut out = json!({"step": step, "checkpoint": ck.display().to_string(), "device": opened.description, "samples": data.n, "time_s": elapsed, "probes": report, "provenance": noisescope_runs::provenance::this_process(&opened.description)});
+    if let Some(before) = before {
+        merge_earlier(&mut out, before);
+    }
     rd.write(&name, serde_json::to_string_pretty(&out)?.as_bytes())?;
     // A run copied without its figures folder (only config and a checkpoint) still gets them.
     let figures_dir = rd.path.join("figures");
@@ -147,4 +175,23 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Keeps an earlier probe of the same step in `out`: each of its values that this call did
+/// not measure again stays under `probes`, and its whole record (with the settings, samples
+/// and provenance it was measured with) is appended to `earlier`.
+fn merge_earlier(out: &mut Value, mut before: Value) {
+    if let (Some(old), Some(new)) = (before["probes"].as_object(), out["probes"].as_object_mut()) {
+        for (k, v) in old {
+            if new.get(k).is_none_or(Value::is_null) {
+                new.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let mut earlier = match before.as_object_mut().and_then(|o| o.remove("earlier")) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    earlier.push(before);
+    out["earlier"] = Value::Array(earlier);
 }

@@ -40,6 +40,17 @@ pub(crate) fn nothing_to_do(
         return Ok(Some(format!("the run diverged (step {at})")));
     }
     let Some(ck) = dir.find_checkpoint()? else {
+        // A run that wrote its summary wrote a checkpoint with it. Without one it cannot
+        // continue, and starting over would overwrite the metrics it has.
+        if let Some(status) = status {
+            let at = summary
+                .as_ref()
+                .map_or(Value::Null, |s| s["steps_done"].clone());
+            bail!(
+                "{}: summary.json says the run {status} at step {at}, but checkpoints/ holds no checkpoint to continue from; its metrics are kept (move the folder aside to start over)",
+                dir.path.display()
+            );
+        }
         return Ok(None);
     };
     let step = rundir::checkpoint_step(&ck)?;

@@ -29,10 +29,22 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
                     rd.path.display()
                 );
             }
+            rd.remove_leftovers()?;
             if cfg.steps != saved.steps {
+                // Checked before config.toml changes: a length the run has already passed
+                // would leave a config that no later --resume can continue.
+                if let Some(ck) = rd.find_checkpoint()? {
+                    let step = rundir::checkpoint_step(&ck)?;
+                    if step > cfg.steps {
+                        bail!(
+                            "--resume {}: --set steps={} is shorter than the run's last checkpoint (step {step}); config.toml is unchanged",
+                            rd.path.display(),
+                            cfg.steps
+                        );
+                    }
+                }
                 rd.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
             }
-            rd.remove_leftovers()?;
             if let Some(why) = nothing_to_do(&rd, &cfg, a.until)? {
                 if !g.quiet {
                     eprintln!("{}: {why}; nothing to do", rd.path.display());
@@ -48,9 +60,13 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<()> {
                 .context("give --config FILE (or --resume DIR)")?;
             let mut cfg: RunConfig = config::load(path, &a.set)?;
             cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
-            let out = a.out.clone().unwrap_or_else(|| {
-                rundir::default_out(path, &format!("-{}-s{}", cfg.noise.dynamic, cfg.seed))
-            });
+            let out = match &a.out {
+                Some(out) => out.clone(),
+                None => rundir::claim_default_out(
+                    path,
+                    &format!("-{}-s{}", cfg.noise.dynamic, cfg.seed),
+                )?,
+            };
             let rd = RunDir::create(&out)?;
             rd.write("config.toml", toml::to_string(&cfg)?.as_bytes())?;
             (cfg, rd, false)

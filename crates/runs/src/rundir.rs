@@ -486,6 +486,31 @@ pub fn default_out(config: &Path, suffix: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}{suffix}-{secs}"))
 }
 
+/// [`default_out`], created here and now: the first of `runs/<stem><suffix>-<secs>`,
+/// `…-<secs>-2`, `…-<secs>-3`, … that this process creates itself. Runs started in the same
+/// second (a shell loop of `train &`) each get their own folder instead of writing into one.
+pub fn claim_default_out(config: &Path, suffix: &str) -> Result<PathBuf> {
+    claim_folder(&default_out(config, suffix))
+}
+
+/// Creates and returns the first of `base`, `base-2`, `base-3`, … that did not exist.
+fn claim_folder(base: &Path) -> Result<PathBuf> {
+    let parent = base.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    for i in 1u32.. {
+        let p = match i {
+            1 => base.to_path_buf(),
+            _ => PathBuf::from(format!("{}-{i}", base.display())),
+        };
+        match fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+        }
+    }
+    unreachable!("u32 runs out long after the disk does")
+}
+
 /// Creates the folder of a multi-run experiment (`escape`, `sweep`) with `figures/`, and writes
 /// its resolved config as `config_name`; refuses a folder that already holds one (`what`
 /// names it in the message), so results are never overwritten.
@@ -980,6 +1005,25 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_folder_is_never_handed_out_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("runs/quickstart-sgd-s0-1796600000");
+        let first = claim_folder(&base).unwrap();
+        let second = claim_folder(&base).unwrap();
+        let third = claim_folder(&base).unwrap();
+        assert_eq!(first, base);
+        assert_eq!(
+            second,
+            tmp.path().join("runs/quickstart-sgd-s0-1796600000-2")
+        );
+        assert_eq!(
+            third,
+            tmp.path().join("runs/quickstart-sgd-s0-1796600000-3")
+        );
+        assert!(first.is_dir() && second.is_dir() && third.is_dir());
+    }
 
     #[allow(deprecated)]
     fn device() -> Device {
