@@ -132,7 +132,7 @@ fn bad_settings_are_named_errors() {
         ("noise", "sigma", "nan", "noise.sigma"),
         ("noise", "refresh", "0", "noise.refresh"),
         ("noise", "batch", "0", "noise.batch"),
-        ("noise", "batch", "1000000", "batch size"),
+        ("noise", "batch", "1000000", "noise.batch = 1000000"),
         ("noise", "dynamic", "\"hessian-100000\"", "noise.dynamic"),
         ("noise", "dynamic", "\"lowrank-5000\"", "noise.dynamic"),
         ("noise", "dynamic", "\"lowrank-x\"", "lowrank-x"),
@@ -276,6 +276,30 @@ fn bad_experiments_are_named_errors() {
             needle,
         );
         assert!(!tmp.path().join("x").exists() && !Path::new("/elsewhere").exists());
+    }
+    // Theory settings whose zero counts would panic, hang or read as divergence.
+    for (experiment, set, needle) in [
+        ("label-noise", "simulation.steps=0", "simulation.steps"),
+        ("lr-sweep", "simulation.chains=1", "simulation.chains"),
+        ("weight-decay", "simulation.block=0", "simulation.block"),
+        ("lr-sweep", "batch=0", "`batch`"),
+        ("tail-index", "thin=0", "`thin`"),
+    ] {
+        let o = tmp.path().join("t");
+        fails_naming(
+            set,
+            &[
+                "--quiet",
+                "theory",
+                experiment,
+                "--set",
+                set,
+                "--out",
+                path(&o),
+            ],
+            needle,
+        );
+        assert!(!o.exists(), "{set}: the folder was created");
     }
 }
 
@@ -607,6 +631,35 @@ fn broken_checkpoints_and_run_folders_are_named_errors() {
             needle,
         );
     }
+    // A length shorter than the last checkpoint is refused before config.toml changes.
+    let short = root.join("short");
+    copy_dir(&sgd, &short);
+    fails_naming(
+        "--set steps below the checkpoint",
+        &[
+            "--quiet",
+            "train",
+            "--resume",
+            path(&short),
+            "--set",
+            "steps=5",
+        ],
+        "shorter than the run's last checkpoint (step 10)",
+    );
+    let saved = std::fs::read_to_string(short.join("config.toml")).unwrap();
+    assert!(saved.contains("steps = 20"), "{saved}");
+    // A run with a summary but no checkpoint is not started over: its metrics stay.
+    let bare = root.join("bare");
+    copy_dir(&sgd, &bare);
+    std::fs::remove_dir_all(bare.join("checkpoints")).unwrap();
+    let metrics = std::fs::read(bare.join("metrics.jsonl")).unwrap();
+    assert!(!metrics.is_empty());
+    fails_naming(
+        "summary without checkpoints",
+        &["--quiet", "train", "--resume", path(&bare)],
+        "no checkpoint to continue from",
+    );
+    assert_eq!(std::fs::read(bare.join("metrics.jsonl")).unwrap(), metrics);
     fails_naming(
         "resume of a folder that is no run",
         &["train", "--resume", path(root)],
@@ -663,6 +716,18 @@ fn broken_checkpoints_and_run_folders_are_named_errors() {
             "spectrum",
         ],
         "no checkpoint at step 999999 (kept:",
+    );
+    fails_naming(
+        "probe direction without θ₀",
+        &[
+            "--quiet",
+            "probe",
+            "--run",
+            path(&sgd),
+            "--probes",
+            "direction",
+        ],
+        "has no θ₀",
     );
     fails_naming(
         "probe unknown",

@@ -80,6 +80,25 @@ fn check_memory(cfg: &RunConfig, dim: usize, opened: &Opened) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an N × N sample-space eigensolve that would not fit in host memory, before it
+/// starts: the Gram matrix of the N per-sample gradients (f32), its f64 copy on the host and
+/// the dense eigensolve's eigenvectors (f64), 20 N² bytes. `what` names the setting that asks
+/// for it. (Full MNIST, N = 60 000, would need 72 GB and hours of O(N³) work.)
+pub fn check_gram_memory(n: usize, what: &str) -> Result<()> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let bytes = (n as u128) * (n as u128) * 20;
+    if bytes > available as u128 {
+        bail!(
+            "{what}: the top eigenpairs of Σ come from an N × N matrix of the N = {n} samples' gradients, about {:.1} GB, and {:.1} GB of memory is available; set probes.samples (or data.train) lower",
+            bytes as f64 / 1e9,
+            available as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
 /// Bytes of host memory the system can still give, when it says (Linux `MemAvailable`).
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -96,6 +115,26 @@ pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Ex
     check_memory(cfg, net.dim(), opened)?;
     let (tr, te, describe) = cfg.data.load(cfg.seed, search)?;
     cfg.check(net.dim(), tr.n)?;
+    if let noisescope_noise::Dynamic::LowRank(_) = cfg.noise.dynamic {
+        check_gram_memory(
+            tr.n,
+            &format!(
+                "noise.dynamic = \"{}\" on the whole training set",
+                cfg.noise.dynamic
+            ),
+        )?;
+    }
+    if cfg.probes.every > 0
+        && cfg
+            .probes
+            .list
+            .contains(&noisescope_runs::config::Probe::Noise)
+    {
+        check_gram_memory(
+            cfg.probes.samples.unwrap_or(tr.n).min(tr.n),
+            "the `noise` probe on probes.samples",
+        )?;
+    }
     let train = net.adapt(upload(&tr, "training set", device, cfg.precision)?);
     let test = match te {
         Some(t) => Some(net.adapt(upload(&t, "test set", device, cfg.precision)?)),

@@ -81,6 +81,12 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
             })
             .filter(|(_, _, _, s)| !s[0].points.is_empty())
             .collect();
+        if panels.is_empty() {
+            anyhow::bail!(
+                "{}: no complete metric line yet (a run writes its first at step 0)",
+                dir.join("metrics.jsonl").display()
+            );
+        }
         let p = dir.join("figures/curves.svg");
         std::fs::create_dir_all(dir.join("figures"))?;
         line_panels(&p, "step", &panels)?;

@@ -244,6 +244,25 @@ impl NoiseConfig {
         if self.batch == 0 {
             return Err("noise.batch = 0: expected a batch size ≥ 1".into());
         }
+        if self.dynamic.refreshed() || self.dynamic == Dynamic::Sgd {
+            if self.batch > n {
+                return Err(format!(
+                    "noise.batch = {}: larger than the {n} training samples",
+                    self.batch
+                ));
+            }
+            // One minibatch has no spread to measure: C would be 0, GD in disguise.
+            if self.dynamic.refreshed()
+                && self.estimate == CovarianceEstimate::MinibatchPass
+                && n < 2 * self.batch
+            {
+                return Err(format!(
+                    "noise.estimate = \"minibatch-pass\" with noise.batch = {}: needs at least two batches, N = {n} < {}",
+                    self.batch,
+                    2 * self.batch
+                ));
+            }
+        }
         if !(self.sigma.is_finite() && self.sigma >= 0.0) {
             return Err(format!(
                 "noise.sigma = {}: expected a finite σ ≥ 0",

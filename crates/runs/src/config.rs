@@ -69,6 +69,11 @@ impl RunConfig {
     /// Checks every setting for finiteness, sign and size against the net (`dim` = D) and the
     /// training set (`n` samples) before anything is allocated; the error names the field.
     pub fn check(&self, dim: usize, n: usize) -> Result<()> {
+        if n == 0 {
+            bail!(
+                "data: the training set is empty (data.train = 0 or data.n = 0?): expected at least 1 sample"
+            );
+        }
         self.optimizer.check().map_err(anyhow::Error::msg)?;
         self.noise.check(dim, n).map_err(anyhow::Error::msg)?;
         if let Some(v) = &self.init.values
@@ -354,8 +359,13 @@ pub fn parse_with_overrides<T: serde::de::DeserializeOwned>(
             .with_context(|| format!("--set {s}: expected key=value"))?;
         set_key(&mut table, k.trim(), v.trim())?;
     }
-    // Through the text again, so that an error carries the key and the line.
-    let text = toml::to_string(&table).expect("a table serializes");
+    // Through text, so that an error carries the key and the line: the file's own text when
+    // nothing was overridden (its line numbers are the user's), else the table written out.
+    let text = if sets.is_empty() {
+        text.to_string()
+    } else {
+        toml::to_string(&table).expect("a table serializes")
+    };
     toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{}{}: {e}",
@@ -375,6 +385,28 @@ pub fn load<T: serde::de::DeserializeOwned>(path: &Path, sets: &[String]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_type_error_names_the_line_of_the_file() {
+        let text = "# a comment\n# another\nsteps = 10\n\n[optimizer]\nlr = \"0.1\"\n";
+        let e = parse_with_overrides::<toml::Table>(text, Path::new("c.toml"), &[]);
+        assert!(e.is_ok(), "a table takes anything");
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Opt {
+            lr: f64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Cfg {
+            steps: u64,
+            optimizer: Opt,
+        }
+        let e = parse_with_overrides::<Cfg>(text, Path::new("c.toml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 6"), "{e}");
+    }
 
     const MINIMAL: &str = r#"
 steps = 10

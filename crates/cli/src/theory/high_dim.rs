@@ -107,6 +107,15 @@ impl Dataset {
     }
 }
 
+impl super::Checked for Settings {
+    fn check(&self) -> Result<()> {
+        self.simulation.check()?;
+        super::at_least("batch", self.batch, 1)?;
+        super::at_least("dim", self.dim, 1)?;
+        super::at_least("datasets", self.datasets, 1)
+    }
+}
+
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     if s.alphas.is_empty() || s.dim == 0 {
         bail!("alphas and dim must be non-empty");

@@ -41,6 +41,16 @@ pub struct Case {
     pub momentum: f64,
 }
 
+impl super::Checked for Settings {
+    fn check(&self) -> Result<()> {
+        self.simulation.check()?;
+        for c in &self.cases {
+            super::at_least(&format!("cases.{}.batch", c.name), c.batch, 1)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     let device = &ctx.opened.device;
     let p = s.simulation.precision;

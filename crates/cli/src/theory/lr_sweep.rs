@@ -28,6 +28,13 @@ pub struct Settings {
     pub simulation: Simulation,
 }
 
+impl super::Checked for Settings {
+    fn check(&self) -> Result<()> {
+        self.simulation.check()?;
+        super::at_least("batch", self.batch, 1)
+    }
+}
+
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     if s.lrs.is_empty() {
         bail!("lrs: give at least one learning rate");

@@ -41,7 +41,22 @@ pub struct Context<'a> {
     pub quiet: bool,
 }
 
-fn settings<T: DeserializeOwned + Serialize>(
+/// Settings that can say what is wrong with them before a chain runs: a zero count would
+/// panic, hang or turn every row into NaN reported as divergence.
+trait Checked {
+    /// The first setting out of range, named by its key.
+    fn check(&self) -> Result<()>;
+}
+
+/// `key` must be at least `min`.
+fn at_least(key: &str, v: usize, min: usize) -> Result<()> {
+    if v < min {
+        anyhow::bail!("`{key}` = {v}: must be at least {min}");
+    }
+    Ok(())
+}
+
+fn settings<T: DeserializeOwned + Serialize + Checked>(
     e: TheoryExperiment,
     config: Option<&Path>,
     sets: &[String],
@@ -54,6 +69,7 @@ fn settings<T: DeserializeOwned + Serialize>(
             sets,
         )?,
     };
+    cfg.check()?;
     let text = toml::to_string(&cfg)?;
     Ok((cfg, text))
 }

@@ -34,6 +34,16 @@ fn default_block() -> usize {
     500
 }
 
+impl Simulation {
+    /// Two chains at least (a standard error across them), one measured step, one step per
+    /// block.
+    pub fn check(&self) -> anyhow::Result<()> {
+        super::at_least("simulation.chains", self.chains, 2)?;
+        super::at_least("simulation.steps", self.steps, 1)?;
+        super::at_least("simulation.block", self.block, 1)
+    }
+}
+
 /// A step-count progress bar labelled `label`.
 pub fn bar(quiet: bool, total: usize, label: &str) -> ProgressBar {
     crate::output::steps_bar(quiet, total as u64, 0, 28, label)

@@ -42,6 +42,18 @@ pub struct BatchPanel {
     pub lrs: Vec<f64>,
 }
 
+impl super::Checked for Settings {
+    fn check(&self) -> Result<()> {
+        self.simulation.check()?;
+        super::at_least("thin", self.thin, 1)?;
+        super::at_least("groups", self.groups, 2)?;
+        for b in &self.batches {
+            super::at_least("batches.batch", b.batch, 1)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     if s.groups < 2 || s.simulation.chains < s.groups {
         bail!("groups must be at least 2 and at most simulation.chains");

@@ -84,6 +84,13 @@ impl Sweep<'_> {
     }
 }
 
+impl super::Checked for Settings {
+    fn check(&self) -> Result<()> {
+        self.simulation.check()?;
+        super::at_least("batch", self.batch, 1)
+    }
+}
+
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     let device = &ctx.opened.device;
     let p = s.simulation.precision;
