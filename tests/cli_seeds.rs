@@ -84,6 +84,29 @@ fn a_sweep_over_seeds_gives_mean_and_standard_error_per_series_and_value() {
     assert!((row["se"].as_f64().unwrap() - (a - b).abs() / 2.0).abs() < 1e-9);
     assert!(out.join("figures/summary.svg").is_file());
 
+    // A completed unit whose checkpoints were deleted is still a result: re-running the sweep
+    // keeps it, its metrics and the combined summary.
+    let unit = out.join("lr-b/model.widths.1=8/seed=4");
+    std::fs::remove_dir_all(unit.join("checkpoints")).unwrap();
+    let metrics = std::fs::read(unit.join("metrics.jsonl")).unwrap();
+    ok(&noisescope(&[
+        "--quiet",
+        "--threads",
+        "1",
+        "sweep",
+        "--config",
+        s(&cfg),
+        "--out",
+        s(&out),
+    ]));
+    assert_eq!(std::fs::read(unit.join("metrics.jsonl")).unwrap(), metrics);
+    let again = read_json(&out.join("summary.json"));
+    assert_eq!(again["units"]["finished"], 8, "{again}");
+    assert_eq!(
+        again["runs"]["lr-b/model.widths.1=8/seed=4"]["summary"]["step_loss.mean"],
+        summary["runs"]["lr-b/model.widths.1=8/seed=4"]["summary"]["step_loss.mean"]
+    );
+
     // A series that also sets the seed is refused, naming it.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(

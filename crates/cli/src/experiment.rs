@@ -80,18 +80,50 @@ fn check_memory(cfg: &RunConfig, dim: usize, opened: &Opened) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an N × N sample-space eigensolve that would not fit in host memory, before it
-/// starts: the Gram matrix of the N per-sample gradients (f32), its f64 copy on the host and
-/// the dense eigensolve's eigenvectors (f64), 20 N² bytes. `what` names the setting that asks
-/// for it. (Full MNIST, N = 60 000, would need 72 GB and hours of O(N³) work.)
+/// Refuses a training run whose sample-space eigensolves would not fit in memory, before
+/// its first step: a `lowrank-k` dynamic's (over the N samples, or the ⌊N/m⌋ batch means of
+/// `minibatch-pass`) and the online `noise` probe's (over `probes.samples`).
+pub fn check_sample_space(cfg: &RunConfig, n: usize) -> Result<()> {
+    if let noisescope_noise::Dynamic::LowRank(_) = cfg.noise.dynamic {
+        let rows = match cfg.noise.estimate {
+            noisescope_noise::CovarianceEstimate::Exact => n,
+            noisescope_noise::CovarianceEstimate::MinibatchPass => n / cfg.noise.batch.max(1),
+        };
+        check_gram_memory(
+            rows,
+            &format!(
+                "noise.dynamic = \"{}\" (a smaller data.train, or noise.estimate = \"minibatch-pass\", needs less)",
+                cfg.noise.dynamic
+            ),
+        )?;
+    }
+    if cfg.probes.every > 0
+        && cfg
+            .probes
+            .list
+            .contains(&noisescope_runs::config::Probe::Noise)
+    {
+        check_gram_memory(
+            cfg.probes.samples.unwrap_or(n).min(n),
+            "the `noise` probe (a smaller probes.samples needs less)",
+        )?;
+    }
+    Ok(())
+}
+
+/// Refuses an n × n sample-space eigensolve that would not fit in host memory, before it
+/// starts: the Gram matrix of the per-sample gradients (f32), its f64 copy on the host, the
+/// symmetrized copy the dense eigensolver takes, its eigenvectors and their row-major copy
+/// (f64), about 36 n² bytes. `what` names the setting that asks for it. (Full MNIST,
+/// n = 60 000, would need 130 GB and hours of O(n³) work.)
 pub fn check_gram_memory(n: usize, what: &str) -> Result<()> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
-    let bytes = (n as u128) * (n as u128) * 20;
+    let bytes = (n as u128) * (n as u128) * 36;
     if bytes > available as u128 {
         bail!(
-            "{what}: the top eigenpairs of Σ come from an N × N matrix of the N = {n} samples' gradients, about {:.1} GB, and {:.1} GB of memory is available; set probes.samples (or data.train) lower",
+            "{what}: the top eigenpairs of Σ come from an n × n matrix of n = {n} gradients, about {:.1} GB with the eigensolver's copies, and {:.1} GB of memory is available",
             bytes as f64 / 1e9,
             available as f64 / 1e9
         );
@@ -115,26 +147,6 @@ pub fn build(cfg: &RunConfig, opened: &Opened, search: &SearchPath) -> Result<Ex
     check_memory(cfg, net.dim(), opened)?;
     let (tr, te, describe) = cfg.data.load(cfg.seed, search)?;
     cfg.check(net.dim(), tr.n)?;
-    if let noisescope_noise::Dynamic::LowRank(_) = cfg.noise.dynamic {
-        check_gram_memory(
-            tr.n,
-            &format!(
-                "noise.dynamic = \"{}\" on the whole training set",
-                cfg.noise.dynamic
-            ),
-        )?;
-    }
-    if cfg.probes.every > 0
-        && cfg
-            .probes
-            .list
-            .contains(&noisescope_runs::config::Probe::Noise)
-    {
-        check_gram_memory(
-            cfg.probes.samples.unwrap_or(tr.n).min(tr.n),
-            "the `noise` probe on probes.samples",
-        )?;
-    }
     let train = net.adapt(upload(&tr, "training set", device, cfg.precision)?);
     let test = match te {
         Some(t) => Some(net.adapt(upload(&t, "test set", device, cfg.precision)?)),

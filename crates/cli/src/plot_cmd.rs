@@ -69,18 +69,14 @@ pub fn run(a: &crate::args::PlotArgs) -> Result<()> {
         vec![p]
     } else if dir.join("metrics.jsonl").is_file() {
         let keys = ["train_loss", "test_loss", "test_acc", "train_acc"];
-        let panels: Vec<(&str, &str, bool, Vec<Series>)> = keys
-            .iter()
-            .map(|k| {
-                (
-                    *k,
-                    *k,
-                    k.ends_with("loss"),
-                    vec![Series::new(*k, metric_series(dir, k).unwrap_or_default())],
-                )
-            })
-            .filter(|(_, _, _, s)| !s[0].points.is_empty())
-            .collect();
+        let mut panels: Vec<(&str, &str, bool, Vec<Series>)> = Vec::new();
+        for k in keys {
+            // A damaged metrics.jsonl is its own error, not "no metric line yet".
+            let points = metric_series(dir, k)?;
+            if !points.is_empty() {
+                panels.push((k, k, k.ends_with("loss"), vec![Series::new(k, points)]));
+            }
+        }
         if panels.is_empty() {
             anyhow::bail!(
                 "{}: no complete metric line yet (a run writes its first at step 0)",

@@ -1,7 +1,7 @@
 //! `noisescope probe`: the probes of SPEC §3 on a run's checkpoint, written as
 //! `probes-step-NNNNNNN.json` beside the run's metrics, with figures of the Hessian spectrum
-//! and its density. A later probe of the same step adds to that file; earlier records stay
-//! under `earlier`.
+//! and its density. A later probe of the same step rewrites `probes` with its own values and
+//! keeps the earlier records under `earlier`.
 
 use anyhow::{Context, Result, bail};
 use noisescope_data::SearchPath;
@@ -72,7 +72,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     if list.contains(&Probe::Noise) {
         experiment::check_gram_memory(
             cfg.probes.samples.unwrap_or(exp.train.n).min(exp.train.n),
-            "--probes noise on probes.samples",
+            "--probes noise (a smaller --set probes.samples=… needs less)",
         )?;
     }
     let data = match cfg.probes.samples {
@@ -85,7 +85,7 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
         .and_then(|n| n.strip_prefix("step-"))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
-    // A second `probe` of the same step adds to what the first wrote (read first, so that a
+    // A second `probe` of the same step keeps what the first wrote (read first, so that a
     // damaged file stops the command before the probes run rather than after).
     let name = format!("probes-step-{step:07}.json");
     let file = rd.path.join(&name);
@@ -177,17 +177,11 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Keeps an earlier probe of the same step in `out`: each of its values that this call did
-/// not measure again stays under `probes`, and its whole record (with the settings, samples
-/// and provenance it was measured with) is appended to `earlier`.
+/// Keeps an earlier probe of the same step in `out`: its whole record (values with the
+/// samples, settings and provenance they were measured with) is appended to `earlier`.
+/// `probes` stays this call's alone: values of two calls with other `probes.*` settings side
+/// by side would read as one measurement.
 fn merge_earlier(out: &mut Value, mut before: Value) {
-    if let (Some(old), Some(new)) = (before["probes"].as_object(), out["probes"].as_object_mut()) {
-        for (k, v) in old {
-            if new.get(k).is_none_or(Value::is_null) {
-                new.insert(k.clone(), v.clone());
-            }
-        }
-    }
     let mut earlier = match before.as_object_mut().and_then(|o| o.remove("earlier")) {
         Some(Value::Array(a)) => a,
         _ => Vec::new(),

@@ -22,7 +22,8 @@ const EVAL_CHUNK: usize = 2000;
 
 /// Why a `--resume` of `dir` has nothing left to run, if so: the run completed (its summary
 /// says so and its last checkpoint is at the end), or its last checkpoint is at or past
-/// `--until`.
+/// `--until`. An error when the run has a summary but no checkpoint: it can neither continue
+/// nor start over without overwriting its metrics.
 pub(crate) fn nothing_to_do(
     dir: &RunDir,
     cfg: &RunConfig,
@@ -189,6 +190,7 @@ pub fn train_loop(
     let cfg = ctx.cfg;
     let exp = ctx.exp;
     let net = &exp.net;
+    crate::experiment::check_sample_space(cfg, exp.train.n)?;
     let opt = effective_optimizer(cfg)?;
     let lr = opt.lr;
     let mut trainer = Trainer::new(

@@ -70,6 +70,14 @@ pub fn run(g: &Global, a: &SweepArgs) -> Result<()> {
         units::clear_failure(&dir)?;
         let ran = (|| -> Result<()> {
             let mut cfg = unit_config(&sweep, r, &a.config)?;
+            // A completed unit is a result as it stands, without loading its data: the sweep
+            // needs only its summary (its checkpoints may have been deleted to save disk).
+            if let UnitState::Summarized(s) = UnitState::of(&dir)?
+                && s["status"] == "completed"
+                && s["steps_done"].as_u64().is_some_and(|d| d >= cfg.steps)
+            {
+                return Ok(());
+            }
             cfg.backend = Some(format!("{:?}", g.backend).to_lowercase());
             let exp = experiment::build(&cfg, &opened, &search)?;
             if !g.quiet {

@@ -166,7 +166,7 @@ pub enum Apply {
 
 /// How the top Hessian eigenvector(s) are found.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "method")]
+#[serde(rename_all = "kebab-case", tag = "method", deny_unknown_fields)]
 pub enum EigenSolver {
     /// Lanczos with full reorthogonalization.
     Lanczos {
@@ -251,8 +251,12 @@ impl NoiseConfig {
                     self.batch
                 ));
             }
-            // One minibatch has no spread to measure: C would be 0, GD in disguise.
+            // One minibatch has no spread to measure: Σ would be 0, so C would be too where its
+            // trace follows Σ, and its shape undefined where it takes Σ's.
+            let uses_sigma = self.trace == TraceTarget::Match
+                || matches!(self.dynamic, Dynamic::LowRank(_) | Dynamic::Diag);
             if self.dynamic.refreshed()
+                && uses_sigma
                 && self.estimate == CovarianceEstimate::MinibatchPass
                 && n < 2 * self.batch
             {
@@ -326,6 +330,47 @@ fn is_zero(v: &f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eigensolver_key_of_the_other_method_is_an_error() {
+        let parse = |t: &str| toml::from_str::<NoiseConfig>(t);
+        assert!(parse("eigensolver = { method = \"power\", iterations = 30 }").is_ok());
+        let e = parse("eigensolver = { method = \"power\", iterations = 30, steps = 60 }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps"), "{e}");
+    }
+
+    #[test]
+    fn batches_that_cannot_give_sigma_are_named() {
+        let cfg = |dynamic, estimate, trace| NoiseConfig {
+            dynamic,
+            batch: 700,
+            estimate,
+            trace,
+            ..NoiseConfig::default()
+        };
+        let pass = CovarianceEstimate::MinibatchPass;
+        let e = cfg(Dynamic::Sgd, CovarianceEstimate::Exact, TraceTarget::Match)
+            .check(100, 500)
+            .unwrap_err();
+        assert!(e.contains("noise.batch = 700"), "{e}");
+        let e = cfg(Dynamic::LowRank(2), pass, TraceTarget::Match)
+            .check(100, 1200)
+            .unwrap_err();
+        assert!(e.contains("two batches"), "{e}");
+        // A fixed trace with a dynamic that takes nothing from Σ needs no second batch.
+        assert!(
+            cfg(Dynamic::HessianTop1, pass, TraceTarget::Fixed(0.01))
+                .check(100, 1200)
+                .is_ok()
+        );
+        assert!(
+            cfg(Dynamic::LowRank(2), pass, TraceTarget::Match)
+                .check(100, 1400)
+                .is_ok()
+        );
+    }
 
     #[test]
     fn names_round_trip() {

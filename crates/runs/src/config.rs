@@ -359,8 +359,9 @@ pub fn parse_with_overrides<T: serde::de::DeserializeOwned>(
             .with_context(|| format!("--set {s}: expected key=value"))?;
         set_key(&mut table, k.trim(), v.trim())?;
     }
-    // Through text, so that an error carries the key and the line: the file's own text when
-    // nothing was overridden (its line numbers are the user's), else the table written out.
+    // Through text, so that an error carries the key and the line: `text` itself when nothing
+    // was overridden (for a config file, its line numbers are the file's), else the table
+    // written out.
     let text = if sets.is_empty() {
         text.to_string()
     } else {

@@ -156,7 +156,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     let (mut c_thm, mut c_hess, mut c_cont, mut c_exact) = (vec![], vec![], vec![], vec![]);
     for &alpha in &s.alphas {
         let n = ((alpha * d as f64).round() as usize).max(1);
-        let sets = s.datasets.max(1);
+        let sets = s.datasets;
         if k % sets != 0 || k / sets < 2 {
             bail!(
                 "simulation.chains ({k}) must be a multiple of datasets ({sets}), with at least 2 chains per set"

@@ -44,8 +44,8 @@ pub struct Case {
 impl super::Checked for Settings {
     fn check(&self) -> Result<()> {
         self.simulation.check()?;
-        for c in &self.cases {
-            super::at_least(&format!("cases.{}.batch", c.name), c.batch, 1)?;
+        for (i, c) in self.cases.iter().enumerate() {
+            super::at_least(&format!("cases.{i}.batch (case {})", c.name), c.batch, 1)?;
         }
         Ok(())
     }

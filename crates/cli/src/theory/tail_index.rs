@@ -95,7 +95,7 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
         }
         // samples[chain] holds that chain's recorded |w − u|.
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
-        let thin = s.thin.max(1);
+        let thin = s.thin;
         for t in 1..=s.simulation.steps {
             chains.step();
             if t % thin == 0 {
