@@ -5,12 +5,12 @@
 //! The run against a real Slurm cluster is in tests/cli_slurm.rs.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::{failure, noisescope, noisescope_with, ok, read_json, repo, timeless};
+use common::{failure, noisescope, noisescope_with, ok, read_json, repo, sweep, timeless};
 
 /// A 4-unit sweep of small MLPs on the bundled Fashion-MNIST subset (2 widths × 2 series).
 const SWEEP: &str = r#"
@@ -74,21 +74,6 @@ const UNITS: [&str; 4] = [
     "lr-b/model.widths.1=4",
     "lr-b/model.widths.1=8",
 ];
-
-fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "--quiet",
-        "--threads",
-        "1",
-        "sweep",
-        "--config",
-        s(cfg),
-        "--out",
-        s(out),
-    ];
-    args.extend_from_slice(extra);
-    noisescope(&args)
-}
 
 /// Runs `args` in the background (as a concurrent shard would), from the repository root.
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod common;
-use common::{failure, noisescope, ok, read_json};
+use common::{failure, noisescope, ok, read_json, sweep};
 
 /// 2 series × 2 widths × 2 seeds of a small MLP on the bundled Fashion-MNIST subset.
 const SWEEP: &str = r#"
@@ -39,15 +39,7 @@ fn a_sweep_over_seeds_gives_mean_and_standard_error_per_series_and_value() {
     let cfg = tmp.path().join("sweep.toml");
     std::fs::write(&cfg, SWEEP).unwrap();
     let out = tmp.path().join("out");
-    let o = noisescope(&[
-        "--threads",
-        "1",
-        "sweep",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&out),
-    ]);
+    let o = sweep(&cfg, &out, &[]);
     ok(&o);
     let printed = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -89,16 +81,7 @@ fn a_sweep_over_seeds_gives_mean_and_standard_error_per_series_and_value() {
     let unit = out.join("lr-b/model.widths.1=8/seed=4");
     std::fs::remove_dir_all(unit.join("checkpoints")).unwrap();
     let metrics = std::fs::read(unit.join("metrics.jsonl")).unwrap();
-    ok(&noisescope(&[
-        "--quiet",
-        "--threads",
-        "1",
-        "sweep",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&out),
-    ]));
+    ok(&sweep(&cfg, &out, &[]));
     assert_eq!(std::fs::read(unit.join("metrics.jsonl")).unwrap(), metrics);
     let again = read_json(&out.join("summary.json"));
     assert_eq!(again["units"]["finished"], 8, "{again}");

@@ -7,7 +7,7 @@ use std::process::Output;
 use serde_json::Value;
 
 mod common;
-use common::{failure, noisescope, noisescope_with, ok};
+use common::{failure, noisescope, noisescope_with, ok, sweep};
 
 fn metrics(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
@@ -614,14 +614,7 @@ batch = 20
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = noisescope(&[
-        "--quiet",
-        "sweep",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = sweep(&cfg, &out, &[]);
     ok(&o);
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

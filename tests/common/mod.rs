@@ -36,6 +36,23 @@ pub fn noisescope_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("the binary runs")
 }
 
+/// `noisescope --quiet --threads 1 sweep --config CFG --out OUT EXTRA…`: one thread, so the
+/// units' bits do not depend on the machine.
+pub fn sweep(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--quiet",
+        "--threads",
+        "1",
+        "sweep",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    noisescope(&args)
+}
+
 /// Asserts success, showing both streams otherwise.
 pub fn ok(o: &Output) {
     assert!(
