@@ -69,16 +69,16 @@ pub fn run(g: &Global, a: &ProbeArgs) -> Result<()> {
     {
         bail!("{}: θ holds NaN or infinite entries", ck.display());
     }
-    if list.contains(&Probe::Noise) {
-        experiment::check_gram_memory(
-            cfg.probes.samples.unwrap_or(exp.train.n).min(exp.train.n),
-            "--probes noise (a smaller --set probes.samples=… needs less)",
-        )?;
-    }
     let data = match cfg.probes.samples {
         Some(n) if n < exp.train.n => exp.train.gather(&(0..n).collect::<Vec<_>>()),
         _ => exp.train.clone(),
     };
+    if list.contains(&Probe::Noise) {
+        experiment::check_gram_memory(
+            data.n,
+            "--probes noise (a smaller --set probes.samples=… needs less)",
+        )?;
+    }
     let step = ck
         .file_name()
         .and_then(|n| n.to_str())

@@ -111,15 +111,21 @@ impl super::Checked for Settings {
     fn check(&self) -> Result<()> {
         self.simulation.check()?;
         super::at_least("batch", self.batch, 1)?;
-        super::at_least("dim", self.dim, 1)?;
-        super::at_least("datasets", self.datasets, 1)
+        super::at_least("datasets", self.datasets, 1)?;
+        if self.alphas.is_empty() || self.dim == 0 {
+            bail!("alphas and dim must be non-empty");
+        }
+        let (k, sets) = (self.simulation.chains, self.datasets);
+        if k % sets != 0 || k / sets < 2 {
+            bail!(
+                "simulation.chains ({k}) must be a multiple of datasets ({sets}), with at least 2 chains per set"
+            );
+        }
+        Ok(())
     }
 }
 
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
-    if s.alphas.is_empty() || s.dim == 0 {
-        bail!("alphas and dim must be non-empty");
-    }
     let device = &ctx.opened.device;
     let p = s.simulation.precision;
     device.seed(s.simulation.seed);
@@ -157,11 +163,6 @@ pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
     for &alpha in &s.alphas {
         let n = ((alpha * d as f64).round() as usize).max(1);
         let sets = s.datasets;
-        if k % sets != 0 || k / sets < 2 {
-            bail!(
-                "simulation.chains ({k}) must be a multiple of datasets ({sets}), with at least 2 chains per set"
-            );
-        }
         let per = k / sets;
         let (mut xs, mut ys, mut a_chain, mut centers) = (vec![], vec![], vec![], vec![]);
         let (mut t6, mut plug, mut th, mut tc, mut burn) = (vec![], vec![], vec![], vec![], 0);

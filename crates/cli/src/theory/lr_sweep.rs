@@ -31,14 +31,15 @@ pub struct Settings {
 impl super::Checked for Settings {
     fn check(&self) -> Result<()> {
         self.simulation.check()?;
-        super::at_least("batch", self.batch, 1)
+        super::at_least("batch", self.batch, 1)?;
+        if self.lrs.is_empty() {
+            bail!("lrs: give at least one learning rate");
+        }
+        Ok(())
     }
 }
 
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
-    if s.lrs.is_empty() {
-        bail!("lrs: give at least one learning rate");
-    }
     let device = &ctx.opened.device;
     let p = s.simulation.precision;
     device.seed(s.simulation.seed);

@@ -46,7 +46,9 @@ impl super::Checked for Settings {
     fn check(&self) -> Result<()> {
         self.simulation.check()?;
         super::at_least("thin", self.thin, 1)?;
-        super::at_least("groups", self.groups, 2)?;
+        if self.groups < 2 || self.simulation.chains < self.groups {
+            bail!("groups must be at least 2 and at most simulation.chains");
+        }
         for b in &self.batches {
             super::at_least("batches.batch", b.batch, 1)?;
         }
@@ -55,9 +57,6 @@ impl super::Checked for Settings {
 }
 
 pub fn run(s: &Settings, ctx: &Context) -> Result<Report> {
-    if s.groups < 2 || s.simulation.chains < s.groups {
-        bail!("groups must be at least 2 and at most simulation.chains");
-    }
     let device = &ctx.opened.device;
     let p = s.simulation.precision;
     device.seed(s.simulation.seed);
