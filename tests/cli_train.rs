@@ -489,6 +489,135 @@ fn escape_campaign_grows_breadth_first_and_combines_seeds() {
     assert!(svg.contains("ggn") && svg.contains("phase 1"));
 }
 
+/// scripts/zhu2019-campaign.sh's queue (`--every`, `--cores`): three seeds on two cores, round by
+/// round, reach the bits of one uninterrupted run per seed; a STOP file starts no round; a
+/// seed whose round fails loses its later rounds and fails the script.
+#[test]
+fn campaign_script_runs_its_rounds_breadth_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_noisescope");
+    let small = [
+        "--steps",
+        "4",
+        "--phase1-steps",
+        "2",
+        "--dynamics",
+        "gd,sgd",
+        "--set",
+        "run.data.name=\"fashion-mnist-small\"",
+        "--set",
+        "run.data.train=40",
+        "--set",
+        "run.data.random_labels=10",
+        "--set",
+        "run.data.test=50",
+        "--set",
+        "run.log_every=1",
+        "--set",
+        "run.checkpoint_every=1",
+        "--set",
+        "run.probes.every=2",
+        "--set",
+        "run.probes.list=[\"sharpness\"]",
+        "--set",
+        "run.probes.sharpness.samples=8",
+    ];
+    let script = |args: &[&str]| {
+        std::process::Command::new("bash")
+            .arg("scripts/zhu2019-campaign.sh")
+            .args(args)
+            .current_dir(common::repo())
+            .env("NOISESCOPE_DATA", common::repo().join("datasets"))
+            .output()
+            .expect("bash runs")
+    };
+    let queued = tmp.path().join("queued");
+    let queued_s = queued.to_str().unwrap();
+    let mut args = vec![
+        "--until", "4", "--every", "2", "--cores", "2", "--bin", exe, "--out", queued_s, "0", "1",
+        "2", "--",
+    ];
+    args.extend(small);
+    let o = script(&args);
+    ok(&o);
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(log.matches(" on core ").count(), 6, "{log}");
+    assert!(!log.contains(" on core 2 "), "two cores, not three: {log}");
+    for seed in 0..3 {
+        let at = |step: u32| log.find(&format!("seed {seed} reached step {step}\n"));
+        assert!(at(2).is_some() && at(2) < at(4), "seed {seed}: {log}");
+    }
+    // Round by round on one core equals one uninterrupted run on one thread.
+    let direct = tmp.path().join("direct");
+    let mut args = vec![
+        "--quiet",
+        "--threads",
+        "1",
+        "--blas",
+        "none",
+        "escape",
+        "--config",
+        "configs/zhu2019/fashionmnist-escape.toml",
+        "--out",
+        direct.to_str().unwrap(),
+        "--set",
+        "run.seed=2",
+    ];
+    args.extend(small);
+    ok(&noisescope(&args));
+    for d in ["gd", "sgd"] {
+        let q = numbers(&queued.join("seed-2").join(d));
+        assert_eq!(q.last().unwrap()["step"], 4, "{d}");
+        assert_eq!(q, numbers(&direct.join(d)), "{d}");
+    }
+    // A STOP file lets nothing start; the units stay where they were.
+    std::fs::write(queued.join("STOP"), "").unwrap();
+    let mut args = vec![
+        "--until", "8", "--every", "2", "--bin", exe, "--out", queued_s, "0", "1", "2", "--",
+    ];
+    args.extend(small);
+    let o = script(&args);
+    ok(&o);
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(log.contains("STOP exists: 12 rounds not started"), "{log}");
+    assert_eq!(
+        metrics(&queued.join("seed-0/gd")).last().unwrap()["step"],
+        4
+    );
+    // A binary that fails: the seed's later rounds are dropped, the others go on.
+    let failing = tmp.path().join("failing");
+    let o = script(&[
+        "--until",
+        "4",
+        "--every",
+        "2",
+        "--bin",
+        "false",
+        "--out",
+        failing.to_str().unwrap(),
+        "0",
+        "1",
+    ]);
+    let err = failure(&o);
+    for seed in [0, 1] {
+        assert!(
+            err.contains(&format!("seed {seed} failed on its way to step 2 (exit 1)")),
+            "{err}"
+        );
+    }
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("to step 4"));
+    // Bad arguments are named, with the usage error's exit code.
+    for (args, says) in [
+        (&["--every", "2", "0"][..], "--every needs --until"),
+        (&["--cores", "0", "0"][..], "--cores must be a whole number"),
+    ] {
+        let o = script(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
+
 /// The same run on wgpu (lavapipe in CI) and on ndarray: host-drawn random streams make the
 /// runs the same up to f32 rounding, probes included. Without a Vulkan/Metal/DX12 adapter the
 /// test says so and passes, unless NOISESCOPE_REQUIRE_WGPU is set.
