@@ -10,7 +10,8 @@
 #   --until STEP    stop every unit at this step (default: the config's full length)
 #   --every STEP    grow breadth first: every seed to STEP, then 2·STEP, …, then --until
 #   --cores N       run N seeds at a time (default: all of them), on cores K … K+N-1
-#   --first-core K  the first core (default 0); cores wrap around the machine's count
+#   --first-core K  the first core (default 0), counted among the cores this process may
+#                   use; cores wrap around their count
 #   --bin PATH      the noisescope binary (default: build the release binary)
 #   --out ROOT      the campaign's folder (default: results/zhu2019-fashionmnist)
 #   -- ESCAPE ARGS  passed on to every `escape` (e.g. -- --dynamics gd,sgd)
@@ -22,19 +23,24 @@
 #          lowest round of a seed not running, so the seeds grow together and a campaign
 #          stopped at any moment already shows every seed)
 #
-# `touch ROOT/STOP` lets the running rounds finish and starts no new one (remove it to go on).
-# Killing the script and its processes at any moment is safe too: each unit continues from its
+# `touch ROOT/STOP` lets the running rounds finish and starts no new one (the script exits 0;
+# remove the file and run the same command to go on). Stopping the script (Ctrl-C, kill) stops
+# its processes too, and killing them at any moment is safe: each unit continues from its
 # latest checkpoint (every 500 steps), and a round that reaches a step already passed returns
-# at once.
+# at once. (A script started with `&` from another script ignores Ctrl-C: use kill.)
 #
-# Each process runs on one core (taskset): the host kernels split their sums over the cores
-# they see, so the thread count is part of a trajectory's bits. One core per process keeps a
-# continuation on another machine identical to an uninterrupted run. For the same reason the
-# matrix products stay in matrixmultiply (`--blas none`), the engine every unit started on,
-# whether or not the machine has OpenBLAS (convyu's dense layers are small: it gains little).
+# Each process runs on one core (taskset) with one thread: the host kernels split their sums
+# over their threads, so the thread count is part of a trajectory's bits. One thread per
+# process keeps a continuation on another machine identical to an uninterrupted run. For the
+# same reason the matrix products stay in matrixmultiply (`--blas none`), the engine every unit
+# started on, whether or not the machine has OpenBLAS (convyu's dense layers are small: it
+# gains little). Needs Linux (taskset) and bash 5.1 or later.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
+if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501)); then
+    echo "$0: needs bash 5.1 or later (this is $BASH_VERSION)" >&2
+    exit 2
+fi
+here="$(cd "$(dirname "$0")" && pwd)"
 usage="usage: $0 [--until STEP] [--every STEP] [--cores N] [--first-core K] [--bin PATH] [--out ROOT] SEED [SEED ...] [-- ESCAPE ARGS]"
 until_step=""
 every=""
@@ -42,11 +48,14 @@ n_cores=""
 bin=""
 first_core=0
 root="results/zhu2019-fashionmnist"
-number() { # number NAME VALUE MIN: VALUE is an integer ≥ MIN, or the script stops naming NAME
-    if ! [[ "$2" =~ ^[0-9]+$ ]] || (($2 < $3)); then
+number() { # number NAME VALUE MIN: VALUE is a decimal whole number ≥ MIN, or the script stops
+    if ! [[ "$2" =~ ^(0|[1-9][0-9]{0,17})$ ]] || (($2 < $3)); then
         echo "$0: $1 must be a whole number ≥ $3, not '$2'" >&2
         exit 2
     fi
+}
+absolute() { # a path given on the command line, from the caller's folder
+    if [[ "$1" == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi
 }
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -60,15 +69,21 @@ while [[ $# -gt 0 ]]; do
         --cores) number --cores "$2" 1; n_cores="$2"; shift 2 ;;
         --first-core) number --first-core "$2" 0; first_core="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
-        --out) root="$2"; shift 2 ;;
-        -h | --help) sed -n 2,34p "$0"; exit 0 ;;
+        --out) root="$(absolute "$2")"; shift 2 ;;
+        -h | --help) sed -n 2,37p "$here/$(basename "$0")"; exit 0 ;;
         -*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
         *) break ;;
     esac
 done
 seeds=()
+declare -A seen=()
 while [[ $# -gt 0 && "$1" != -- ]]; do
     number SEED "$1" 0
+    if [[ -n "${seen[$1]:-}" ]]; then
+        echo "$0: seed $1 is given twice" >&2
+        exit 2
+    fi
+    seen[$1]=1
     seeds+=("$1")
     shift
 done
@@ -78,25 +93,56 @@ if [[ ${#seeds[@]} -eq 0 ]]; then
     echo "$usage" >&2
     exit 2
 fi
+# What the script sets itself, once per round: the same again after `--` would fail every
+# round (clap refuses a repeated option) or worse (`--restart` would wipe the units each round).
+for a in "${extra[@]}"; do
+    case "$a" in
+        --until | --until=* | --restart | --out | --out=* | --config | --config=* | --data-dir | \
+            --data-dir=* | --threads | --threads=* | --blas | --blas=* | --backend | --backend=* | \
+            run.seed=* | *" run.seed="*)
+            echo "$0: '$a' may not follow --: the script sets it itself (see --help), or, for --restart, every round would start the units over" >&2
+            exit 2 ;;
+    esac
+done
 if [[ -n "$every" && -z "$until_step" ]]; then
     echo "$0: --every needs --until (the last round's step)" >&2
     exit 2
 fi
+if [[ -n "$bin" && "$bin" == */* ]]; then
+    bin="$(absolute "$bin")"
+fi
+data="${NOISESCOPE_DATA:-$(cd "$here/../../shared/datasets" 2>/dev/null && pwd || true)}"
+if [[ -z "$data" ]]; then
+    echo "$0: set NOISESCOPE_DATA to the folder holding fashion-mnist (../shared/datasets)" >&2
+    exit 2
+fi
+data="$(absolute "$data")"
+# The cores this process may use (a cpuset or an outer taskset may leave out some).
+allowed=()
+IFS=, read -ra ranges <<<"$(taskset -cp $$ | sed 's/.*: *//')"
+for r in "${ranges[@]}"; do
+    lo=${r%-*}
+    hi=${r#*-}
+    for ((c = lo; c <= hi; c++)); do
+        allowed+=("$c")
+    done
+done
+if [[ -n "$n_cores" ]] && ((n_cores > ${#allowed[@]})); then
+    echo "$0: --cores $n_cores, but this process may use ${#allowed[@]} cores (${allowed[*]})" >&2
+    exit 2
+fi
+cd "$here/.."
 if [[ -z "$bin" ]]; then
     # The release build: a unit runs days, and the dev build (our crates' overflow checks,
     # opt-level 1 outside the kernel crates) ran `hessian-20` up to 20% slower
     # (docs/performance.md, attempt 13).
     # Both builds give the same bits. Building burn a second time takes about 20 minutes once.
     cargo build --quiet --release
-    bin="${CARGO_TARGET_DIR:-target}/release/noisescope"
-fi
-data="${NOISESCOPE_DATA:-$(cd ../shared/datasets 2>/dev/null && pwd || true)}"
-if [[ -z "$data" ]]; then
-    echo "$0: set NOISESCOPE_DATA to the folder holding fashion-mnist (../shared/datasets)" >&2
-    exit 2
+    bin="$(absolute "${CARGO_TARGET_DIR:-target}/release/noisescope")"
 fi
 
-# The queue, round by round, each round seed by seed: "until seed" pairs.
+# The queue, round by round, each round seed by seed: "until seed" pairs. Started rounds are
+# unset; the loops walk the remaining indices in order.
 rounds=()
 if [[ -n "$every" ]]; then
     for ((u = every; u < until_step; u += every)); do
@@ -111,16 +157,19 @@ for u in "${rounds[@]}"; do
     done
 done
 
-machine_cores=$(nproc)
 slots=${n_cores:-${#seeds[@]}}
 free=()
 for ((i = 0; i < slots; i++)); do
-    free+=($(((first_core + i) % machine_cores)))
+    free+=("${allowed[$(((first_core + i) % ${#allowed[@]}))]}")
 done
 declare -A running_seed=() running_core=() running_until=() busy=()
-# Background processes of a script ignore Ctrl-C: stop them with the script (they continue from
-# their checkpoints when the command is run again).
-trap 'kill "${!running_seed[@]}" 2>/dev/null; exit 130' INT TERM
+stop_all() { # the running processes go with the script; they continue from their checkpoints
+    kill "${!running_seed[@]}" 2>/dev/null || true
+    wait "${!running_seed[@]}" 2>/dev/null || true
+    exit "$1"
+}
+trap 'stop_all 130' INT
+trap 'stop_all 143' TERM
 status=0
 mkdir -p "$root"
 while true; do
@@ -136,7 +185,6 @@ while true; do
         done
         ((pick >= 0)) || break
         unset "queue[$pick]"
-        queue=("${queue[@]}")
         core=${free[0]}
         free=("${free[@]:1}")
         out="$root/seed-$seed"
@@ -144,9 +192,9 @@ while true; do
         until_arg=()
         [[ "$u" == - ]] || until_arg=(--until "$u")
         echo "$(date +%H:%M:%S) seed $seed on core $core to step ${u/-/the end} → $out (log: $out/campaign.log)"
-        taskset -c "$core" "$bin" --quiet --blas none escape --config configs/zhu2019/fashionmnist-escape.toml \
-            --data-dir "$data" --out "$out" --set "run.seed=$seed" "${until_arg[@]}" "${extra[@]}" \
-            >>"$out/campaign.log" 2>&1 &
+        taskset -c "$core" "$bin" --quiet --threads 1 --blas none --backend ndarray escape \
+            --config configs/zhu2019/fashionmnist-escape.toml --data-dir "$data" --out "$out" \
+            --set "run.seed=$seed" "${until_arg[@]}" "${extra[@]}" >>"$out/campaign.log" 2>&1 &
         running_seed[$!]=$seed
         running_core[$!]=$core
         running_until[$!]=$u
@@ -164,11 +212,9 @@ while true; do
         # Its later rounds would meet the same fault: drop them, and say where to look.
         echo "$(date +%H:%M:%S) seed $seed failed on its way to step ${u/-/the end} (exit $rc); its later rounds are dropped: see $root/seed-$seed/campaign.log" >&2
         status=1
-        kept=()
-        for entry in "${queue[@]}"; do
-            [[ "${entry#* }" == "$seed" ]] || kept+=("$entry")
+        for i in "${!queue[@]}"; do
+            [[ "${queue[$i]#* }" != "$seed" ]] || unset "queue[$i]"
         done
-        queue=("${kept[@]}")
     else
         echo "$(date +%H:%M:%S) seed $seed reached step ${u/-/the end}"
     fi

@@ -490,10 +490,13 @@ fn escape_campaign_grows_breadth_first_and_combines_seeds() {
 }
 
 /// scripts/zhu2019-campaign.sh's queue (`--every`, `--cores`): three seeds on two cores, round by
-/// round, reach the bits of one uninterrupted run per seed; a STOP file starts no round; a
-/// seed whose round fails loses its later rounds and fails the script.
+/// round and breadth first, reach the bits of one uninterrupted run per seed; a STOP file starts
+/// no round; a seed whose round fails loses its later rounds while the others go on, and the
+/// script fails. (Linux only: the script pins its processes with taskset.)
+#[cfg(target_os = "linux")]
 #[test]
 fn campaign_script_runs_its_rounds_breadth_first() {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let exe = env!("CARGO_BIN_EXE_noisescope");
     let small = [
@@ -523,13 +526,23 @@ fn campaign_script_runs_its_rounds_breadth_first() {
         "run.probes.sharpness.samples=8",
     ];
     let script = |args: &[&str]| {
-        std::process::Command::new("bash")
-            .arg("scripts/zhu2019-campaign.sh")
+        let mut c = std::process::Command::new("bash");
+        c.arg("scripts/zhu2019-campaign.sh")
             .args(args)
             .current_dir(common::repo())
-            .env("NOISESCOPE_DATA", common::repo().join("datasets"))
-            .output()
-            .expect("bash runs")
+            .env("NOISESCOPE_DATA", common::repo().join("datasets"));
+        // The script fixes threads, engine and backend itself; nothing of the caller's may leak.
+        for v in [
+            "NOISESCOPE_THREADS",
+            "MATMUL_NUM_THREADS",
+            "NOISESCOPE_BACKEND",
+            "NOISESCOPE_BLAS",
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_COUNT",
+        ] {
+            c.env_remove(v);
+        }
+        c.output().expect("bash runs")
     };
     let queued = tmp.path().join("queued");
     let queued_s = queued.to_str().unwrap();
@@ -541,34 +554,41 @@ fn campaign_script_runs_its_rounds_breadth_first() {
     let o = script(&args);
     ok(&o);
     let log = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(log.matches(" on core ").count(), 6, "{log}");
+    let starts: Vec<&str> = log.lines().filter(|l| l.contains(" on core ")).collect();
+    assert_eq!(starts.len(), 6, "{log}");
+    // Breadth first: the third start is seed 2's first round, before any seed's second.
+    assert!(
+        starts[2].contains("seed 2 on core ") && starts[2].contains("to step 2 "),
+        "{log}"
+    );
     assert!(!log.contains(" on core 2 "), "two cores, not three: {log}");
     for seed in 0..3 {
         let at = |step: u32| log.find(&format!("seed {seed} reached step {step}\n"));
         assert!(at(2).is_some() && at(2) < at(4), "seed {seed}: {log}");
-    }
-    // Round by round on one core equals one uninterrupted run on one thread.
-    let direct = tmp.path().join("direct");
-    let mut args = vec![
-        "--quiet",
-        "--threads",
-        "1",
-        "--blas",
-        "none",
-        "escape",
-        "--config",
-        "configs/zhu2019/fashionmnist-escape.toml",
-        "--out",
-        direct.to_str().unwrap(),
-        "--set",
-        "run.seed=2",
-    ];
-    args.extend(small);
-    ok(&noisescope(&args));
-    for d in ["gd", "sgd"] {
-        let q = numbers(&queued.join("seed-2").join(d));
-        assert_eq!(q.last().unwrap()["step"], 4, "{d}");
-        assert_eq!(q, numbers(&direct.join(d)), "{d}");
+        // Round by round on one core equals one uninterrupted run on one thread.
+        let direct = tmp.path().join(format!("direct-{seed}"));
+        let seed_set = format!("run.seed={seed}");
+        let mut args = vec![
+            "--quiet",
+            "--threads",
+            "1",
+            "--blas",
+            "none",
+            "escape",
+            "--config",
+            "configs/zhu2019/fashionmnist-escape.toml",
+            "--out",
+            direct.to_str().unwrap(),
+            "--set",
+            &seed_set,
+        ];
+        args.extend(small);
+        ok(&noisescope(&args));
+        for d in ["gd", "sgd"] {
+            let q = numbers(&queued.join(format!("seed-{seed}")).join(d));
+            assert_eq!(q.last().unwrap()["step"], 4, "seed {seed} {d}");
+            assert_eq!(q, numbers(&direct.join(d)), "seed {seed} {d}");
+        }
     }
     // A STOP file lets nothing start; the units stay where they were.
     std::fs::write(queued.join("STOP"), "").unwrap();
@@ -584,32 +604,60 @@ fn campaign_script_runs_its_rounds_breadth_first() {
         metrics(&queued.join("seed-0/gd")).last().unwrap()["step"],
         4
     );
-    // A binary that fails: the seed's later rounds are dropped, the others go on.
+    // Seed 1's binary fails: its later rounds are dropped, seed 0 goes on to the end.
+    let wrapper = tmp.path().join("fails-for-seed-1.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/usr/bin/env bash\nfor a in \"$@\"; do [[ \"$a\" != run.seed=1 ]] || exit 3; done\n\
+             exec '{exe}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let failing = tmp.path().join("failing");
-    let o = script(&[
+    let mut args = vec![
         "--until",
         "4",
         "--every",
         "2",
+        "--cores",
+        "2",
         "--bin",
-        "false",
+        wrapper.to_str().unwrap(),
         "--out",
         failing.to_str().unwrap(),
         "0",
         "1",
-    ]);
+        "--",
+    ];
+    args.extend(small);
+    let o = script(&args);
     let err = failure(&o);
-    for seed in [0, 1] {
-        assert!(
-            err.contains(&format!("seed {seed} failed on its way to step 2 (exit 1)")),
-            "{err}"
-        );
-    }
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("to step 4"));
+    assert!(
+        err.contains("seed 1 failed on its way to step 2 (exit 3)"),
+        "{err}"
+    );
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(log.contains("seed 0 reached step 4\n"), "{log}");
+    assert_eq!(log.matches("seed 1 on core ").count(), 1, "{log}");
+    assert_eq!(
+        metrics(&failing.join("seed-0/sgd")).last().unwrap()["step"],
+        4
+    );
     // Bad arguments are named, with the usage error's exit code.
     for (args, says) in [
         (&["--every", "2", "0"][..], "--every needs --until"),
         (&["--cores", "0", "0"][..], "--cores must be a whole number"),
+        (
+            &["--until", "08", "0"][..],
+            "--until must be a whole number",
+        ),
+        (&["0", "0"][..], "seed 0 is given twice"),
+        (
+            &["0", "--", "--restart"][..],
+            "'--restart' may not follow --",
+        ),
     ] {
         let o = script(args);
         let err = String::from_utf8_lossy(&o.stderr);
