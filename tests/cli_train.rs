@@ -73,16 +73,30 @@ fn train_with(out: &Path, sets: &[String], more: &[&str], env: &[(&str, &str)]) 
 #[test]
 fn a_run_stopped_at_50_and_resumed_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    for (name, extra) in [
-        ("sgd", vec!["noise.dynamic=\"sgd\""]),
+    for (name, until, extra) in [
+        ("sgd", "50", vec!["noise.dynamic=\"sgd\""]),
         // The low-rank covariance is refreshed every 7 steps: step 50 falls between refreshes,
         // so the cached eigenpairs must come back from the checkpoint; momentum's buffer too.
         (
             "lowrank",
+            "50",
             vec![
                 "noise.dynamic=\"lowrank-5\"",
                 "noise.refresh=7",
                 "optimizer.momentum=0.9",
+                "optimizer.lr=0.02",
+            ],
+        ),
+        // A warm-started Lanczos stopped by its tolerance, stopped at 45, between metric
+        // lines: the line at 50 counts the Hessian-vector products of the refreshes at 42 and
+        // 49 (the first from the checkpoint's tally).
+        (
+            "hessian",
+            "45",
+            vec![
+                "noise.dynamic=\"hessian-3\"",
+                "noise.refresh=7",
+                "noise.eigensolver={method=\"lanczos\", steps=20, tol=1e-2, warm_start=true}",
                 "optimizer.lr=0.02",
             ],
         ),
@@ -91,11 +105,11 @@ fn a_run_stopped_at_50_and_resumed_equals_an_uninterrupted_run() {
         let whole = tmp.path().join(format!("{name}-whole"));
         ok(&train(&whole, &sets, &[]));
         let split = tmp.path().join(format!("{name}-split"));
-        ok(&train(&split, &sets, &["--until", "50"]));
+        ok(&train(&split, &sets, &["--until", until]));
         let summary: Value =
             serde_json::from_slice(&std::fs::read(split.join("summary.json")).unwrap()).unwrap();
         assert_eq!(summary["status"], "stopped");
-        assert_eq!(summary["steps_done"], 50);
+        assert_eq!(summary["steps_done"].to_string(), until);
         ok(&noisescope(&[
             "--quiet",
             "train",
@@ -105,6 +119,16 @@ fn a_run_stopped_at_50_and_resumed_equals_an_uninterrupted_run() {
         let (a, b) = (numbers(&whole), numbers(&split));
         assert_eq!(a.len(), 11, "steps 0, 10, …, 100");
         assert_eq!(a, b, "{name}: resumed metrics differ");
+        // Only the Hessian dynamics count their eigensolver's products: every line after
+        // step 0 covers one or two refreshes (every 7 steps) of k = 3 to 20 products each.
+        for line in &a[1..] {
+            let hvps = line.get("refresh_hvps").and_then(Value::as_u64);
+            if name == "hessian" {
+                assert!(hvps.is_some_and(|h| (3..=40).contains(&h)), "{line}");
+            } else {
+                assert_eq!(hvps, None, "{line}");
+            }
+        }
         let th =
             |d: &Path| std::fs::read(d.join("checkpoints/step-0000100/model.safetensors")).unwrap();
         assert_eq!(th(&whole), th(&split), "{name}: final θ differs");

@@ -230,6 +230,7 @@ pub fn train_loop(
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
         earlier: Vec::new(),
+        hvps: 0,
     };
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
@@ -316,6 +317,10 @@ pub fn train_loop(
                     line.insert("trace_sigma_m".into(), json!(s));
                 }
             }
+            if cfg.noise.dynamic.solves_hessian() && t > 0 {
+                line.insert("refresh_hvps".into(), json!(tally.hvps));
+            }
+            tally.hvps = 0;
             if probe_now {
                 let p0 = Instant::now();
                 let session = Session::new(
@@ -364,6 +369,7 @@ pub fn train_loop(
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
                 tally.step_loss.add(r.loss);
+                tally.hvps += r.hvps as u64;
                 last = Some(r);
             }
             Err(StepError::Diverged { step, loss }) => {
@@ -543,6 +549,8 @@ struct Tally {
     last_line: Value,
     /// The provenance records of the processes that ran this run before this one.
     earlier: Vec<Value>,
+    /// Hessian-vector products of the refreshes since the last metric line.
+    hvps: u64,
 }
 
 impl Tally {
@@ -564,6 +572,7 @@ impl Tally {
             "probe_s": self.probe_s,
             "eval_s": self.eval_s,
             "processes": processes,
+            "hvps_since_line": self.hvps,
         })
     }
 
@@ -588,6 +597,12 @@ impl Tally {
             Value::Null => Vec::new(),
             Value::Array(a) => a.clone(),
             _ => bail!("`processes` is not a list"),
+        };
+        // Checkpoints from before the count was kept: the first line after them counts only
+        // the refreshes of this process.
+        self.hvps = match &run["hvps_since_line"] {
+            Value::Null => 0,
+            v => v.as_u64().context("`hvps_since_line` is not a count")?,
         };
         Ok(())
     }

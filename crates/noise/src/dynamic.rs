@@ -44,6 +44,12 @@ impl Dynamic {
         )
     }
 
+    /// Whether a refresh runs an eigensolver on H (hessian-k, hessian-top1), whose
+    /// Hessian-vector products the metric lines count.
+    pub fn solves_hessian(self) -> bool {
+        matches!(self, Dynamic::Hessian(_) | Dynamic::HessianTop1)
+    }
+
     /// Whether the covariance needs Tr Σ_m (every surrogate whose trace is matched).
     pub fn matches_trace(self) -> bool {
         !matches!(self, Dynamic::Gd | Dynamic::Sgd | Dynamic::IsoConst)

@@ -63,6 +63,8 @@ pub struct Draw {
     pub trace_c: f64,
     /// Tr Σ_m at this step, when it was computed.
     pub trace_sigma_m: Option<f64>,
+    /// Hessian-vector products of this step's refresh (hessian-k, hessian-top1; else 0).
+    pub hvps: usize,
 }
 
 /// C at one step.
@@ -101,6 +103,8 @@ pub struct Prepared {
     pub trace_c: f64,
     /// Tr Σ_m when it was computed this step.
     pub trace_sigma_m: Option<f64>,
+    /// Hessian-vector products of this step's refresh (hessian-k, hessian-top1; else 0).
+    pub hvps: usize,
 }
 
 /// The surrogate noise of one run: settings, and the covariance kept between refreshes.
@@ -203,6 +207,7 @@ impl Surrogate {
             covariance: None,
             trace_c: 0.0,
             trace_sigma_m: None,
+            hvps: 0,
         };
         let refresh_step = step.is_multiple_of(cfg.refresh.max(1) as u64);
         match dynamic {
@@ -216,20 +221,24 @@ impl Surrogate {
                     trace_c: shape.trace(),
                     covariance: Some(Covariance::Shape(shape)),
                     trace_sigma_m: None,
+                    hvps: 0,
                 });
             }
             _ => {}
         }
         let mut trace_sigma_m = None;
+        let mut hvps = 0;
         if refresh_step || self.cached.is_none() {
             let (noise, s) = self.sigma(net, theta, data, step)?;
-            let (covariance, tsm) = self.estimate(step, net, theta, data, &noise, s)?;
+            let (covariance, tsm, products) = self.estimate(step, net, theta, data, &noise, s)?;
             trace_sigma_m = Some(tsm);
+            hvps = products;
             self.cached = Some(covariance);
         }
         if cfg.inject == Injection::RefreshSteps && !refresh_step {
             return Ok(Prepared {
                 trace_sigma_m,
+                hvps,
                 ..none
             });
         }
@@ -238,11 +247,12 @@ impl Surrogate {
             trace_c: covariance.trace(),
             covariance: Some(covariance),
             trace_sigma_m,
+            hvps,
         })
     }
 
-    /// C at θ from Σ₁ (`noise`, with Σ_m = s Σ₁) and Tr Σ_m, for every dynamic that matches
-    /// the trace.
+    /// C at θ from Σ₁ (`noise`, with Σ_m = s Σ₁), Tr Σ_m and the Hessian-vector products the
+    /// eigensolver used, for every dynamic that matches the trace.
     fn estimate(
         &self,
         step: u64,
@@ -251,7 +261,7 @@ impl Surrogate {
         data: &DeviceDataset,
         noise: &GradientNoise,
         s: f64,
-    ) -> Result<(Covariance, f64), NoiseError> {
+    ) -> Result<(Covariance, f64, usize), NoiseError> {
         let dynamic = self.config.dynamic;
         let d = net.dim();
         if matches!(
@@ -267,8 +277,8 @@ impl Surrogate {
                     trace: target,
                 });
             }
-            let shape = self.refreshed_shape(step, net, theta, data, noise, s, target)?;
-            return Ok((Covariance::Shape(shape), tsm));
+            let (shape, hvps) = self.refreshed_shape(step, net, theta, data, noise, s, target)?;
+            return Ok((Covariance::Shape(shape), tsm, hvps));
         }
         // iso-dynamic, diag, ggn: diag Σ₁ is formed once and gives the trace too.
         let diag = noise.diagonal();
@@ -310,7 +320,7 @@ impl Surrogate {
             }
             _ => unreachable!("gd, sgd and iso-const keep no covariance"),
         };
-        Ok((covariance, tsm))
+        Ok((covariance, tsm, 0))
     }
 
     /// The noise for step `step` at θ over the training set `data`.
@@ -342,10 +352,12 @@ impl Surrogate {
             xi,
             trace_c: p.trace_c,
             trace_sigma_m: p.trace_sigma_m,
+            hvps: p.hvps,
         })
     }
 
-    /// The covariance of lowrank-k, hessian-k or hessian-top1 at θ.
+    /// The covariance of lowrank-k, hessian-k or hessian-top1 at θ, and the Hessian-vector
+    /// products its eigensolver used (0 for lowrank-k).
     #[allow(clippy::too_many_arguments)]
     fn refreshed_shape(
         &self,
@@ -356,7 +368,7 @@ impl Surrogate {
         noise: &GradientNoise,
         s: f64,
         target: f64,
-    ) -> Result<NoiseShape, NoiseError> {
+    ) -> Result<(NoiseShape, usize), NoiseError> {
         let dynamic = self.config.dynamic;
         let pairs = match dynamic {
             Dynamic::LowRank(k) => {
@@ -368,10 +380,13 @@ impl Surrogate {
                 } else {
                     1.0
                 };
-                return Ok(NoiseShape::LowRank {
-                    vectors: top.vectors,
-                    std: values.iter().map(|l| (l * c).sqrt()).collect(),
-                });
+                return Ok((
+                    NoiseShape::LowRank {
+                        vectors: top.vectors,
+                        std: values.iter().map(|l| (l * c).sqrt()).collect(),
+                    },
+                    0,
+                ));
             }
             Dynamic::Hessian(k) => self.hessian_pairs(step, net, theta, data, k),
             Dynamic::HessianTop1 => self.hessian_pairs(step, net, theta, data, 1),
@@ -402,10 +417,13 @@ impl Surrogate {
                 .map(|&j| (pairs.values[j] * target / total).sqrt())
                 .collect()
         };
-        Ok(NoiseShape::LowRank {
-            vectors: pairs.vectors.select(0, idx),
-            std,
-        })
+        Ok((
+            NoiseShape::LowRank {
+                vectors: pairs.vectors.select(0, idx),
+                std,
+            },
+            pairs.matvecs,
+        ))
     }
 
     fn hessian_pairs(

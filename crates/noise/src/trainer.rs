@@ -58,6 +58,8 @@ pub struct StepReport {
     pub trace_c: f64,
     /// Tr Σ_m when it was computed this step.
     pub trace_sigma_m: Option<f64>,
+    /// Hessian-vector products of this step's refresh (hessian-k, hessian-top1; else 0).
+    pub hvps: usize,
 }
 
 /// Everything that determines the rest of a run.
@@ -394,6 +396,7 @@ impl<'a> Trainer<'a> {
             loss,
             trace_c: draw.trace_c,
             trace_sigma_m: draw.trace_sigma_m,
+            hvps: draw.hvps,
         })
     }
 }
