@@ -230,7 +230,7 @@ pub fn train_loop(
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
         earlier: Vec::new(),
-        hvps: 0,
+        hvps: Some(0),
     };
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
@@ -280,6 +280,10 @@ pub fn train_loop(
                     tally.last_line = line;
                 }
                 logged_at = logged_at.filter(|&t| t == step);
+                // At a line step nothing is pending, whatever the checkpoint's age.
+                if logged_at.is_some() {
+                    tally.hvps.get_or_insert(0);
+                }
             }
             None => {
                 // Killed before its first checkpoint: the run starts over in its folder.
@@ -317,10 +321,13 @@ pub fn train_loop(
                     line.insert("trace_sigma_m".into(), json!(s));
                 }
             }
-            if cfg.noise.dynamic.solves_hessian() && t > 0 {
-                line.insert("refresh_hvps".into(), json!(tally.hvps));
+            if let Some(h) = tally.hvps
+                && cfg.noise.dynamic.solves_hessian()
+                && t > 0
+            {
+                line.insert("refresh_hvps".into(), json!(h));
             }
-            tally.hvps = 0;
+            tally.hvps = Some(0);
             if probe_now {
                 let p0 = Instant::now();
                 let session = Session::new(
@@ -369,7 +376,9 @@ pub fn train_loop(
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
                 tally.step_loss.add(r.loss);
-                tally.hvps += r.hvps as u64;
+                if let Some(h) = &mut tally.hvps {
+                    *h += r.hvps as u64;
+                }
                 last = Some(r);
             }
             Err(StepError::Diverged { step, loss }) => {
@@ -549,8 +558,9 @@ struct Tally {
     last_line: Value,
     /// The provenance records of the processes that ran this run before this one.
     earlier: Vec<Value>,
-    /// Hessian-vector products of the refreshes since the last metric line.
-    hvps: u64,
+    /// Hessian-vector products of the refreshes since the last metric line; `None` when
+    /// unknown (resumed between lines from a checkpoint that did not keep the count).
+    hvps: Option<u64>,
 }
 
 impl Tally {
@@ -598,11 +608,11 @@ impl Tally {
             Value::Array(a) => a.clone(),
             _ => bail!("`processes` is not a list"),
         };
-        // Checkpoints from before the count was kept: the first line after them counts only
-        // the refreshes of this process.
+        // Checkpoints from before the count was kept: unknown until the next line (whose
+        // `refresh_hvps` is left out rather than undercounted), unless taken at a line step.
         self.hvps = match &run["hvps_since_line"] {
-            Value::Null => 0,
-            v => v.as_u64().context("`hvps_since_line` is not a count")?,
+            Value::Null => None,
+            v => Some(v.as_u64().context("`hvps_since_line` is not a count")?),
         };
         Ok(())
     }
