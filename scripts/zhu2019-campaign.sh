@@ -9,7 +9,8 @@
 #
 #   --until STEP    stop every unit at this step (default: the config's full length)
 #   --every STEP    grow breadth first: every seed to STEP, then 2·STEP, …, then --until
-#   --cores N       run N seeds at a time (default: all of them), on cores K … K+N-1
+#   --cores N       run N seeds at a time, on cores K … K+N-1 (default: every seed at once, or
+#                   as many as there are usable cores)
 #   --first-core K  the first core (default 0), counted among the cores this process may
 #                   use; cores wrap around their count
 #   --bin PATH      the noisescope binary (default: build the release binary)
@@ -27,7 +28,13 @@
 # remove the file and run the same command to go on). Stopping the script (Ctrl-C, kill) stops
 # its processes too, and killing them at any moment is safe: each unit continues from its
 # latest checkpoint (every 500 steps), and a round that reaches a step already passed returns
-# at once. (A script started with `&` from another script ignores Ctrl-C: use kill.)
+# at once. (A script started with `&` from another script ignores Ctrl-C: use kill.) A round
+# that fails drops its seed's later rounds, the other seeds go on, and the script exits 1.
+# Never run two of these scripts on the same seed at once: nothing locks a unit's folder.
+#
+# Each round is `taskset -c CORE noisescope --quiet --threads 1 --blas none --backend ndarray
+# escape --config configs/zhu2019/fashionmnist-escape.toml --data-dir DATA --out ROOT/seed-N
+# --set run.seed=N [--until STEP] [ESCAPE ARGS]`; those settings are refused after --.
 #
 # Each process runs on one core (taskset) with one thread: the host kernels split their sums
 # over their threads, so the thread count is part of a trajectory's bits. One thread per
@@ -70,7 +77,7 @@ while [[ $# -gt 0 ]]; do
         --first-core) number --first-core "$2" 0; first_core="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         --out) root="$(absolute "$2")"; shift 2 ;;
-        -h | --help) sed -n 2,37p "$here/$(basename "$0")"; exit 0 ;;
+        -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$here/$(basename "$0")"; exit 0 ;;
         -*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
         *) break ;;
     esac
@@ -100,7 +107,7 @@ for a in "${extra[@]}"; do
         --until | --until=* | --restart | --out | --out=* | --config | --config=* | --data-dir | \
             --data-dir=* | --threads | --threads=* | --blas | --blas=* | --backend | --backend=* | \
             run.seed=* | *" run.seed="*)
-            echo "$0: '$a' may not follow --: the script sets it itself (see --help), or, for --restart, every round would start the units over" >&2
+            echo "$0: '$a' may not follow --: the script sets it itself (see --help for each round's command), or, for --restart, every round would start the units over" >&2
             exit 2 ;;
     esac
 done
@@ -157,7 +164,8 @@ for u in "${rounds[@]}"; do
     done
 done
 
-slots=${n_cores:-${#seeds[@]}}
+# By default every seed at once, but never two processes on one core.
+slots=${n_cores:-$((${#seeds[@]} < ${#allowed[@]} ? ${#seeds[@]} : ${#allowed[@]}))}
 free=()
 for ((i = 0; i < slots; i++)); do
     free+=("${allowed[$(((first_core + i) % ${#allowed[@]}))]}")

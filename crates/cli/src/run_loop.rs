@@ -230,7 +230,7 @@ pub fn train_loop(
         late: LateMeans::new(cfg.steps),
         last_line: Value::Null,
         earlier: Vec::new(),
-        hvps: Some(0),
+        hvps_since_line: Some(0),
     };
     // The last probe's top Hessian eigenvectors, for `probes.warm_start`.
     let mut warm: Option<Tensor<2>> = None;
@@ -282,7 +282,7 @@ pub fn train_loop(
                 logged_at = logged_at.filter(|&t| t == step);
                 // At a line step nothing is pending, whatever the checkpoint's age.
                 if logged_at.is_some() {
-                    tally.hvps.get_or_insert(0);
+                    tally.hvps_since_line.get_or_insert(0);
                 }
             }
             None => {
@@ -321,13 +321,14 @@ pub fn train_loop(
                     line.insert("trace_sigma_m".into(), json!(s));
                 }
             }
-            if let Some(h) = tally.hvps
+            // Step 0's line comes before any refresh.
+            if let Some(h) = tally.hvps_since_line
                 && cfg.noise.dynamic.solves_hessian()
                 && t > 0
             {
                 line.insert("refresh_hvps".into(), json!(h));
             }
-            tally.hvps = Some(0);
+            tally.hvps_since_line = Some(0);
             if probe_now {
                 let p0 = Instant::now();
                 let session = Session::new(
@@ -376,7 +377,7 @@ pub fn train_loop(
                 bar.set_message(format!("loss {:.4e}", r.loss));
                 bar.inc(1);
                 tally.step_loss.add(r.loss);
-                if let Some(h) = &mut tally.hvps {
+                if let Some(h) = &mut tally.hvps_since_line {
                     *h += r.hvps as u64;
                 }
                 last = Some(r);
@@ -560,7 +561,7 @@ struct Tally {
     earlier: Vec<Value>,
     /// Hessian-vector products of the refreshes since the last metric line; `None` when
     /// unknown (resumed between lines from a checkpoint that did not keep the count).
-    hvps: Option<u64>,
+    hvps_since_line: Option<u64>,
 }
 
 impl Tally {
@@ -582,7 +583,7 @@ impl Tally {
             "probe_s": self.probe_s,
             "eval_s": self.eval_s,
             "processes": processes,
-            "hvps_since_line": self.hvps,
+            "hvps_since_line": self.hvps_since_line,
         })
     }
 
@@ -610,7 +611,7 @@ impl Tally {
         };
         // Checkpoints from before the count was kept: unknown until the next line (whose
         // `refresh_hvps` is left out rather than undercounted), unless taken at a line step.
-        self.hvps = match &run["hvps_since_line"] {
+        self.hvps_since_line = match &run["hvps_since_line"] {
             Value::Null => None,
             v => Some(v.as_u64().context("`hvps_since_line` is not a count")?),
         };

@@ -107,6 +107,15 @@ pub struct Prepared {
     pub hvps: usize,
 }
 
+/// What one refresh estimated.
+struct Estimate {
+    covariance: Covariance,
+    /// Tr Σ_m at the refresh.
+    trace_sigma_m: f64,
+    /// Hessian-vector products of its eigensolver (0 where none runs on H).
+    hvps: usize,
+}
+
 /// The surrogate noise of one run: settings, and the covariance kept between refreshes.
 #[derive(Debug, Clone)]
 pub struct Surrogate {
@@ -230,10 +239,10 @@ impl Surrogate {
         let mut hvps = 0;
         if refresh_step || self.cached.is_none() {
             let (noise, s) = self.sigma(net, theta, data, step)?;
-            let (covariance, tsm, products) = self.estimate(step, net, theta, data, &noise, s)?;
-            trace_sigma_m = Some(tsm);
-            hvps = products;
-            self.cached = Some(covariance);
+            let e = self.estimate(step, net, theta, data, &noise, s)?;
+            trace_sigma_m = Some(e.trace_sigma_m);
+            hvps = e.hvps;
+            self.cached = Some(e.covariance);
         }
         if cfg.inject == Injection::RefreshSteps && !refresh_step {
             return Ok(Prepared {
@@ -261,7 +270,7 @@ impl Surrogate {
         data: &DeviceDataset,
         noise: &GradientNoise,
         s: f64,
-    ) -> Result<(Covariance, f64, usize), NoiseError> {
+    ) -> Result<Estimate, NoiseError> {
         let dynamic = self.config.dynamic;
         let d = net.dim();
         if matches!(
@@ -278,7 +287,11 @@ impl Surrogate {
                 });
             }
             let (shape, hvps) = self.refreshed_shape(step, net, theta, data, noise, s, target)?;
-            return Ok((Covariance::Shape(shape), tsm, hvps));
+            return Ok(Estimate {
+                covariance: Covariance::Shape(shape),
+                trace_sigma_m: tsm,
+                hvps,
+            });
         }
         // iso-dynamic, diag, ggn: diag Σ₁ is formed once and gives the trace too.
         let diag = noise.diagonal();
@@ -320,7 +333,11 @@ impl Surrogate {
             }
             _ => unreachable!("gd, sgd and iso-const keep no covariance"),
         };
-        Ok((covariance, tsm, 0))
+        Ok(Estimate {
+            covariance,
+            trace_sigma_m: tsm,
+            hvps: 0,
+        })
     }
 
     /// The noise for step `step` at θ over the training set `data`.
