@@ -676,7 +676,7 @@ fn campaign_script_runs_its_rounds_breadth_first() {
         "--every",
         "2",
         "--cores",
-        "2",
+        &cores_s,
         "--bin",
         wrapper.to_str().unwrap(),
         "--out",
