@@ -5,8 +5,10 @@ Run `noisescope plot results/zhu2019-fashionmnist` first: it writes the figure, 
 summary.json that this script reads. The page's units line and table sit between
 `<!-- units:begin -->…<!-- units:end -->` and `<!-- table:begin -->…<!-- table:end -->`;
 the figure is copied to docs/figures/zhu2019-fashionmnist.svg. The wall-time table between
-`<!-- costs:begin -->…<!-- costs:end -->` and the paired comparison with GD between
-`<!-- paired:begin -->…<!-- paired:end -->` come from the units' own metric lines.
+`<!-- costs:begin -->…<!-- costs:end -->` and the paired comparisons between
+`<!-- paired:begin -->…<!-- paired:end -->` (every dynamic with GD, and the paper's claim:
+each noise aligned with H with each isotropic or diagonal noise) come from the units' own
+metric lines.
 
     python3 scripts/zhu2019-page.py
 """
@@ -80,23 +82,45 @@ def mean_se(xs: list[float], digits: int) -> str:
     return f"{signed(mean, digits)} ± {se:.{digits}f}"
 
 
+# The paper's claim compares the noises aligned with H (SGD, Hessian, leading, 1st eigenvector;
+# `ggn` is ours) with isotropic and diagonal noise.
+ALIGNED = [d for d in ("sgd", "lowrank-20", "hessian-20", "hessian-top1", "ggn") if d in ORDER]
+BASELINES = [d for d in ("iso-const", "iso-dynamic", "diag") if d in ORDER]
+
+
+def t_ratio(xs: list[float]) -> str:
+    """mean / s.e. over the seeds, the paired t statistic (– below two seeds)."""
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return "–"
+    se = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n)
+    return signed(mean / se, 1) if se > 0 else "–"
+
+
 def paired() -> str:
     """Each dynamic against GD from the same seed's θ*, at the last step every unit has
     probed: the differences in test accuracy and in expected sharpness, mean ± s.e. over the
-    seeds, and the accuracy differences seed by seed."""
+    seeds, the paired t statistic and the accuracy differences seed by seed. Then the claim's
+    own comparison: each noise aligned with H against each isotropic or diagonal noise, in
+    test accuracy, paired the same way."""
     seeds = [d for _, d in seed_dirs()]
     points = {(d.name, dyn): probe_points(d, dyn) for d in seeds for dyn in ORDER}
     started = [p for p in points.values() if p]
     if not started:
         return "\n(no unit has a probe point yet)\n"
     step = min(max(p) for p in started)
-    rows = []
-    for dyn in (d for d in ORDER if d != "gd"):
-        pairs = [
-            (points[(d.name, dyn)].get(step), points[(d.name, "gd")].get(step), d.name)
+
+    def pairs_of(dyn: str, base: str) -> list[tuple[dict, dict, str]]:
+        found = [
+            (points[(d.name, dyn)].get(step), points[(d.name, base)].get(step), d.name)
             for d in seeds
         ]
-        pairs = [(a, g, name) for a, g, name in pairs if a and g]
+        return [(a, b, name) for a, b, name in found if a and b]
+
+    rows = []
+    for dyn in (d for d in ORDER if d != "gd"):
+        pairs = pairs_of(dyn, "gd")
         if not pairs:
             continue
         gain = [100 * (a["test_acc"] - g["test_acc"]) for a, g, _ in pairs]
@@ -106,16 +130,36 @@ def paired() -> str:
             for x, (_, _, name) in zip(gain, pairs)
         )
         rows.append(
-            f"| `{dyn}` | {len(pairs)} | {mean_se(gain, 2)} | {per_seed} "
+            f"| `{dyn}` | {len(pairs)} | {mean_se(gain, 2)} | {t_ratio(gain)} | {per_seed} "
             f"| {mean_se(sharp, 5)} |"
         )
     head = (
         f"Paired with GD at step {step} (each dynamic minus GD from the same seed's θ*; mean ± "
-        "s.e. over the seeds):\n\n"
-        "| dynamic | seeds | test accuracy − GD's (points) | per seed (seed) | expected sharpness − "
-        "GD's |\n|---|---:|---:|---|---:|\n"
+        "s.e. over the seeds; t = mean / s.e.):\n\n"
+        "| dynamic | seeds | test accuracy − GD's (points) | t | per seed (seed) | expected "
+        "sharpness − GD's |\n|---|---:|---:|---:|---|---:|\n"
     )
-    return "\n" + head + "\n".join(rows) + "\n"
+    text = "\n" + head + "\n".join(rows) + "\n"
+    claim = []
+    for dyn in ALIGNED:
+        cells = []
+        for base in BASELINES:
+            diff = [100 * (a["test_acc"] - b["test_acc"]) for a, b, _ in pairs_of(dyn, base)]
+            cells.append(f"{mean_se(diff, 2)} (t {t_ratio(diff)})" if diff else "–")
+        claim.append(f"| `{dyn}` | " + " | ".join(cells) + " |")
+    if claim and BASELINES:
+        text += (
+            f"\nThe claim's comparison at step {step}: test accuracy of each noise aligned with H "
+            "minus that of each isotropic or diagonal noise, paired by seed (points, mean ± "
+            "s.e., t):\n\n| dynamic | "
+            + " | ".join(f"− `{b}`" for b in BASELINES)
+            + " |\n|---|"
+            + "---:|" * len(BASELINES)
+            + "\n"
+            + "\n".join(claim)
+            + "\n"
+        )
+    return text
 
 
 def costs() -> str:
