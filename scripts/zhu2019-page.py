@@ -72,13 +72,20 @@ def signed(x: float, digits: int) -> str:
     return text.replace("-", "\u2212")
 
 
-def mean_se(xs: list[float], digits: int) -> str:
-    """mean ± s.e. over the seeds (the mean alone for one seed)."""
+def mean_and_se(xs: list[float]) -> tuple[float, float | None]:
+    """The mean over the seeds and its standard error (None for one seed)."""
     n = len(xs)
     mean = sum(xs) / n
     if n < 2:
+        return mean, None
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n)
+
+
+def mean_se(xs: list[float], digits: int) -> str:
+    """mean ± s.e. over the seeds (the mean alone for one seed)."""
+    mean, se = mean_and_se(xs)
+    if se is None:
         return signed(mean, digits)
-    se = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n)
     return f"{signed(mean, digits)} ± {se:.{digits}f}"
 
 
@@ -90,12 +97,8 @@ BASELINES = [d for d in ("iso-const", "iso-dynamic", "diag") if d in ORDER]
 
 def t_ratio(xs: list[float]) -> str:
     """mean / s.e. over the seeds, the paired t statistic (– below two seeds)."""
-    n = len(xs)
-    mean = sum(xs) / n
-    if n < 2:
-        return "–"
-    se = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n)
-    return signed(mean / se, 1) if se > 0 else "–"
+    mean, se = mean_and_se(xs)
+    return signed(mean / se, 1) if se else "–"
 
 
 def paired() -> str:
