@@ -201,7 +201,7 @@ def costs() -> str:
         )
     head = (
         f"| dynamic | seeds | blocks of {BLOCK} steps | per step, fastest block | per step, median "
-        "block | probe point, fastest | probe point, median | clock per unit so far (mean) |\n"
+        "block | probe point, fastest | probe point, median | clock per unit (mean) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     return "\n" + head + "\n".join(rows) + "\n"
