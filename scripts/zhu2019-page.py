@@ -106,7 +106,7 @@ def paired() -> str:
     probed: the differences in test accuracy and in expected sharpness, mean ± s.e. over the
     seeds, the paired t statistic and the accuracy differences seed by seed. Then the claim's
     own comparison: each noise aligned with H against each isotropic or diagonal noise, in
-    test accuracy, paired the same way."""
+    test accuracy, paired the same way, with the differences seed by seed."""
     seeds = [d for _, d in seed_dirs()]
     points = {(d.name, dyn): probe_points(d, dyn) for d in seeds for dyn in ORDER}
     started = [p for p in points.values() if p]
@@ -148,13 +148,16 @@ def paired() -> str:
         cells = []
         for base in BASELINES:
             diff = [100 * (a["test_acc"] - b["test_acc"]) for a, b, _ in pairs_of(dyn, base)]
-            cells.append(f"{mean_se(diff, 2)} (t {t_ratio(diff)})" if diff else "–")
+            per_seed = ", ".join(signed(x, 2) for x in diff)
+            cells.append(f"{mean_se(diff, 2)} (t {t_ratio(diff)}; {per_seed})" if diff else "–")
         claim.append(f"| `{dyn}` | " + " | ".join(cells) + " |")
     if claim and BASELINES:
         text += (
             f"\nThe claim's comparison at step {step}: test accuracy of each noise aligned with H "
             "minus that of each isotropic or diagonal noise, paired by seed (points, mean ± "
-            "s.e., t):\n\n| dynamic | "
+            "s.e., t; then each seed's difference, in the seeds' order "
+            + ", ".join(d.name.removeprefix("seed-") for d in seeds)
+            + "):\n\n| dynamic | "
             + " | ".join(f"− `{b}`" for b in BASELINES)
             + " |\n|---|"
             + "---:|" * len(BASELINES)
