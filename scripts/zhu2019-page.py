@@ -95,6 +95,13 @@ ALIGNED = [d for d in ("sgd", "lowrank-20", "hessian-20", "hessian-top1", "ggn")
 BASELINES = [d for d in ("iso-const", "iso-dynamic", "diag") if d in ORDER]
 
 
+def per_seed(diffs: list[float], pairs: list[tuple[dict, dict, str]]) -> str:
+    """Each seed's difference, labelled with its seed: "+0.30 (0), +0.74 (1), …"."""
+    return ", ".join(
+        f"{signed(x, 2)} ({name.removeprefix('seed-')})" for x, (_, _, name) in zip(diffs, pairs)
+    )
+
+
 def t_ratio(xs: list[float]) -> str:
     """mean / s.e. over the seeds, the paired t statistic (– below two seeds)."""
     mean, se = mean_and_se(xs)
@@ -128,12 +135,9 @@ def paired() -> str:
             continue
         gain = [100 * (a["test_acc"] - g["test_acc"]) for a, g, _ in pairs]
         sharp = [a["probes"]["sharpness"] - g["probes"]["sharpness"] for a, g, _ in pairs]
-        per_seed = ", ".join(
-            f"{signed(x, 2)} ({name.removeprefix('seed-')})"
-            for x, (_, _, name) in zip(gain, pairs)
-        )
         rows.append(
-            f"| `{dyn}` | {len(pairs)} | {mean_se(gain, 2)} | {t_ratio(gain)} | {per_seed} "
+            f"| `{dyn}` | {len(pairs)} | {mean_se(gain, 2)} | {t_ratio(gain)} "
+            f"| {per_seed(gain, pairs)} "
             f"| {mean_se(sharp, 5)} |"
         )
     head = (
@@ -147,17 +151,17 @@ def paired() -> str:
     for dyn in ALIGNED:
         cells = []
         for base in BASELINES:
-            diff = [100 * (a["test_acc"] - b["test_acc"]) for a, b, _ in pairs_of(dyn, base)]
-            per_seed = ", ".join(signed(x, 2) for x in diff)
-            cells.append(f"{mean_se(diff, 2)} (t {t_ratio(diff)}; {per_seed})" if diff else "–")
+            pairs = pairs_of(dyn, base)
+            diff = [100 * (a["test_acc"] - b["test_acc"]) for a, b, _ in pairs]
+            cells.append(
+                f"{mean_se(diff, 2)} (t {t_ratio(diff)}; {per_seed(diff, pairs)})" if diff else "–"
+            )
         claim.append(f"| `{dyn}` | " + " | ".join(cells) + " |")
     if claim and BASELINES:
         text += (
             f"\nThe claim's comparison at step {step}: test accuracy of each noise aligned with H "
             "minus that of each isotropic or diagonal noise, paired by seed (points, mean ± "
-            "s.e., t; then each seed's difference, in the seeds' order "
-            + ", ".join(d.name.removeprefix("seed-") for d in seeds)
-            + "):\n\n| dynamic | "
+            "s.e., t; then each seed's difference (seed)):\n\n| dynamic | "
             + " | ".join(f"− `{b}`" for b in BASELINES)
             + " |\n|---|"
             + "---:|" * len(BASELINES)
